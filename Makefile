@@ -1,0 +1,19 @@
+.PHONY: run test check setup bench
+
+setup:
+	scripts/setup.sh --all-groups
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+check: setup
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/ruff format --check src tests benchmarks
+	.venv/bin/mypy
+
+bench: setup
+	.venv/bin/python benchmarks/jobs_throughput.py
+	.venv/bin/python benchmarks/sse_fanout.py

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything (dev group included), then lints, type-checks and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --all-groups
+
+if [ -z "${CITELINE_TEST_REDIS_URL:-}" ] && .venv/bin/python - <<'PY'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PY
+then
+  export CITELINE_TEST_REDIS_URL=redis://127.0.0.1:6379/15
+fi
+
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy
+.venv/bin/pytest "$@"

@@ -1,0 +1,3 @@
+from citeline.cli.main import app
+
+app(prog_name="citeline")

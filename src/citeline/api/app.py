@@ -1,0 +1,53 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from prometheus_client import CollectorRegistry
+
+from citeline import __version__
+from citeline.api import errors
+from citeline.api.health import router as health_router
+from citeline.api.middleware import RequestContext
+from citeline.jobs.queue import connect_async
+from citeline.jobs.router import router as jobs_router
+from citeline.observability.metrics import QueueCollector
+from citeline.resources import Resources
+
+
+def create_app(resources: Resources) -> FastAPI:
+    """An app serving `resources`; the caller owns them and closes them after the app stops."""
+    settings = resources.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking XREADs must outlive the SSE heartbeat interval, so this client's timeout does.
+        app.state.async_redis = connect_async(
+            resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10
+        )
+        try:
+            yield
+        finally:
+            await app.state.async_redis.aclose()
+
+    app = FastAPI(
+        title="Citeline",
+        version=__version__,
+        description="Answers, reports and agents whose every sentence cites its source.",
+        lifespan=lifespan,
+    )
+    app.state.resources = resources
+    app.state.settings = settings
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.metrics_registry.register(QueueCollector(resources.redis))
+
+    errors.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RequestContext)
+    app.include_router(health_router)
+    app.include_router(jobs_router)
+    return app

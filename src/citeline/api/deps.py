@@ -1,0 +1,37 @@
+"""`Annotated` dependency aliases for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+
+from citeline.jobs.service import JobService
+from citeline.resources import Resources
+from citeline.settings import Settings
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_async_redis(request: Request) -> aioredis.Redis:
+    connection: aioredis.Redis = request.app.state.async_redis
+    return connection
+
+
+def get_job_service(resources: Annotated[Resources, Depends(get_resources)]) -> JobService:
+    return resources.jobs()
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+AsyncRedisDep = Annotated[aioredis.Redis, Depends(get_async_redis)]
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]

@@ -1,0 +1,82 @@
+"""The one place errors become HTTP responses: problem-details JSON (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from citeline.errors import CitelineError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://citeline.dev/problems/"
+
+
+def problem(status: int, title: str, detail: str, type_: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE_BASE + type_, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CitelineError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput) and exc.field:
+        extra["errors"] = [{"field": exc.field, "message": exc.detail}]
+    headers_retry = exc.retryable
+    response = problem(exc.status, exc.title, exc.detail, exc.type_slug, **extra)
+    if headers_retry:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+        for error in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, "Invalid input", detail, "invalid-input", errors=errors)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    response = problem(exc.status_code, title, str(exc.detail), title.lower().replace(" ", "-"))
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", extra={"error": str(exc)})
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    response = problem(503, "Service unavailable", f"database unavailable: {detail}", "service-unavailable")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unavailable", extra={"error": str(exc)})
+    response = problem(503, "Service unavailable", f"queue unavailable: {exc}", "service-unavailable")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CitelineError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(redis.ConnectionError, _redis_down)
+    app.add_exception_handler(redis.TimeoutError, _redis_down)

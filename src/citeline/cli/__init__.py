@@ -1,0 +1,1 @@
+"""The `citeline` command line."""

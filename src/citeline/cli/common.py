@@ -1,0 +1,42 @@
+"""What every CLI command shares: settings, logging, and opening the engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from citeline.db import migrate
+from citeline.engines import running_engines
+from citeline.errors import CitelineError
+from citeline.observability.logs import configure_logging
+from citeline.resources import Resources
+from citeline.settings import Settings
+
+
+def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    values = {key: value for key, value in overrides.items() if value is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    settings = Settings(**values)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.log_format.value)
+    return settings
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Resources]:
+    """Connect to (or start) the database and Redis, with the schema brought up to date."""
+    with running_engines(settings) as endpoints:
+        resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        try:
+            migrate.upgrade(resources.engine)
+            yield resources
+        finally:
+            resources.close()
+
+
+def fail(error: CitelineError) -> typer.Exit:
+    typer.secho(f"error: {error.detail}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2 if error.status < 500 else 1)

@@ -1,0 +1,1 @@
+"""Relational storage: PostgreSQL (embedded or external) through SQLAlchemy 2 and Alembic."""

@@ -1,0 +1,60 @@
+"""Engine and session factory for one database URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.errors import ServiceUnavailable
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 whatever driver the URL names (postgres://, postgresql://)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"Citeline needs PostgreSQL, got a {parsed.get_backend_name()} URL")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, connect_timeout: int = 5, pool_size: int = 10) -> Engine:
+    return create_engine(
+        normalise_url(url),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_timeout=connect_timeout,
+        connect_args={"connect_timeout": connect_timeout, "application_name": "citeline"},
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session committed when the block ends cleanly and rolled back otherwise."""
+    try:
+        with factory.begin() as session:
+            yield session
+    except OperationalError as exc:
+        raise ServiceUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def ping(engine: Engine) -> None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise ServiceUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: OperationalError) -> str:
+    return str(exc.orig or exc).strip().splitlines()[0]

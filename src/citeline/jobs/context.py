@@ -1,0 +1,75 @@
+"""What a running job function sees: its arguments, and ways to report progress and events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from citeline.jobs.events import Event, EventLog
+from citeline.jobs.models import JobState
+from citeline.jobs.queue import cancel_key
+
+
+class JobCancelled(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a job whose cancellation was requested; the runtime stops it cleanly."""
+
+
+class JobContext:
+    """Handed to every job function; all writes are guarded by the job's attempt and state."""
+
+    def __init__(
+        self,
+        *,
+        job_id: uuid.UUID,
+        kind: str,
+        attempt: int,
+        args: Mapping[str, Any],
+        owner: str | None,
+        events: EventLog,
+        connection: redis.Redis,
+    ) -> None:
+        self.job_id = job_id
+        self.kind = kind
+        self.attempt = attempt
+        self.args = dict(args)
+        self.owner = owner
+        self.events = events
+        self.connection = connection
+
+    def emit(self, type_: str, data: Mapping[str, Any] | None = None) -> Event:
+        """Append a typed event to this job's stream."""
+        self.check_cancelled()
+        event = self.events.append(
+            self.job_id, type_, data, if_states=[JobState.started], if_attempt=self.attempt
+        )
+        if event is None:
+            raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
+        return event
+
+    def progress(self, fraction: float, message: str | None = None) -> Event:
+        """Report progress in [0, 1], stored on the job and sent as a `progress` event."""
+        self.check_cancelled()
+        fraction = min(1.0, max(0.0, float(fraction)))
+        event = self.events.append(
+            self.job_id,
+            "progress",
+            {"progress": fraction, "message": message},
+            changes={"progress": fraction, "progress_message": message},
+            if_states=[JobState.started],
+            if_attempt=self.attempt,
+        )
+        if event is None:
+            raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
+        return event
+
+    @property
+    def cancel_requested(self) -> bool:
+        return bool(self.connection.exists(cancel_key(self.job_id)))
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if someone asked to stop this job; call it between units of work."""
+        if self.cancel_requested:
+            raise JobCancelled(f"job {self.job_id} was cancelled")

@@ -1,0 +1,122 @@
+"""State changes of a job that more than one process may attempt: enqueue an attempt, start,
+finish, fail or retry, stop. Each is one guarded transaction plus its event, so exactly one of
+several racing writers wins."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.base import utcnow
+from citeline.errors import ServiceUnavailable
+from citeline.jobs.events import Event, EventLog
+from citeline.jobs.models import ACTIVE_STATES, JobState
+from citeline.jobs.queue import cancel_key, queue, rq_job_id
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300.0
+RQ_RESULT_TTL = 3600
+
+
+@dataclass(frozen=True)
+class Attempt:
+    job_id: uuid.UUID
+    attempt: int
+    queue: str
+    target: str
+    timeout_seconds: int
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        events: EventLog,
+        *,
+        backoff_seconds: float,
+    ) -> None:
+        self.sessions = sessions
+        self.redis = connection
+        self.events = events
+        self.backoff_seconds = backoff_seconds
+
+    def push(self, attempt: Attempt) -> None:
+        """Put one attempt on its RQ queue; the job row already says `queued` for it."""
+        from citeline.jobs.runtime import run_job
+
+        try:
+            queue(attempt.queue, self.redis).enqueue_call(
+                run_job,
+                args=(str(attempt.job_id), attempt.attempt, attempt.target),
+                job_id=rq_job_id(attempt.job_id, attempt.attempt),
+                timeout=attempt.timeout_seconds,
+                result_ttl=RQ_RESULT_TTL,
+                failure_ttl=RQ_RESULT_TTL,
+                description=f"citeline job {attempt.job_id} attempt {attempt.attempt}",
+            )
+        except redis.RedisError as exc:
+            raise ServiceUnavailable(f"queue unavailable: {exc}") from exc
+
+    def finish(self, job_id: uuid.UUID, attempt: int, result: Any) -> Event | None:
+        now = utcnow()
+        return self.events.append(
+            job_id,
+            "finished",
+            {"attempt": attempt},
+            changes={
+                "state": JobState.finished.value,
+                "result": result,
+                "progress": 1.0,
+                "finished_at": now,
+                "error": None,
+            },
+            if_states=[JobState.started],
+            if_attempt=attempt,
+        )
+
+    def fail_or_retry(
+        self, job_id: uuid.UUID, attempt: int, max_attempts: int, reason: str, *, retry: bool
+    ) -> Event | None:
+        """Schedule the next attempt with exponential backoff, or fail the job with `reason`."""
+        if retry and attempt < max_attempts:
+            delay = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2 ** (attempt - 1))
+            return self.events.append(
+                job_id,
+                "retrying",
+                {"attempt": attempt, "next_attempt": attempt + 1, "delay_seconds": delay, "reason": reason},
+                changes={
+                    "state": JobState.scheduled.value,
+                    "attempt": attempt + 1,
+                    "run_at": utcnow() + timedelta(seconds=delay),
+                    "error": reason,
+                },
+                if_states=[JobState.started],
+                if_attempt=attempt,
+            )
+        return self.events.append(
+            job_id,
+            "failed",
+            {"attempt": attempt, "reason": reason},
+            changes={"state": JobState.failed.value, "error": reason, "finished_at": utcnow()},
+            if_states=[JobState.started],
+            if_attempt=attempt,
+        )
+
+    def stop(self, job_id: uuid.UUID, reason: str) -> Event | None:
+        """Stop a job that has not ended; the worker running it (if any) notices the flag."""
+        self.redis.set(cancel_key(job_id), reason, ex=86400)
+        return self.events.append(
+            job_id,
+            "stopped",
+            {"reason": reason},
+            changes={"state": JobState.stopped.value, "error": reason, "finished_at": utcnow()},
+            if_states=list(ACTIVE_STATES),
+        )

@@ -1,0 +1,50 @@
+"""Redis connections, queue names and the keys Citeline keeps beside RQ's own."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+import redis.asyncio as aioredis
+from rq import Queue
+
+QUEUE_NAMES = ("high", "default", "low")
+
+
+def connect(url: str, *, timeout: float | None = 5.0) -> redis.Redis:
+    """A client whose calls fail after `timeout` seconds instead of hanging (None: block freely)."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=5.0, socket_timeout=timeout, health_check_interval=30
+    )
+
+
+def connect_async(url: str, *, timeout: float | None = 5.0) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=5.0, socket_timeout=timeout, health_check_interval=30
+    )
+
+
+def queue(name: str, connection: redis.Redis) -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection)
+
+
+def events_key(job_id: uuid.UUID) -> str:
+    return f"citeline:job:{job_id}:events"
+
+
+def alive_key(job_id: uuid.UUID) -> str:
+    return f"citeline:job:{job_id}:alive"
+
+
+def cancel_key(job_id: uuid.UUID) -> str:
+    return f"citeline:job:{job_id}:cancel"
+
+
+def rq_job_id(job_id: uuid.UUID, attempt: int) -> str:
+    """Each attempt is its own RQ job, so RQ's bookkeeping of a dead attempt cannot touch the next."""
+    return f"{job_id}.{attempt}"
+
+
+REAPER_LOCK_KEY = "citeline:reaper:lock"

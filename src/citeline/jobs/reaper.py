@@ -1,0 +1,136 @@
+"""Keeps jobs moving when processes die: retries or fails attempts whose worker stopped
+beating, queues retries whose backoff has passed, and re-queues jobs the queue has lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis
+from rq.job import Job as RQJob
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.base import utcnow
+from citeline.errors import ServiceUnavailable
+from citeline.jobs.events import EventLog
+from citeline.jobs.lifecycle import Attempt, Lifecycle
+from citeline.jobs.models import Job, JobState
+from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key
+from citeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+@dataclass
+class Sweep:
+    lost: list[uuid.UUID] = field(default_factory=list)
+    overdue: list[uuid.UUID] = field(default_factory=list)
+    requeued: list[uuid.UUID] = field(default_factory=list)
+
+
+class Reaper:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        events: EventLog,
+        lifecycle: Lifecycle,
+        settings: Settings,
+    ) -> None:
+        self.sessions = sessions
+        self.redis = connection
+        self.events = events
+        self.lifecycle = lifecycle
+        self.settings = settings
+        self.token = uuid.uuid4().hex
+
+    def sweep(self) -> Sweep | None:
+        """One pass, if no other process holds the reaper lock; None when it was skipped."""
+        lock_ms = int(max(self.settings.job_reaper_interval_seconds * 5, 10) * 1000)
+        if not self.redis.set(REAPER_LOCK_KEY, self.token, nx=True, px=lock_ms):
+            return None
+        try:
+            report = Sweep()
+            self._reap_started(report)
+            self._queue_due(report)
+            self._requeue_lost(report)
+            return report
+        finally:
+            if self.redis.get(REAPER_LOCK_KEY) == self.token.encode():
+                self.redis.delete(REAPER_LOCK_KEY)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.job_reaper_interval_seconds):
+            try:
+                self.sweep()
+            except (redis.RedisError, OperationalError, ServiceUnavailable) as exc:
+                log.warning("reaper sweep skipped", extra={"error": str(exc)})
+
+    def _reap_started(self, report: Sweep) -> None:
+        now = utcnow()
+        grace = timedelta(seconds=self.settings.job_lost_after_seconds)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Job.id, Job.attempt, Job.max_attempts, Job.started_at, Job.timeout_seconds)
+                .where(Job.state == JobState.started.value, Job.started_at < now - grace)
+                .limit(BATCH)
+            ).all()
+        for job_id, attempt, max_attempts, started_at, timeout in rows:
+            if not self.redis.exists(alive_key(job_id)):
+                reason = (
+                    f"the worker running attempt {attempt} stopped responding "
+                    f"(killed or crashed) for over {grace.total_seconds():.0f}s"
+                )
+                if self.lifecycle.fail_or_retry(job_id, attempt, max_attempts, reason, retry=True):
+                    report.lost.append(job_id)
+            elif started_at + timedelta(seconds=timeout) + grace < now:
+                reason = f"timed out: still running {timeout}s after it started"
+                if self.lifecycle.fail_or_retry(job_id, attempt, max_attempts, reason, retry=False):
+                    report.overdue.append(job_id)
+
+    def _queue_due(self, report: Sweep) -> None:
+        now = utcnow()
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds)
+                .where(Job.state == JobState.scheduled.value, Job.run_at <= now)
+                .order_by(Job.run_at)
+                .limit(BATCH)
+            ).all()
+        for job_id, attempt, queue_name, target, timeout in rows:
+            queued = self.events.append(
+                job_id,
+                "queued",
+                {"attempt": attempt, "queue": queue_name},
+                changes={"state": JobState.queued.value, "enqueued_at": now, "rq_job_id": f"{job_id}.{attempt}"},
+                if_states=[JobState.scheduled],
+                if_attempt=attempt,
+            )
+            if queued is not None:
+                self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
+                report.requeued.append(job_id)
+
+    def _requeue_lost(self, report: Sweep) -> None:
+        """Queued in the database but unknown to Redis (a Redis that lost its data, a push that
+        failed after the record was written): push the attempt again."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.job_lost_after_seconds)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds, Job.rq_job_id)
+                .where(Job.state == JobState.queued.value, Job.enqueued_at < cutoff)
+                .order_by(Job.enqueued_at)
+                .limit(BATCH)
+            ).all()
+        for job_id, attempt, queue_name, target, timeout, rq_id in rows:
+            if rq_id is not None and RQJob.exists(rq_id, connection=self.redis):
+                continue
+            log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
+            self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
+            report.requeued.append(job_id)

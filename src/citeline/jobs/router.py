@@ -1,0 +1,73 @@
+"""Job API: list, read, result, cancel and the live event stream."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from citeline.api.deps import AsyncRedisDep, JobServiceDep, ResourcesDep
+from citeline.jobs.models import JobState
+from citeline.jobs.schemas import JobList, JobOut, JobResult
+from citeline.jobs.stream import job_events
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("")
+def list_jobs(
+    jobs: JobServiceDep,
+    state: JobState | None = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobList:
+    return JobList(jobs=[JobOut.of(job) for job in jobs.list(state=state, kind=kind, limit=limit, offset=offset)])
+
+
+@router.get("/{job_id}")
+def get_job(job_id: uuid.UUID, jobs: JobServiceDep) -> JobOut:
+    return JobOut.of(jobs.get(job_id))
+
+
+@router.get("/{job_id}/result", responses={409: {"description": "the job has not finished"}})
+def get_result(job_id: uuid.UUID, jobs: JobServiceDep) -> JobResult:
+    return JobResult(job_id=job_id, result=jobs.result(job_id))
+
+
+@router.post("/{job_id}/cancel", responses={409: {"description": "the job already ended"}})
+def cancel_job(job_id: uuid.UUID, jobs: JobServiceDep) -> JobOut:
+    return JobOut.of(jobs.cancel(job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def stream_events(
+    job_id: uuid.UUID,
+    jobs: JobServiceDep,
+    resources: ResourcesDep,
+    connection: AsyncRedisDep,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: each event's `id` is its sequence number; reconnect with
+    `Last-Event-ID` to receive exactly the events after it."""
+    jobs.get(job_id)
+    start = last_event_id if last_event_id is not None else (after or 0)
+    stream = job_events(
+        job_id,
+        start,
+        events=resources.events,
+        connection=connection,
+        heartbeat_seconds=resources.settings.sse_heartbeat_seconds,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

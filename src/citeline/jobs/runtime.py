@@ -1,0 +1,143 @@
+"""The function RQ runs for every Citeline job: it moves the job record through its states
+around the registered job function, with a heartbeat that tells the reaper the worker lives."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import redis
+from rq.timeouts import JobTimeoutException
+
+from citeline.db.base import utcnow
+from citeline.errors import ClientError, ConfigurationError
+from citeline.jobs.context import JobCancelled, JobContext
+from citeline.jobs.models import Job, JobState
+from citeline.jobs.queue import alive_key
+from citeline.jobs.registry import resolve
+from citeline.observability.logs import job_id_var
+from citeline.observability.metrics import record_job_outcome
+
+if TYPE_CHECKING:
+    from citeline.resources import Resources
+
+log = logging.getLogger(__name__)
+
+
+_resources: Resources | None = None
+
+
+def configure(resources: Resources) -> None:
+    """Called once by a worker process before it takes jobs; job code reaches them here."""
+    global _resources
+    _resources = resources
+
+
+def worker_resources() -> Resources:
+    if _resources is None:
+        raise ConfigurationError("this process is not a configured Citeline worker")
+    return _resources
+
+
+class Heartbeat:
+    """Keeps `alive_key` fresh while a job runs; it lapses soon after the process dies."""
+
+    def __init__(self, connection: redis.Redis, job_id: uuid.UUID, attempt: int, interval: float, ttl: float) -> None:
+        self.connection = connection
+        self.key = alive_key(job_id)
+        self.attempt = attempt
+        self.interval = interval
+        self.ttl_ms = int(ttl * 1000)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="citeline-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=self.interval + 1)
+        try:
+            self.connection.delete(self.key)
+        except redis.RedisError as exc:
+            log.warning("heartbeat key not removed", extra={"error": str(exc)})
+
+    def _beat(self) -> None:
+        try:
+            self.connection.set(self.key, self.attempt, px=self.ttl_ms)
+        except redis.RedisError as exc:
+            log.warning("heartbeat missed", extra={"error": str(exc)})
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self._beat()
+
+
+def run_job(job_id: str, attempt: int, target: str) -> None:
+    """RQ's entry point for attempt `attempt` of the Citeline job `job_id`."""
+    resources = worker_resources()
+    job_uuid = uuid.UUID(job_id)
+    token = job_id_var.set(job_id)
+    try:
+        _run(resources, job_uuid, attempt, target)
+    finally:
+        job_id_var.reset(token)
+
+
+def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> None:
+    started = resources.events.append(
+        job_id,
+        "started",
+        {"attempt": attempt},
+        changes={"state": JobState.started.value, "started_at": utcnow(), "error": None},
+        if_states=[JobState.queued, JobState.scheduled],
+        if_attempt=attempt,
+    )
+    if started is None:
+        log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})
+        return
+    with resources.sessions() as session:
+        job = session.get_one(Job, job_id)
+        kind, owner, args, max_attempts = job.kind, job.owner, job.args, job.max_attempts
+
+    settings = resources.settings
+    context = JobContext(
+        job_id=job_id,
+        kind=kind,
+        attempt=attempt,
+        args=args,
+        owner=owner,
+        events=resources.events,
+        connection=resources.redis,
+    )
+    began = time.monotonic()
+    outcome = "failed"
+    lifecycle = resources.lifecycle
+    with Heartbeat(resources.redis, job_id, attempt, settings.job_heartbeat_seconds, settings.job_lost_after_seconds):
+        try:
+            result = resolve(target)(context)
+            json.dumps(result)
+        except JobCancelled:
+            outcome = "stopped"
+            lifecycle.stop(job_id, "cancelled")
+        except JobTimeoutException as exc:
+            lifecycle.fail_or_retry(job_id, attempt, max_attempts, f"timed out: {exc}", retry=False)
+        except (ClientError, ConfigurationError) as exc:
+            log.info("job failed", extra={"kind": kind, "error": str(exc)})
+            lifecycle.fail_or_retry(job_id, attempt, max_attempts, f"{type(exc).__name__}: {exc}", retry=False)
+        except Exception as exc:
+            log.exception("job raised", extra={"kind": kind, "attempt": attempt})
+            retried = lifecycle.fail_or_retry(
+                job_id, attempt, max_attempts, f"{type(exc).__name__}: {exc}", retry=True
+            )
+            outcome = "retried" if retried is not None and retried.type == "retrying" else "failed"
+        else:
+            finished = lifecycle.finish(job_id, attempt, result)
+            outcome = "finished" if finished is not None else "stopped"
+    record_job_outcome(resources.redis, kind, outcome, time.monotonic() - began)

@@ -1,0 +1,162 @@
+"""Submitting, reading and cancelling jobs: what the API and the CLI call."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.base import utcnow
+from citeline.db.engine import unit_of_work
+from citeline.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from citeline.jobs.events import EventLog
+from citeline.jobs.lifecycle import Attempt, Lifecycle
+from citeline.jobs.models import Job, JobEvent, JobState
+from citeline.jobs.queue import QUEUE_NAMES, rq_job_id
+from citeline.jobs.registry import get_kind
+from citeline.settings import Settings
+
+MAX_LIST_LIMIT = 500
+
+
+class JobService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        events: EventLog,
+        lifecycle: Lifecycle,
+        settings: Settings,
+    ) -> None:
+        self.sessions = sessions
+        self.redis = connection
+        self.events = events
+        self.lifecycle = lifecycle
+        self.settings = settings
+
+    def enqueue(
+        self,
+        kind: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+        workspace_id: str | None = None,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: int | None = None,
+    ) -> Job:
+        """Record a job, then put its first attempt on the queue."""
+        spec = get_kind(kind)
+        queue_name = queue or spec.queue
+        if queue_name not in QUEUE_NAMES:
+            raise InvalidInput(f"unknown queue {queue_name!r}; use one of {', '.join(QUEUE_NAMES)}", field="queue")
+        arguments = dict(args or {})
+        try:
+            json.dumps(arguments)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"job arguments must be JSON: {exc}", field="args") from exc
+        job_id = uuid.uuid4()
+        now = utcnow()
+        timeout = timeout_seconds or spec.timeout_seconds or self.settings.job_timeout_seconds
+        attempts = max_attempts or spec.max_attempts or self.settings.job_max_attempts
+        with unit_of_work(self.sessions) as session:
+            session.execute(
+                insert(Job).values(
+                    id=job_id,
+                    kind=kind,
+                    target=spec.target,
+                    queue=queue_name,
+                    state=JobState.queued.value,
+                    owner=owner,
+                    workspace_id=workspace_id,
+                    args=arguments,
+                    progress=0.0,
+                    attempt=1,
+                    max_attempts=attempts,
+                    timeout_seconds=timeout,
+                    rq_job_id=rq_job_id(job_id, 1),
+                    event_seq=1,
+                    created_at=now,
+                    enqueued_at=now,
+                    updated_at=now,
+                )
+            )
+            session.execute(
+                insert(JobEvent).values(
+                    job_id=job_id, seq=1, type="queued", data={"attempt": 1, "queue": queue_name}, created_at=now
+                )
+            )
+        try:
+            self.lifecycle.push(Attempt(job_id, 1, queue_name, spec.target, timeout))
+        except ServiceUnavailable as exc:
+            self.events.append(
+                job_id,
+                "failed",
+                {"attempt": 1, "reason": exc.detail},
+                changes={"state": JobState.failed.value, "error": exc.detail, "finished_at": utcnow()},
+                if_states=[JobState.queued],
+            )
+            raise
+        return self.get(job_id)
+
+    def get(self, job_id: uuid.UUID) -> Job:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            return job
+
+    def list(
+        self,
+        *,
+        state: JobState | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
+        statement = select(Job).order_by(Job.created_at.desc(), Job.id).limit(min(limit, MAX_LIST_LIMIT)).offset(offset)
+        if state is not None:
+            statement = statement.where(Job.state == state.value)
+        if kind is not None:
+            statement = statement.where(Job.kind == kind)
+        with self.sessions() as session:
+            return list(session.scalars(statement).all())
+
+    def result(self, job_id: uuid.UUID) -> Any:
+        job = self.get(job_id)
+        if job.state != JobState.finished.value:
+            raise Conflict(f"job {job_id} is {job.state}; its result exists once it is finished")
+        return job.result
+
+    def cancel(self, job_id: uuid.UUID, reason: str = "cancelled by user") -> Job:
+        job = self.get(job_id)
+        if JobState(job.state).terminal:
+            raise Conflict(f"job {job_id} is already {job.state}")
+        try:
+            stopped = self.lifecycle.stop(job_id, reason)
+        except redis.RedisError as exc:
+            raise ServiceUnavailable(f"queue unavailable: {exc}") from exc
+        if stopped is None:
+            raise Conflict(f"job {job_id} ended before it could be cancelled")
+        if job.rq_job_id is not None:
+            self._stop_rq_job(job.rq_job_id)
+        return self.get(job_id)
+
+    def _stop_rq_job(self, rq_id: str) -> None:
+        """Kill the work-horse now (forking workers); in-process workers stop at the next check."""
+        try:
+            send_stop_job_command(self.redis, rq_id)
+        except (InvalidJobOperation, NoSuchJobError):
+            from rq.job import Job as RQJob
+
+            try:
+                RQJob.fetch(rq_id, connection=self.redis).cancel()
+            except (NoSuchJobError, InvalidJobOperation):
+                return

@@ -1,0 +1,58 @@
+"""The connections one Citeline process holds, and the services built on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.engine import make_engine, make_sessionmaker
+from citeline.jobs.events import EventLog
+from citeline.jobs.lifecycle import Lifecycle
+from citeline.jobs.queue import connect
+from citeline.jobs.reaper import Reaper
+from citeline.jobs.service import JobService
+from citeline.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database_url: str
+    redis_url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    events: EventLog
+    lifecycle: Lifecycle
+
+    @classmethod
+    def connect(
+        cls,
+        settings: Settings,
+        database_url: str,
+        redis_url: str,
+        *,
+        redis_timeout: float | None = 5.0,
+        pool_size: int = 10,
+    ) -> Resources:
+        engine = make_engine(database_url, pool_size=pool_size)
+        sessions = make_sessionmaker(engine)
+        connection = connect(redis_url, timeout=redis_timeout)
+        events = EventLog(sessions, connection, settings.job_event_stream_ttl_seconds)
+        lifecycle = Lifecycle(
+            sessions, connection, events, backoff_seconds=settings.job_retry_backoff_seconds
+        )
+        return cls(settings, database_url, redis_url, engine, sessions, connection, events, lifecycle)
+
+    def jobs(self) -> JobService:
+        return JobService(self.sessions, self.redis, self.events, self.lifecycle, self.settings)
+
+    def reaper(self) -> Reaper:
+        return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)
+
+    def close(self) -> None:
+        self.redis.close()
+        self.engine.dispose()

@@ -1,0 +1,93 @@
+"""`citeline serve`: the API with, when nothing external is configured, its own PostgreSQL,
+Valkey and worker pool, all stopped in order on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from citeline.api.app import create_app
+from citeline.db import migrate
+from citeline.engines import running_engines
+from citeline.errors import ConfigurationError
+from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.supervisor import WorkerPool
+from citeline.resources import Resources
+from citeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One `serve` per data dir: a second would fight the first over the embedded servers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "serve.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(
+                f"another `citeline serve` is already running with the data dir {data_dir}"
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def worker_environment(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CITELINE_DATABASE_URL=database_url,
+        CITELINE_REDIS_URL=redis_url,
+        CITELINE_DATA_DIR=str(settings.data_path),
+        CITELINE_LOG_LEVEL=settings.log_level,
+        CITELINE_LOG_FORMAT=settings.log_format.value,
+    )
+    return env
+
+
+def serve(settings: Settings) -> None:
+    with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
+        resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        try:
+            migrate.upgrade(resources.engine)
+            pool = WorkerPool(
+                settings.workers,
+                worker_environment(settings, endpoints.database_url, endpoints.redis_url),
+                QUEUE_NAMES,
+            )
+            pool.start()
+            try:
+                app = create_app(resources)
+                app.state.worker_pool = pool
+                config = uvicorn.Config(
+                    app,
+                    host=settings.host,
+                    port=settings.port,
+                    log_config=None,
+                    access_log=False,
+                    timeout_graceful_shutdown=5,
+                    proxy_headers=False,
+                )
+                log.info(
+                    "citeline serving",
+                    extra={
+                        "url": f"http://{settings.host}:{settings.port}",
+                        "embedded_database": endpoints.embedded_database,
+                        "embedded_redis": endpoints.embedded_redis,
+                        "workers": settings.workers,
+                    },
+                )
+                uvicorn.Server(config).run()
+            finally:
+                log.info("stopping workers")
+                pool.stop()
+        finally:
+            resources.close()
+    log.info("citeline stopped")

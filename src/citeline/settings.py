@@ -1,0 +1,69 @@
+"""The one place Citeline reads its configuration (environment, `CITELINE_` prefix, optional .env)."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+def _default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a Citeline process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CITELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=0, le=64)] = Field(default_factory=_default_workers)
+
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.json
+
+    job_timeout_seconds: Annotated[int, Field(ge=1)] = 3600
+    job_max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    job_retry_backoff_seconds: Annotated[float, Field(ge=0)] = 2.0
+    job_heartbeat_seconds: Annotated[float, Field(gt=0)] = 2.0
+    job_lost_after_seconds: Annotated[float, Field(gt=0)] = 10.0
+    job_reaper_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    job_event_stream_ttl_seconds: Annotated[int, Field(ge=60)] = 86400
+
+    sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
+    request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()
