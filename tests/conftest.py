@@ -1,0 +1,154 @@
+"""Real engines for the tests: the embedded PostgreSQL and Valkey that Citeline starts, and
+the external Redis named by CITELINE_TEST_REDIS_URL when it is set. Each test starts empty."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from citeline.db import migrate
+from citeline.db.embedded import EmbeddedPostgres
+from citeline.db.engine import make_engine
+from citeline.jobs.embedded import EmbeddedValkey
+from citeline.jobs.queue import connect
+from citeline.resources import Resources
+from citeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL_REDIS = os.environ.get("CITELINE_TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def engine_dir() -> Iterator[Path]:
+    # Short: the Valkey unix socket path must stay under ~100 characters.
+    path = Path(tempfile.mkdtemp(prefix="cl-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(engine_dir: Path) -> Iterator[str]:
+    postgres = EmbeddedPostgres(engine_dir)
+    url = postgres.start()
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url(engine_dir: Path) -> Iterator[str]:
+    valkey = EmbeddedValkey(engine_dir)
+    url = valkey.start()
+    yield url
+    valkey.stop()
+
+
+REDIS_BACKENDS = ["embedded", *(["external"] if EXTERNAL_REDIS else [])]
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
+def redis_url(request: pytest.FixtureRequest, embedded_redis_url: str) -> str:
+    if request.param == "external":
+        assert EXTERNAL_REDIS is not None
+        return EXTERNAL_REDIS
+    return embedded_redis_url
+
+
+def fast_settings(data_dir: Path, database_url: str, redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "job_heartbeat_seconds": 0.2,
+        "job_lost_after_seconds": 1.5,
+        "job_reaper_interval_seconds": 0.3,
+        "job_retry_backoff_seconds": 0.2,
+        "sse_heartbeat_seconds": 1.0,
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    return fast_settings(tmp_path / "data", database_url, redis_url)
+
+
+def empty_stores(database_url: str, redis_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("TRUNCATE jobs, job_events CASCADE"))
+    engine.dispose()
+    client = connect(redis_url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def resources(settings: Settings) -> Iterator[Resources]:
+    assert settings.database_url is not None and settings.redis_url is not None
+    empty_stores(settings.database_url, settings.redis_url)
+    opened = Resources.connect(settings, settings.database_url, settings.redis_url)
+    yield opened
+    opened.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"CITELINE_{name.upper()}"] = str(value)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Iterator[WorkerFactory]:
+    """Start real `citeline worker` processes (each in its own process group)."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**overrides: object) -> subprocess.Popen[bytes]:
+        env = settings_env(settings.model_copy(update=overrides))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "citeline", "worker"], env=env, start_new_session=True
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
+    """Poll until `predicate` returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

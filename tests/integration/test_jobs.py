@@ -1,0 +1,181 @@
+"""Jobs end to end: real worker processes, the embedded PostgreSQL, Valkey or external Redis."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import psutil
+import pytest
+
+import tests.jobs_for_tests  # noqa: F401  (registers the test job kinds)
+from citeline.errors import Conflict, InvalidInput, NotFound
+from citeline.jobs.models import JobState
+from citeline.resources import Resources
+from tests.conftest import WorkerFactory, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def state_of(resources: Resources, job_id: uuid.UUID) -> str:
+    return resources.jobs().get(job_id).state
+
+
+def ended(resources: Resources, job_id: uuid.UUID) -> bool:
+    return JobState(state_of(resources, job_id)).terminal
+
+
+def test_job_runs_and_records_result_and_ordered_events(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    jobs = resources.jobs()
+    job = jobs.enqueue("test.echo", {"value": "hello"}, owner="alice")
+    assert job.state == "queued"
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    done = jobs.get(job.id)
+    assert done.state == "finished", done.error
+    assert jobs.result(job.id) == {"echo": "hello", "attempt": 1}
+    assert done.progress == 1.0
+    assert done.started_at is not None and done.finished_at is not None
+    events = resources.events.read(job.id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events] == ["queued", "started", "progress", "finished"]
+    assert events[2].data == {"progress": 0.5, "message": "halfway"}
+
+
+def test_unknown_kind_and_bad_arguments_are_refused(resources: Resources) -> None:
+    jobs = resources.jobs()
+    with pytest.raises(InvalidInput, match="unknown job kind"):
+        jobs.enqueue("no.such.kind")
+    with pytest.raises(InvalidInput, match="JSON"):
+        jobs.enqueue("test.echo", {"value": object()})
+    with pytest.raises(InvalidInput, match="unknown queue"):
+        jobs.enqueue("test.echo", queue="urgent")
+    assert jobs.list() == []
+
+
+def test_unknown_job_is_not_found(resources: Resources) -> None:
+    with pytest.raises(NotFound):
+        resources.jobs().get(uuid.uuid4())
+
+
+def test_result_before_finish_is_a_conflict(resources: Resources) -> None:
+    job = resources.jobs().enqueue("test.echo")
+    with pytest.raises(Conflict, match="queued"):
+        resources.jobs().result(job.id)
+
+
+def test_failing_job_is_retried_with_backoff_then_fails_with_reason(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.flaky", max_attempts=3)
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    failed = resources.jobs().get(job.id)
+    assert failed.state == "failed"
+    assert failed.attempt == 3
+    assert failed.error == "RuntimeError: flaky failure on attempt 3"
+    types = [e.type for e in resources.events.read(job.id)]
+    assert types.count("retrying") == 2
+    assert types[-1] == "failed"
+
+
+def test_flaky_job_succeeds_on_a_later_attempt(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.flaky", {"succeed_on": 2}, max_attempts=3)
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    assert resources.jobs().result(job.id) == "ok on attempt 2"
+
+
+def test_caller_mistakes_are_not_retried(resources: Resources, start_worker: WorkerFactory) -> None:
+    job = resources.jobs().enqueue("test.bad_input", max_attempts=3)
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    failed = resources.jobs().get(job.id)
+    assert (failed.state, failed.attempt) == ("failed", 1)
+    assert "the document is empty" in (failed.error or "")
+
+
+@pytest.mark.parametrize(("max_attempts", "outcome"), [(2, "finished"), (1, "failed")])
+def test_worker_killed_mid_job_is_retried_or_failed_with_reason(
+    resources: Resources, start_worker: WorkerFactory, max_attempts: int, outcome: str
+) -> None:
+    job = resources.jobs().enqueue("test.block", {"max_seconds": 60}, max_attempts=max_attempts)
+    doomed = start_worker()
+    beats = f"test:block:{job.id}:beats"
+    wait_for(lambda: resources.redis.get(beats))
+    # RQ's work-horse runs in a session of its own: kill it and its parent, as the OOM killer might.
+    horses = psutil.Process(doomed.pid).children(recursive=True)
+    assert horses, "the job should be running in a work-horse"
+    for process in [*horses, psutil.Process(doomed.pid)]:
+        process.send_signal(signal.SIGKILL)
+    doomed.wait()
+    resources.redis.set(f"test:block:{job.id}:release", 1)
+    start_worker()
+    wait_for(lambda: ended(resources, job.id), timeout=45)
+    final = resources.jobs().get(job.id)
+    assert final.state == outcome
+    if outcome == "finished":
+        assert final.attempt == 2
+        assert resources.jobs().result(job.id) == "released on attempt 2"
+    else:
+        assert "stopped responding" in (final.error or "")
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.echo", {"value": 1})
+    stopped = resources.jobs().cancel(job.id)
+    assert stopped.state == "stopped"
+    follower = resources.jobs().enqueue("test.echo", {"value": 2})
+    start_worker()
+    wait_for(lambda: ended(resources, follower.id))
+    assert state_of(resources, job.id) == "stopped"
+    assert [e.type for e in resources.events.read(job.id)] == ["queued", "stopped"]
+    with pytest.raises(Conflict, match="already stopped"):
+        resources.jobs().cancel(job.id)
+
+
+@pytest.mark.parametrize("cooperative", [True, False])
+def test_cancelling_a_running_job_stops_the_work(
+    resources: Resources, start_worker: WorkerFactory, cooperative: bool
+) -> None:
+    job = resources.jobs().enqueue("test.block", {"cooperative": cooperative, "max_seconds": 30})
+    start_worker()
+    beats = f"test:block:{job.id}:beats"
+    wait_for(lambda: resources.redis.get(beats))
+    resources.jobs().cancel(job.id)
+    assert state_of(resources, job.id) == "stopped"
+
+    def settled() -> bool:
+        before = int(resources.redis.get(beats) or 0)
+        wait_for(lambda: True, timeout=1)
+        import time
+
+        time.sleep(0.5)
+        return int(resources.redis.get(beats) or 0) == before
+
+    wait_for(settled, timeout=15)
+    assert state_of(resources, job.id) == "stopped"
+    assert resources.events.read(job.id)[-1].type == "stopped"
+
+
+def test_timeout_fails_the_job(resources: Resources, start_worker: WorkerFactory) -> None:
+    job = resources.jobs().enqueue("test.block", {"cooperative": False, "max_seconds": 30}, timeout_seconds=1)
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    failed = resources.jobs().get(job.id)
+    assert failed.state == "failed"
+    assert "timed out" in (failed.error or "")
+
+
+def test_job_the_queue_lost_is_queued_again(resources: Resources, start_worker: WorkerFactory) -> None:
+    job = resources.jobs().enqueue("test.echo", {"value": "again"})
+    resources.redis.flushdb()  # as if Redis restarted without persistence
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}

@@ -1,0 +1,59 @@
+"""Job kinds the tests register, as RQ's own tests define their fixture jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from citeline.errors import InvalidInput
+from citeline.jobs.context import JobContext
+from citeline.jobs.registry import job_kind
+
+
+@job_kind("test.echo")
+def echo(context: JobContext) -> Any:
+    context.progress(0.5, "halfway")
+    return {"echo": context.args.get("value"), "attempt": context.attempt}
+
+
+@job_kind("test.noop")
+def noop(context: JobContext) -> None:
+    return None
+
+
+@job_kind("test.events")
+def many_events(context: JobContext) -> int:
+    count = int(context.args["count"])
+    for index in range(count):
+        context.emit("tick", {"index": index})
+        time.sleep(float(context.args.get("pause", 0.0)))
+    return count
+
+
+@job_kind("test.flaky")
+def flaky(context: JobContext) -> str:
+    """Fails until attempt `succeed_on` (never, if absent)."""
+    succeed_on = context.args.get("succeed_on")
+    if succeed_on is None or context.attempt < int(succeed_on):
+        raise RuntimeError(f"flaky failure on attempt {context.attempt}")
+    return f"ok on attempt {context.attempt}"
+
+
+@job_kind("test.bad_input")
+def bad_input(context: JobContext) -> None:
+    raise InvalidInput("the document is empty", field="document")
+
+
+@job_kind("test.block")
+def block(context: JobContext) -> str:
+    """Beats a counter in Redis until released (key `release`), cancelled or out of time."""
+    key = f"test:block:{context.job_id}"
+    deadline = time.monotonic() + float(context.args.get("max_seconds", 60))
+    while time.monotonic() < deadline:
+        context.connection.incr(f"{key}:beats")
+        if context.connection.exists(f"{key}:release"):
+            return f"released on attempt {context.attempt}"
+        if context.args.get("cooperative", True):
+            context.check_cancelled()
+        time.sleep(0.05)
+    raise TimeoutError("never released")
