@@ -152,3 +152,55 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+class LiveServer:
+    """A real uvicorn serving an app on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: object) -> None:
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=15)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def api_url(resources: Resources) -> Iterator[str]:
+    from citeline.api.app import create_app
+
+    with LiveServer(create_app(resources)) as url:
+        yield url
+
+
+def read_sse(lines: Iterator[str], limit: int | None = None) -> list[dict[str, str]]:
+    """Parse Server-Sent Events from an iterator of lines, stopping after `limit` events."""
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in current:
+                events.append(current)
+                if limit is not None and len(events) >= limit:
+                    break
+            current = {}
+        elif line.startswith(":"):
+            current.setdefault("comments", "")
+            current["comments"] += line
+        else:
+            field, _, value = line.partition(":")
+            current[field] = value.removeprefix(" ")
+    return events

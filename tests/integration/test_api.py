@@ -1,0 +1,165 @@
+"""The HTTP API over a real server, database and Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+import tests.jobs_for_tests  # noqa: F401
+from citeline.api.app import create_app
+from citeline.resources import Resources
+from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_health_and_readiness_report_missing_workers(
+    api_url: str, start_worker: WorkerFactory
+) -> None:
+    assert httpx.get(f"{api_url}/health").json() == {"status": "ok"}
+    not_ready = httpx.get(f"{api_url}/ready")
+    assert not_ready.status_code == 503
+    assert "no worker is running" in not_ready.json()["detail"]
+    start_worker()
+    wait_for(lambda: httpx.get(f"{api_url}/ready").status_code == 200)
+
+
+def test_unknown_and_malformed_ids_get_problem_details(api_url: str) -> None:
+    missing = httpx.get(f"{api_url}/v1/jobs/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    body = missing.json()
+    assert set(body) >= {"type", "title", "status", "detail"}
+    assert body["status"] == 404
+    malformed = httpx.get(f"{api_url}/v1/jobs/not-a-uuid")
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "path.job_id"
+    bad_limit = httpx.get(f"{api_url}/v1/jobs", params={"limit": 0})
+    assert bad_limit.status_code == 422
+    assert "query.limit" in bad_limit.json()["detail"]
+    assert httpx.get(f"{api_url}/v1/nothing").status_code == 404
+
+
+def test_list_get_result_and_cancel(resources: Resources, api_url: str) -> None:
+    job = resources.jobs().enqueue("test.echo", {"value": 3})
+    listed = httpx.get(f"{api_url}/v1/jobs").json()["jobs"]
+    assert [j["id"] for j in listed] == [str(job.id)]
+    assert httpx.get(f"{api_url}/v1/jobs", params={"state": "finished"}).json()["jobs"] == []
+    pending = httpx.get(f"{api_url}/v1/jobs/{job.id}/result")
+    assert pending.status_code == 409
+    assert "queued" in pending.json()["detail"]
+    cancelled = httpx.post(f"{api_url}/v1/jobs/{job.id}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] == "stopped"
+    assert httpx.post(f"{api_url}/v1/jobs/{job.id}/cancel").status_code == 409
+    assert "x-request-id" in cancelled.headers
+
+
+def test_result_of_finished_job(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.echo", {"value": [1, 2]})
+    start_worker()
+    wait_for(lambda: httpx.get(f"{api_url}/v1/jobs/{job.id}").json()["state"] == "finished")
+    result = httpx.get(f"{api_url}/v1/jobs/{job.id}/result").json()
+    assert result == {"job_id": str(job.id), "result": {"echo": [1, 2], "attempt": 1}}
+    shown = httpx.get(f"{api_url}/v1/jobs/{job.id}").json()
+    assert shown["queue_seconds"] is not None and shown["run_seconds"] is not None
+
+
+def test_event_stream_of_a_finished_job_replays_and_ends(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.events", {"count": 5})
+    start_worker()
+    wait_for(lambda: resources.jobs().get(job.id).state == "finished")
+    with httpx.stream("GET", f"{api_url}/v1/jobs/{job.id}/events", timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_sse(response.iter_lines())
+    assert [int(e["id"]) for e in events] == list(range(1, 9))
+    assert [e["event"] for e in events] == ["queued", "started", *["tick"] * 5, "finished"]
+    assert json.loads(events[2]["data"])["data"] == {"index": 0}
+
+
+def test_reconnecting_client_gets_every_event_exactly_once(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.events", {"count": 40, "pause": 0.03})
+    url = f"{api_url}/v1/jobs/{job.id}/events"
+    start_worker()
+    seen: list[int] = []
+    with httpx.stream("GET", url, timeout=30) as response:
+        seen += [int(e["id"]) for e in read_sse(response.iter_lines(), limit=7)]
+    time.sleep(0.3)  # events keep arriving while the client is away
+    for _ in range(2):
+        headers = {"Last-Event-ID": str(seen[-1])}
+        with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+            batch = read_sse(response.iter_lines(), limit=10)
+            seen += [int(e["id"]) for e in batch]
+    with httpx.stream("GET", url, headers={"Last-Event-ID": str(seen[-1])}, timeout=30) as response:
+        rest = read_sse(response.iter_lines())
+    seen += [int(e["id"]) for e in rest]
+    assert rest[-1]["event"] == "finished"
+    total = resources.jobs().get(job.id).event_seq
+    assert seen == list(range(1, total + 1))
+
+
+def test_idle_stream_sends_heartbeats(resources: Resources, api_url: str) -> None:
+    job = resources.jobs().enqueue("test.echo")
+    with httpx.stream("GET", f"{api_url}/v1/jobs/{job.id}/events", timeout=10) as response:
+        lines = response.iter_lines()
+        seen_heartbeat = False
+        for line in lines:
+            if line.startswith(": heartbeat"):
+                seen_heartbeat = True
+                break
+    assert seen_heartbeat
+
+
+def test_metrics_expose_http_queue_and_job_figures(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    resources.jobs().enqueue("test.echo")
+    queued = httpx.get(f"{api_url}/metrics").text
+    assert 'citeline_queue_depth{queue="default"} 1.0' in queued
+    start_worker()
+    wait_for(lambda: 'citeline_jobs_total{kind="test.echo",outcome="finished"} 1.0' in httpx.get(f"{api_url}/metrics").text)
+    text = httpx.get(f"{api_url}/metrics").text
+    assert 'citeline_job_duration_seconds_count{kind="test.echo",outcome="finished"} 1.0' in text
+    assert 'citeline_http_requests_total{method="GET",route="/metrics",status="200"}' in text
+
+
+def test_redis_down_gives_503_with_reason(settings: object, database_url: str, tmp_path: object) -> None:
+    dead = fast_settings(tmp_path, database_url, "redis://127.0.0.1:1/0")  # type: ignore[arg-type]
+    resources = Resources.connect(dead, database_url, "redis://127.0.0.1:1/0")
+    try:
+        with LiveServer(create_app(resources)) as url:
+            began = time.monotonic()
+            ready = httpx.get(f"{url}/ready", timeout=20)
+            assert ready.status_code == 503
+            assert "redis unavailable" in ready.json()["detail"]
+            cancel = httpx.post(f"{url}/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", timeout=20)
+            assert cancel.status_code == 404
+            assert time.monotonic() - began < 15
+    finally:
+        resources.close()
+
+
+def test_database_down_gives_503_with_reason(redis_url: str, tmp_path: object) -> None:
+    bad_db = "postgresql://nobody@127.0.0.1:1/none"
+    dead = fast_settings(tmp_path, bad_db, redis_url)  # type: ignore[arg-type]
+    resources = Resources.connect(dead, bad_db, redis_url)
+    try:
+        with LiveServer(create_app(resources)) as url:
+            began = time.monotonic()
+            listed = httpx.get(f"{url}/v1/jobs", timeout=20)
+            assert listed.status_code == 503
+            assert listed.json()["detail"].startswith("database unavailable")
+            assert listed.headers["retry-after"] == "5"
+            assert httpx.get(f"{url}/ready", timeout=20).status_code == 503
+            assert time.monotonic() - began < 15
+    finally:
+        resources.close()
