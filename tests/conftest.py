@@ -66,7 +66,9 @@ def redis_url(request: pytest.FixtureRequest, embedded_redis_url: str) -> str:
     return embedded_redis_url
 
 
-def fast_settings(data_dir: Path, database_url: str, redis_url: str, **overrides: object) -> Settings:
+def fast_settings(
+    data_dir: Path, database_url: str, redis_url: str, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "database_url": database_url,
@@ -143,7 +145,9 @@ def start_worker(settings: Settings) -> Iterator[WorkerFactory]:
             process.wait()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05
+) -> object:
     """Poll until `predicate` returns something truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

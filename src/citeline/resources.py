@@ -45,7 +45,9 @@ class Resources:
         lifecycle = Lifecycle(
             sessions, connection, events, backoff_seconds=settings.job_retry_backoff_seconds
         )
-        return cls(settings, database_url, redis_url, engine, sessions, connection, events, lifecycle)
+        return cls(
+            settings, database_url, redis_url, engine, sessions, connection, events, lifecycle
+        )
 
     def jobs(self) -> JobService:
         return JobService(self.sessions, self.redis, self.events, self.lifecycle, self.settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,9 @@ def worker_environment(settings: Settings, database_url: str, redis_url: str) ->
 
 
 def serve(settings: Settings) -> None:
+    """Run until Ctrl-C or SIGTERM, which arrive as KeyboardInterrupt after uvicorn has drained
+    its connections; the blocks below then stop the workers, Valkey and PostgreSQL in order."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:

@@ -1,4 +1,4 @@
-"""The one place Citeline reads its configuration (environment, `CITELINE_` prefix, optional .env)."""
+"""The one place Citeline reads its configuration: `CITELINE_*` variables and an optional .env."""
 
 from __future__ import annotations
 

@@ -126,13 +126,20 @@ def test_metrics_expose_http_queue_and_job_figures(
     queued = httpx.get(f"{api_url}/metrics").text
     assert 'citeline_queue_depth{queue="default"} 1.0' in queued
     start_worker()
-    wait_for(lambda: 'citeline_jobs_total{kind="test.echo",outcome="finished"} 1.0' in httpx.get(f"{api_url}/metrics").text)
+    wait_for(
+        lambda: (
+            'citeline_jobs_total{kind="test.echo",outcome="finished"} 1.0'
+            in httpx.get(f"{api_url}/metrics").text
+        )
+    )
     text = httpx.get(f"{api_url}/metrics").text
     assert 'citeline_job_duration_seconds_count{kind="test.echo",outcome="finished"} 1.0' in text
     assert 'citeline_http_requests_total{method="GET",route="/metrics",status="200"}' in text
 
 
-def test_redis_down_gives_503_with_reason(settings: object, database_url: str, tmp_path: object) -> None:
+def test_redis_down_gives_503_with_reason(
+    settings: object, database_url: str, tmp_path: object
+) -> None:
     dead = fast_settings(tmp_path, database_url, "redis://127.0.0.1:1/0")  # type: ignore[arg-type]
     resources = Resources.connect(dead, database_url, "redis://127.0.0.1:1/0")
     try:
@@ -141,7 +148,9 @@ def test_redis_down_gives_503_with_reason(settings: object, database_url: str, t
             ready = httpx.get(f"{url}/ready", timeout=20)
             assert ready.status_code == 503
             assert "redis unavailable" in ready.json()["detail"]
-            cancel = httpx.post(f"{url}/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", timeout=20)
+            cancel = httpx.post(
+                f"{url}/v1/jobs/00000000-0000-0000-0000-000000000000/cancel", timeout=20
+            )
             assert cancel.status_code == 404
             assert time.monotonic() - began < 15
     finally:

@@ -165,7 +165,9 @@ def test_cancelling_a_running_job_stops_the_work(
 
 
 def test_timeout_fails_the_job(resources: Resources, start_worker: WorkerFactory) -> None:
-    job = resources.jobs().enqueue("test.block", {"cooperative": False, "max_seconds": 30}, timeout_seconds=1)
+    job = resources.jobs().enqueue(
+        "test.block", {"cooperative": False, "max_seconds": 30}, timeout_seconds=1
+    )
     start_worker()
     wait_for(lambda: ended(resources, job.id))
     failed = resources.jobs().get(job.id)
@@ -173,7 +175,9 @@ def test_timeout_fails_the_job(resources: Resources, start_worker: WorkerFactory
     assert "timed out" in (failed.error or "")
 
 
-def test_job_the_queue_lost_is_queued_again(resources: Resources, start_worker: WorkerFactory) -> None:
+def test_job_the_queue_lost_is_queued_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
     job = resources.jobs().enqueue("test.echo", {"value": "again"})
     resources.redis.flushdb()  # as if Redis restarted without persistence
     start_worker()

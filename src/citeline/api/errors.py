@@ -60,14 +60,18 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", extra={"error": str(exc)})
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-    response = problem(503, "Service unavailable", f"database unavailable: {detail}", "service-unavailable")
+    response = problem(
+        503, "Service unavailable", f"database unavailable: {detail}", "service-unavailable"
+    )
     response.headers["Retry-After"] = "5"
     return response
 
 
 async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     log.warning("redis unavailable", extra={"error": str(exc)})
-    response = problem(503, "Service unavailable", f"queue unavailable: {exc}", "service-unavailable")
+    response = problem(
+        503, "Service unavailable", f"queue unavailable: {exc}", "service-unavailable"
+    )
     response.headers["Retry-After"] = "5"
     return response
 

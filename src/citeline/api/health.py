@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from rq import Worker
 from starlette.concurrency import run_in_threadpool
 
-import redis
 from citeline.api.deps import ResourcesDep
 from citeline.db.engine import ping
 from citeline.errors import ServiceUnavailable

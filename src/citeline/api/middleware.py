@@ -38,7 +38,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -51,7 +54,12 @@ class RequestContext:
             HTTP_LATENCY.labels(method, route).observe(elapsed)
             log.info(
                 "request",
-                extra={"method": method, "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 1)},
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(elapsed * 1000, 1),
+                },
             )
             request_id_var.reset(token)
 

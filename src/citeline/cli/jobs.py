@@ -28,7 +28,9 @@ def list_jobs(
     """List recent jobs, newest first."""
     settings = load_settings()
     with opened(settings) as resources:
-        jobs = [JobOut.of(job) for job in resources.jobs().list(state=state, kind=kind, limit=limit)]
+        jobs = [
+            JobOut.of(job) for job in resources.jobs().list(state=state, kind=kind, limit=limit)
+        ]
     if as_json:
         typer.echo(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
         return

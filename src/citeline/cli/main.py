@@ -41,6 +41,8 @@ def serve(
     settings = load_settings(data_dir, host=host, port=port, workers=workers)
     try:
         run(settings)
+    except KeyboardInterrupt:
+        typer.echo("citeline stopped", err=True)
     except CitelineError as exc:
         raise fail(exc) from exc
 

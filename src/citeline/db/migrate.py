@@ -37,13 +37,15 @@ def check_server(engine: Engine) -> None:
         raise ConfigurationError(f"cannot connect to the database at {where}: {exc.orig}") from exc
     if version < MIN_SERVER_VERSION:
         raise ConfigurationError(
-            f"the PostgreSQL server at {where} is version {version // 10000}; Citeline needs 15 or newer"
+            f"the PostgreSQL server at {where} is version {version // 10000}; "
+            "Citeline needs 15 or newer"
         )
     if has_vector is None:
         raise ConfigurationError(
-            f"the PostgreSQL server at {where} does not have the pgvector extension, which Citeline "
-            "needs for vector search. Install it on that server (Debian/Ubuntu: "
-            "`apt install postgresql-<version>-pgvector`; or use the pgvector/pgvector image), then "
+            f"the PostgreSQL server at {where} does not have the pgvector extension, which "
+            "Citeline needs for vector search. Install it on that server (Debian/Ubuntu: "
+            "`apt install postgresql-<version>-pgvector`; or use the pgvector/pgvector image), "
+            "then "
             "run `CREATE EXTENSION vector;` as a superuser in that database. Or unset "
             "CITELINE_DATABASE_URL to use the embedded PostgreSQL, which includes pgvector."
         )

@@ -13,7 +13,7 @@ from citeline.jobs.models import JobState
 from citeline.jobs.queue import cancel_key
 
 
-class JobCancelled(Exception):  # noqa: N818 - a signal, not an error
+class JobCancelled(Exception):
     """Raised inside a job whose cancellation was requested; the runtime stops it cleanly."""
 
 

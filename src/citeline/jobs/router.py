@@ -24,7 +24,11 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
-    return JobList(jobs=[JobOut.of(job) for job in jobs.list(state=state, kind=kind, limit=limit, offset=offset)])
+    return JobList(
+        jobs=[
+            JobOut.of(job) for job in jobs.list(state=state, kind=kind, limit=limit, offset=offset)
+        ]
+    )
 
 
 @router.get("/{job_id}")

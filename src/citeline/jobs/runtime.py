@@ -46,7 +46,9 @@ def worker_resources() -> Resources:
 class Heartbeat:
     """Keeps `alive_key` fresh while a job runs; it lapses soon after the process dies."""
 
-    def __init__(self, connection: redis.Redis, job_id: uuid.UUID, attempt: int, interval: float, ttl: float) -> None:
+    def __init__(
+        self, connection: redis.Redis, job_id: uuid.UUID, attempt: int, interval: float, ttl: float
+    ) -> None:
         self.connection = connection
         self.key = alive_key(job_id)
         self.attempt = attempt
@@ -65,8 +67,8 @@ class Heartbeat:
         self._thread.join(timeout=self.interval + 1)
         try:
             self.connection.delete(self.key)
-        except redis.RedisError as exc:
-            log.warning("heartbeat key not removed", extra={"error": str(exc)})
+        except redis.RedisError as error:
+            log.warning("heartbeat key not removed", extra={"error": str(error)})
 
     def _beat(self) -> None:
         try:
@@ -119,7 +121,13 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
     began = time.monotonic()
     outcome = "failed"
     lifecycle = resources.lifecycle
-    with Heartbeat(resources.redis, job_id, attempt, settings.job_heartbeat_seconds, settings.job_lost_after_seconds):
+    with Heartbeat(
+        resources.redis,
+        job_id,
+        attempt,
+        settings.job_heartbeat_seconds,
+        settings.job_lost_after_seconds,
+    ):
         try:
             result = resolve(target)(context)
             json.dumps(result)
@@ -130,7 +138,9 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
             lifecycle.fail_or_retry(job_id, attempt, max_attempts, f"timed out: {exc}", retry=False)
         except (ClientError, ConfigurationError) as exc:
             log.info("job failed", extra={"kind": kind, "error": str(exc)})
-            lifecycle.fail_or_retry(job_id, attempt, max_attempts, f"{type(exc).__name__}: {exc}", retry=False)
+            lifecycle.fail_or_retry(
+                job_id, attempt, max_attempts, f"{type(exc).__name__}: {exc}", retry=False
+            )
         except Exception as exc:
             log.exception("job raised", extra={"kind": kind, "attempt": attempt})
             retried = lifecycle.fail_or_retry(

@@ -56,7 +56,9 @@ class JobService:
         spec = get_kind(kind)
         queue_name = queue or spec.queue
         if queue_name not in QUEUE_NAMES:
-            raise InvalidInput(f"unknown queue {queue_name!r}; use one of {', '.join(QUEUE_NAMES)}", field="queue")
+            raise InvalidInput(
+                f"unknown queue {queue_name!r}; use one of {', '.join(QUEUE_NAMES)}", field="queue"
+            )
         arguments = dict(args or {})
         try:
             json.dumps(arguments)
@@ -90,7 +92,11 @@ class JobService:
             )
             session.execute(
                 insert(JobEvent).values(
-                    job_id=job_id, seq=1, type="queued", data={"attempt": 1, "queue": queue_name}, created_at=now
+                    job_id=job_id,
+                    seq=1,
+                    type="queued",
+                    data={"attempt": 1, "queue": queue_name},
+                    created_at=now,
                 )
             )
         try:
@@ -100,7 +106,11 @@ class JobService:
                 job_id,
                 "failed",
                 {"attempt": 1, "reason": exc.detail},
-                changes={"state": JobState.failed.value, "error": exc.detail, "finished_at": utcnow()},
+                changes={
+                    "state": JobState.failed.value,
+                    "error": exc.detail,
+                    "finished_at": utcnow(),
+                },
                 if_states=[JobState.queued],
             )
             raise
@@ -121,7 +131,12 @@ class JobService:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Job]:
-        statement = select(Job).order_by(Job.created_at.desc(), Job.id).limit(min(limit, MAX_LIST_LIMIT)).offset(offset)
+        statement = (
+            select(Job)
+            .order_by(Job.created_at.desc(), Job.id)
+            .limit(min(limit, MAX_LIST_LIMIT))
+            .offset(offset)
+        )
         if state is not None:
             statement = statement.where(Job.state == state.value)
         if kind is not None:

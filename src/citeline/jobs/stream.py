@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -64,19 +65,19 @@ async def job_events(
                 if event.terminal:
                     return
             continue
-        for _stream, entries in response:
-            for _entry_id, fields in entries:
-                event = parse_stream_entry(fields)
-                if event.seq <= last:
-                    continue
-                if event.seq > last + 1:
-                    gap = await run_in_threadpool(events.read, job_id, after=last, until=event.seq)
-                    for missing in gap:
-                        yield format_event(missing)
-                        last = missing.seq
-                        if missing.terminal:
-                            return
-                yield format_event(event)
-                last = event.seq
-                if event.terminal:
-                    return
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(Any, response)[0][1]
+        for _entry_id, fields in entries:
+            event = parse_stream_entry(fields)
+            if event.seq <= last:
+                continue
+            if event.seq > last + 1:
+                gap = await run_in_threadpool(events.read, job_id, after=last, until=event.seq)
+                for missing in gap:
+                    yield format_event(missing)
+                    last = missing.seq
+                    if missing.terminal:
+                        return
+            yield format_event(event)
+            last = event.seq
+            if event.terminal:
+                return

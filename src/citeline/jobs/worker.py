@@ -33,7 +33,9 @@ def run_worker(
     if unknown:
         raise ValueError(f"unknown queues {unknown}; queues are {', '.join(QUEUE_NAMES)}")
     # The blocking dequeue must not hit a socket timeout, so this client blocks freely.
-    resources = Resources.connect(settings, database_url, redis_url, redis_timeout=None, pool_size=2)
+    resources = Resources.connect(
+        settings, database_url, redis_url, redis_timeout=None, pool_size=2
+    )
     configure(resources)
     # Each job runs in a forked work-horse: it must open its own database connections.
     os.register_at_fork(after_in_child=lambda: resources.engine.dispose(close=False))

@@ -42,6 +42,11 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = [f"request_id={v}" for v in [request_id_var.get()] if v]
         parts += [f"job_id={v}" for v in [job_id_var.get()] if v]
+        parts += [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and key != "context" and not key.startswith("_")
+        ]
         record.context = (" [" + " ".join(parts) + "]") if parts else ""
         return super().format(record)
 

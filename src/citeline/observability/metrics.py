@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import redis
 from prometheus_client import Counter, Histogram
@@ -52,7 +53,9 @@ class QueueCollector(Collector):
         self.connection = connection
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
-        depth = GaugeMetricFamily("citeline_queue_depth", "Jobs waiting per queue", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "citeline_queue_depth", "Jobs waiting per queue", labels=["queue"]
+        )
         workers = GaugeMetricFamily("citeline_workers", "Workers registered with Redis")
         totals = CounterMetricFamily(
             "citeline_jobs", "Jobs ended, by kind and outcome", labels=["kind", "outcome"]
@@ -64,7 +67,7 @@ class QueueCollector(Collector):
             for name in QUEUE_NAMES:
                 depth.add_metric([name], queue(name, self.connection).count)
             workers.add_metric([], Worker.count(connection=self.connection))
-            raw = self.connection.hgetall(JOB_METRICS_KEY)
+            raw: Mapping[Any, Any] = self.connection.hgetall(JOB_METRICS_KEY)
         except redis.RedisError as exc:
             log.warning("queue metrics unavailable", extra={"error": str(exc)})
             return
@@ -80,9 +83,13 @@ class QueueCollector(Collector):
         yield durations
 
 
-def _group(raw: dict[bytes, bytes]) -> dict[tuple[str, str], dict[str, str]]:
+def _group(raw: Mapping[Any, Any]) -> dict[tuple[str, str], dict[str, str]]:
     grouped: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for field, value in raw.items():
-        kind, outcome, name = field.decode().split("|", 2)
-        grouped[(kind, outcome)][name] = value.decode()
+        kind, outcome, name = _text(field).split("|", 2)
+        grouped[(kind, outcome)][name] = _text(value)
     return grouped
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
