@@ -59,7 +59,7 @@ def test_registry_records_import_targets_and_refuses_clashes() -> None:
     assert (kind.queue, kind.target) == ("high", f"{__name__}:_sample")
     assert resolve(kind.target) is _sample
     with pytest.raises(ValueError, match="already registered"):
-        job_kind("unit.sample")(test_errors_carry_status_title_and_slug)
+        job_kind("unit.sample")(lambda _context: None)
     with pytest.raises(InvalidInput, match="unknown job kind"):
         get_kind("unit.missing")
 
