@@ -15,5 +15,5 @@ check: setup
 	.venv/bin/mypy
 
 bench: setup
-	.venv/bin/python benchmarks/jobs_throughput.py
-	.venv/bin/python benchmarks/sse_fanout.py
+	.venv/bin/python -m benchmarks.jobs_throughput
+	.venv/bin/python -m benchmarks.sse_fanout

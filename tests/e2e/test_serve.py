@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import psutil
@@ -33,6 +35,8 @@ def free_port() -> int:
 
 
 class Serve:
+    running: ClassVar[list[Serve]] = []
+
     def __init__(self, data_dir: Path, workers: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,6 +52,7 @@ class Serve:
             "--port", str(self.port), "--workers", str(workers), "--data-dir", str(data_dir),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, env=env, cwd=data_dir.parent)
+        Serve.running.append(self)
         wait_for(self._healthy, timeout=60, interval=0.2)
 
     def _healthy(self) -> bool:
@@ -78,7 +83,11 @@ class Serve:
 def data_dir() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="cl-e2e-"))
     yield root / "data"
-    subprocess.run(["rm", "-rf", str(root)], check=False)
+    while Serve.running:
+        serve = Serve.running.pop()
+        if serve.process.poll() is None:
+            serve.interrupt()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def attach(data_dir: Path) -> tuple[Resources, EmbeddedPostgres, EmbeddedValkey]:

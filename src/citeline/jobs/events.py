@@ -140,14 +140,3 @@ class EventLog:
                 statement = statement.where(JobEvent.seq < until)
             rows = session.scalars(statement).all()
             return [Event(row.job_id, row.seq, row.type, row.data, row.created_at) for row in rows]
-
-
-def parse_stream_entry(fields: Mapping[bytes, bytes]) -> Event:
-    raw = json.loads(fields[b"event"])
-    return Event(
-        uuid.UUID(raw["job_id"]),
-        int(raw["seq"]),
-        raw["type"],
-        raw["data"],
-        datetime.fromisoformat(raw["created_at"]),
-    )

@@ -16,7 +16,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
-from citeline.jobs.events import Event, EventLog, parse_stream_entry
+from citeline.jobs.events import TERMINAL_EVENT_TYPES, Event, EventLog
 from citeline.jobs.queue import events_key
 
 CATCH_UP_BATCH = 500
@@ -66,18 +66,20 @@ async def job_events(
                     return
             continue
         entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(Any, response)[0][1]
-        for _entry_id, fields in entries:
-            event = parse_stream_entry(fields)
-            if event.seq <= last:
+        for entry_id, fields in entries:
+            seq = int(entry_id.rsplit(b"-", 1)[1])
+            if seq <= last:
                 continue
-            if event.seq > last + 1:
-                gap = await run_in_threadpool(events.read, job_id, after=last, until=event.seq)
+            if seq > last + 1:
+                gap = await run_in_threadpool(events.read, job_id, after=last, until=seq)
                 for missing in gap:
                     yield format_event(missing)
                     last = missing.seq
                     if missing.terminal:
                         return
-            yield format_event(event)
-            last = event.seq
-            if event.terminal:
+            type_ = fields[b"type"].decode()
+            # The stored JSON goes out as it is: no parse and re-encode per client.
+            yield f"id: {seq}\nevent: {type_}\ndata: {fields[b'event'].decode()}\n\n"
+            last = seq
+            if type_ in TERMINAL_EVENT_TYPES:
                 return

@@ -1,0 +1,131 @@
+"""No-op job throughput through Citeline's job service versus bare RQ on the same Valkey, and
+enqueue-to-start latency. Both sides use RQ's forking worker, one process, burst mode.
+
+    .venv/bin/python -m benchmarks.jobs_throughput [--jobs 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+
+from rq import Queue
+from rq.job import Job as RQJob
+from sqlalchemy import select
+
+import benchmarks.job_kinds  # noqa: F401  (registers the bench kinds)
+from benchmarks.common import PYTHON, bench_engines, child_env, summary
+from benchmarks.job_kinds import bare_noop
+from citeline.jobs.models import Job
+from citeline.resources import Resources
+
+
+def bare_rq(resources: Resources, count: int, env: dict[str, str]) -> tuple[float, float]:
+    queue = Queue("default", connection=resources.redis)
+    began = time.perf_counter()
+    jobs = [queue.enqueue(bare_noop) for _ in range(count)]
+    enqueue = time.perf_counter() - began
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--burst",
+            "--url",
+            resources.redis_url,
+            "-q",
+            "default",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    fetched = RQJob.fetch_many([j.id for j in jobs], connection=resources.redis)
+    starts = [j.started_at for j in fetched if j and j.started_at]
+    ends = [j.ended_at for j in fetched if j and j.ended_at]
+    assert len(ends) == count, f"bare RQ finished {len(ends)} of {count}"
+    work = (max(ends) - min(starts)).total_seconds()
+    return enqueue, work
+
+
+def citeline_jobs(resources: Resources, count: int, env: dict[str, str]) -> tuple[float, float]:
+    service = resources.jobs()
+    began = time.perf_counter()
+    ids = [service.enqueue("bench.noop").id for _ in range(count)]
+    enqueue = time.perf_counter() - began
+    subprocess.run(
+        [PYTHON, "-m", "citeline", "worker", "--burst", "--queues", "default"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    with resources.sessions() as session:
+        rows = session.execute(
+            select(Job.state, Job.started_at, Job.finished_at).where(Job.id.in_(ids))
+        ).all()
+    assert all(state == "finished" for state, _, _ in rows), "not every job finished"
+    work = (max(r.finished_at for r in rows) - min(r.started_at for r in rows)).total_seconds()
+    return enqueue, work
+
+
+def start_latency(resources: Resources, env: dict[str, str], count: int) -> list[float]:
+    """Enqueue one job at a time to an idle worker; time from record creation to start."""
+    worker = subprocess.Popen([PYTHON, "-m", "citeline", "worker", "--queues", "default"], env=env)
+    try:
+        service = resources.jobs()
+        warm = service.enqueue("bench.noop")
+        while service.get(warm.id).state != "finished":
+            time.sleep(0.05)
+        ids = []
+        for _ in range(count):
+            ids.append(service.enqueue("bench.noop").id)
+            time.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = [service.get(i) for i in ids]
+            if all(j.state == "finished" for j in jobs):
+                break
+            time.sleep(0.1)
+        return [
+            (j.started_at - j.created_at).total_seconds() for j in jobs if j.started_at is not None
+        ]
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--latency-jobs", type=int, default=100)
+    args = parser.parse_args()
+    with bench_engines() as (settings, endpoints):
+        resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        env = child_env(settings)
+        try:
+            bare_enqueue, bare_work = bare_rq(resources, args.jobs, env)
+            resources.redis.flushdb()
+            ours_enqueue, ours_work = citeline_jobs(resources, args.jobs, env)
+            latencies = start_latency(resources, env, args.latency_jobs)
+        finally:
+            resources.close()
+    n = args.jobs
+    bare_rate = n / (bare_enqueue + bare_work)
+    ours_rate = n / (ours_enqueue + ours_work)
+    print(f"jobs: {n} no-op jobs, forking worker, embedded Valkey and PostgreSQL")
+    print(
+        f"bare RQ:  enqueue {n / bare_enqueue:7.1f}/s  work {n / bare_work:6.1f}/s  end to end {bare_rate:6.1f}/s"
+    )
+    print(
+        f"citeline: enqueue {n / ours_enqueue:7.1f}/s  work {n / ours_work:6.1f}/s  end to end {ours_rate:6.1f}/s"
+    )
+    print(
+        f"ratio citeline/bare (end to end): {ours_rate / bare_rate:.2f}  (work only: {bare_work / ours_work:.2f})"
+    )
+    print(f"enqueue-to-start latency: {summary(latencies)}")
+
+
+if __name__ == "__main__":
+    main()
