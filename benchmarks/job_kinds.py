@@ -1,4 +1,4 @@
-"""Job functions the benchmarks run: a bare RQ no-op, and Citeline kinds."""
+"""Citeline job kinds the benchmarks run."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ import time
 
 from citeline.jobs.context import JobContext
 from citeline.jobs.registry import job_kind
-
-
-def bare_noop() -> None:
-    """The baseline: what plain RQ runs."""
-    return None
 
 
 @job_kind("bench.noop")

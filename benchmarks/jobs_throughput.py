@@ -15,8 +15,8 @@ from rq.job import Job as RQJob
 from sqlalchemy import select
 
 import benchmarks.job_kinds  # noqa: F401  (registers the bench kinds)
+from benchmarks.bare_jobs import noop as bare_noop
 from benchmarks.common import PYTHON, bench_engines, child_env, summary
-from benchmarks.job_kinds import bare_noop
 from citeline.jobs.models import Job
 from citeline.resources import Resources
 

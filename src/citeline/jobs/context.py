@@ -43,7 +43,12 @@ class JobContext:
         """Append a typed event to this job's stream."""
         self.check_cancelled()
         event = self.events.append(
-            self.job_id, type_, data, if_states=[JobState.started], if_attempt=self.attempt
+            self.job_id,
+            type_,
+            data,
+            if_states=[JobState.started],
+            if_attempt=self.attempt,
+            durable=False,
         )
         if event is None:
             raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
@@ -60,6 +65,7 @@ class JobContext:
             changes={"progress": fraction, "progress_message": message},
             if_states=[JobState.started],
             if_attempt=self.attempt,
+            durable=False,
         )
         if event is None:
             raise JobCancelled(f"job {self.job_id} is no longer running this attempt")

@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import insert, select, update
+from sqlalchemy import DateTime, String, Uuid, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.db.base import utcnow
@@ -70,16 +71,20 @@ class EventLog:
         changes: Mapping[str, Any] | None = None,
         if_states: Sequence[JobState] | None = None,
         if_attempt: int | None = None,
+        durable: bool = True,
     ) -> Event | None:
         """Record one event, applying `changes` to the job in the same transaction.
 
         With `if_states` or `if_attempt`, nothing happens (None is returned) unless the job is
         still in one of those states and attempt: that is how racing writers (a worker finishing,
-        a user cancelling, the reaper) agree on a single outcome.
+        a user cancelling, the reaper) agree on a single outcome. `durable=False` skips waiting
+        for the WAL flush: a database crash may lose such an event, never a process crash.
         """
         payload = dict(data or {})
         with unit_of_work(self.sessions) as session:
-            event = self._append_in(session, job_id, type_, payload, changes, if_states, if_attempt)
+            event = self._append_in(
+                session, job_id, type_, payload, changes, if_states, if_attempt, durable
+            )
         if event is not None:
             self.publish(event)
         return event
@@ -93,6 +98,7 @@ class EventLog:
         changes: Mapping[str, Any] | None,
         if_states: Sequence[JobState] | None,
         if_attempt: int | None,
+        durable: bool,
     ) -> Event | None:
         now = utcnow()
         statement = update(Job).where(Job.id == job_id)
@@ -101,14 +107,27 @@ class EventLog:
         if if_attempt is not None:
             statement = statement.where(Job.attempt == if_attempt)
         values = {"event_seq": Job.event_seq + 1, "updated_at": now, **(changes or {})}
-        seq = session.execute(statement.values(values).returning(Job.event_seq)).scalar()
+        bump = statement.values(values).returning(Job.event_seq).cte("bump")
+        # One round trip: the guarded update and the event insert in a single statement.
+        record = (
+            insert(JobEvent)
+            .from_select(
+                ["job_id", "seq", "type", "data", "created_at"],
+                select(
+                    literal(job_id, Uuid()),
+                    bump.c.event_seq,
+                    literal(type_, String()),
+                    literal(payload, JSONB()),
+                    literal(now, DateTime(timezone=True)),
+                ),
+            )
+            .returning(JobEvent.seq)
+        )
+        if not durable:
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        seq = session.execute(record).scalar()
         if seq is None:
             return None
-        session.execute(
-            insert(JobEvent).values(
-                job_id=job_id, seq=seq, type=type_, data=payload, created_at=now
-            )
-        )
         return Event(job_id, seq, type_, payload, now)
 
     def publish(self, event: Event) -> None:

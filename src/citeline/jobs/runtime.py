@@ -100,6 +100,7 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
         changes={"state": JobState.started.value, "started_at": utcnow(), "error": None},
         if_states=[JobState.queued, JobState.scheduled],
         if_attempt=attempt,
+        durable=False,
     )
     if started is None:
         log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})

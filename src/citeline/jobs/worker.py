@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
+from importlib import import_module
 
-from rq import Worker
+from rq import Queue, Worker
+from rq.job import Job
 
 from citeline.jobs.queue import QUEUE_NAMES
-from citeline.jobs.runtime import configure
+from citeline.jobs.runtime import configure, run_job
 from citeline.resources import Resources
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RUN_JOB = f"{run_job.__module__}.{run_job.__qualname__}"
+
 WORKER_TTL_SECONDS = 30
+
+
+class CitelineWorker(Worker):
+    """RQ's forking worker, importing each job's module in the parent before it forks, so a
+    work-horse starts with the code loaded instead of importing it for every job."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if job.func_name == RUN_JOB and len(job.args) == 3:
+            module = str(job.args[2]).partition(":")[0]
+            if module not in sys.modules:
+                try:
+                    import_module(module)
+                except ImportError:
+                    log.exception("cannot import job module", extra={"module": module})
+        super().execute_job(job, queue)
 
 
 def run_worker(
@@ -44,7 +64,7 @@ def run_worker(
         target=resources.reaper().run, args=(stop,), name="citeline-reaper", daemon=True
     )
     reaper.start()
-    worker = Worker(
+    worker = CitelineWorker(
         list(queues), connection=resources.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
     )
     try:
