@@ -1,0 +1,78 @@
+"""The `citeline` command line against the real engines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import tests.jobs_for_tests  # noqa: F401
+from citeline.resources import Resources
+from tests.conftest import settings_env
+
+pytestmark = pytest.mark.slow
+
+
+def citeline(resources: Resources, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "citeline", *args],
+        env={**settings_env(resources.settings), "COLUMNS": "200", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_jobs_list_show_and_cancel(resources: Resources) -> None:
+    job = resources.jobs().enqueue("test.echo", {"value": "cli"})
+    listed = citeline(resources, "jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [j["id"] for j in json.loads(listed.stdout)] == [str(job.id)]
+    table = citeline(resources, "jobs", "list")
+    assert str(job.id) in table.stdout and "queued" in table.stdout
+    shown = citeline(resources, "jobs", "show", str(job.id), "--json")
+    assert json.loads(shown.stdout)["kind"] == "test.echo"
+    cancelled = citeline(resources, "jobs", "cancel", str(job.id))
+    assert cancelled.returncode == 0
+    assert f"job {job.id} is stopped" in cancelled.stdout
+    again = citeline(resources, "jobs", "cancel", str(job.id))
+    assert again.returncode == 2
+    assert "already stopped" in again.stderr
+
+
+def test_unknown_job_and_bad_arguments_fail_clearly(resources: Resources) -> None:
+    missing = citeline(resources, "jobs", "show", str(uuid.uuid4()))
+    assert missing.returncode == 2
+    assert "not found" in missing.stderr
+    malformed = citeline(resources, "jobs", "show", "nope")
+    assert malformed.returncode == 2
+    assert "Invalid value for 'job_id'" in malformed.stderr
+    bad_queue = citeline(resources, "worker", "--queues", "urgent", "--burst")
+    assert bad_queue.returncode == 2
+    assert "unknown queues" in bad_queue.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["worker"], ["jobs"], ["jobs", "list"], ["migrate"]]
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "citeline", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0
+    assert "Usage" in shown.stdout
+
+
+def test_migrate_and_version(resources: Resources) -> None:
+    migrated = citeline(resources, "migrate")
+    assert migrated.returncode == 0
+    assert "revision 0001" in migrated.stdout
+    assert citeline(resources, "version").stdout.strip() == "0.1.0"
