@@ -125,10 +125,12 @@ def start_worker(settings: Settings) -> Iterator[WorkerFactory]:
     """Start real `citeline worker` processes (each in its own process group)."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(**overrides: object) -> subprocess.Popen[bytes]:
+    def start(mode: str = "fork", **overrides: object) -> subprocess.Popen[bytes]:
         env = settings_env(settings.model_copy(update=overrides))
         process = subprocess.Popen(
-            [sys.executable, "-m", "citeline", "worker"], env=env, start_new_session=True
+            [sys.executable, "-m", "citeline", "worker", "--mode", mode],
+            env=env,
+            start_new_session=True,
         )
         processes.append(process)
         return process

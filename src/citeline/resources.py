@@ -37,8 +37,9 @@ class Resources:
         *,
         redis_timeout: float | None = 5.0,
         pool_size: int = 10,
+        wait_for_flush: bool = True,
     ) -> Resources:
-        engine = make_engine(database_url, pool_size=pool_size)
+        engine = make_engine(database_url, pool_size=pool_size, wait_for_flush=wait_for_flush)
         sessions = make_sessionmaker(engine)
         connection = connect(redis_url, timeout=redis_timeout)
         events = EventLog(sessions, connection, settings.job_event_stream_ttl_seconds)

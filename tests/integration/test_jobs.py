@@ -25,13 +25,14 @@ def ended(resources: Resources, job_id: uuid.UUID) -> bool:
     return JobState(state_of(resources, job_id)).terminal
 
 
+@pytest.mark.parametrize("mode", ["fork", "inprocess"])
 def test_job_runs_and_records_result_and_ordered_events(
-    resources: Resources, start_worker: WorkerFactory
+    resources: Resources, start_worker: WorkerFactory, mode: str
 ) -> None:
     jobs = resources.jobs()
     job = jobs.enqueue("test.echo", {"value": "hello"}, owner="alice")
     assert job.state == "queued"
-    start_worker()
+    start_worker(mode)
     wait_for(lambda: ended(resources, job.id))
     done = jobs.get(job.id)
     assert done.state == "finished", done.error
@@ -140,12 +141,14 @@ def test_cancelling_a_queued_job_means_it_never_runs(
         resources.jobs().cancel(job.id)
 
 
-@pytest.mark.parametrize("cooperative", [True, False])
+@pytest.mark.parametrize(
+    ("mode", "cooperative"), [("fork", True), ("fork", False), ("inprocess", True)]
+)
 def test_cancelling_a_running_job_stops_the_work(
-    resources: Resources, start_worker: WorkerFactory, cooperative: bool
+    resources: Resources, start_worker: WorkerFactory, mode: str, cooperative: bool
 ) -> None:
     job = resources.jobs().enqueue("test.block", {"cooperative": cooperative, "max_seconds": 30})
-    start_worker()
+    start_worker(mode)
     beats = f"test:block:{job.id}:beats"
     wait_for(lambda: resources.redis.get(beats))
     resources.jobs().cancel(job.id)
@@ -164,11 +167,14 @@ def test_cancelling_a_running_job_stops_the_work(
     assert resources.events.read(job.id)[-1].type == "stopped"
 
 
-def test_timeout_fails_the_job(resources: Resources, start_worker: WorkerFactory) -> None:
+@pytest.mark.parametrize("mode", ["fork", "inprocess"])
+def test_timeout_fails_the_job(
+    resources: Resources, start_worker: WorkerFactory, mode: str
+) -> None:
     job = resources.jobs().enqueue(
         "test.block", {"cooperative": False, "max_seconds": 30}, timeout_seconds=1
     )
-    start_worker()
+    start_worker(mode)
     wait_for(lambda: ended(resources, job.id))
     failed = resources.jobs().get(job.id)
     assert failed.state == "failed"

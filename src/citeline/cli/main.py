@@ -13,6 +13,7 @@ from citeline.cli.common import fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
 from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.worker import WorkerMode
 
 app = typer.Typer(
     help="Citeline: answers whose every sentence cites the passage behind it.",
@@ -53,6 +54,10 @@ def worker(
         str, typer.Option(help="Comma-separated queues, highest priority first.")
     ] = ",".join(QUEUE_NAMES),
     burst: Annotated[bool, typer.Option(help="Quit when the queues are empty.")] = False,
+    mode: Annotated[
+        WorkerMode,
+        typer.Option(help="fork: each job in its own process; inprocess: warm, no fork."),
+    ] = WorkerMode.fork,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run one worker against the configured (or embedded) database and Redis."""
@@ -62,7 +67,14 @@ def worker(
     names = [name.strip() for name in queues.split(",") if name.strip()]
     try:
         with running_engines(settings) as endpoints:
-            run_worker(settings, endpoints.database_url, endpoints.redis_url, names, burst=burst)
+            run_worker(
+                settings,
+                endpoints.database_url,
+                endpoints.redis_url,
+                names,
+                burst=burst,
+                mode=mode,
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--queues") from exc
     except CitelineError as exc:

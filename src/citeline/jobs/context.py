@@ -48,7 +48,6 @@ class JobContext:
             data,
             if_states=[JobState.started],
             if_attempt=self.attempt,
-            durable=False,
         )
         if event is None:
             raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
@@ -65,7 +64,6 @@ class JobContext:
             changes={"progress": fraction, "progress_message": message},
             if_states=[JobState.started],
             if_attempt=self.attempt,
-            durable=False,
         )
         if event is None:
             raise JobCancelled(f"job {self.job_id} is no longer running this attempt")

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import DateTime, String, Uuid, insert, literal, select, text, update
+from sqlalchemy import DateTime, String, Uuid, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,25 +71,21 @@ class EventLog:
         changes: Mapping[str, Any] | None = None,
         if_states: Sequence[JobState] | None = None,
         if_attempt: int | None = None,
-        durable: bool = True,
     ) -> Event | None:
         """Record one event, applying `changes` to the job in the same transaction.
 
         With `if_states` or `if_attempt`, nothing happens (None is returned) unless the job is
         still in one of those states and attempt: that is how racing writers (a worker finishing,
-        a user cancelling, the reaper) agree on a single outcome. `durable=False` skips waiting
-        for the WAL flush: a database crash may lose such an event, never a process crash.
+        a user cancelling, the reaper) agree on a single outcome.
         """
         payload = dict(data or {})
         with unit_of_work(self.sessions) as session:
-            event = self._append_in(
-                session, job_id, type_, payload, changes, if_states, if_attempt, durable
-            )
+            event = self.append_in(session, job_id, type_, payload, changes, if_states, if_attempt)
         if event is not None:
             self.publish(event)
         return event
 
-    def _append_in(
+    def append_in(
         self,
         session: Session,
         job_id: uuid.UUID,
@@ -98,8 +94,8 @@ class EventLog:
         changes: Mapping[str, Any] | None,
         if_states: Sequence[JobState] | None,
         if_attempt: int | None,
-        durable: bool,
     ) -> Event | None:
+        """`append` inside the caller's transaction; the caller publishes after committing."""
         now = utcnow()
         statement = update(Job).where(Job.id == job_id)
         if if_states is not None:
@@ -123,8 +119,6 @@ class EventLog:
             )
             .returning(JobEvent.seq)
         )
-        if not durable:
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         seq = session.execute(record).scalar()
         if seq is None:
             return None

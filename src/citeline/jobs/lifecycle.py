@@ -1,6 +1,11 @@
 """State changes of a job that more than one process may attempt: enqueue an attempt, start,
 finish, fail or retry, stop. Each is one guarded transaction plus its event, so exactly one of
-several racing writers wins."""
+several racing writers wins.
+
+Worker processes commit without waiting for the WAL flush (see `Resources.connect`): if
+PostgreSQL itself crashes in the next fraction of a second, an outcome may be lost and the reaper
+runs the attempt again (at-least-once). Acknowledgements to users (enqueue, cancel) come from
+the API and CLI, which always wait for the flush."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import redis
 from rq.timeouts import JobTimeoutException
 
 from citeline.db.base import utcnow
+from citeline.db.engine import unit_of_work
 from citeline.errors import ClientError, ConfigurationError
 from citeline.jobs.context import JobCancelled, JobContext
 from citeline.jobs.models import Job, JobState
@@ -93,21 +94,22 @@ def run_job(job_id: str, attempt: int, target: str) -> None:
 
 
 def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> None:
-    started = resources.events.append(
-        job_id,
-        "started",
-        {"attempt": attempt},
-        changes={"state": JobState.started.value, "started_at": utcnow(), "error": None},
-        if_states=[JobState.queued, JobState.scheduled],
-        if_attempt=attempt,
-        durable=False,
-    )
-    if started is None:
+    with unit_of_work(resources.sessions) as session:
+        started = resources.events.append_in(
+            session,
+            job_id,
+            "started",
+            {"attempt": attempt},
+            {"state": JobState.started.value, "started_at": utcnow(), "error": None},
+            [JobState.queued, JobState.scheduled],
+            attempt,
+        )
+        job = session.get_one(Job, job_id) if started is not None else None
+    if started is None or job is None:
         log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})
         return
-    with resources.sessions() as session:
-        job = session.get_one(Job, job_id)
-        kind, owner, args, max_attempts = job.kind, job.owner, job.args, job.max_attempts
+    resources.events.publish(started)
+    kind, owner, args, max_attempts = job.kind, job.owner, job.args, job.max_attempts
 
     settings = resources.settings
     context = JobContext(

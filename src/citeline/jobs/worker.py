@@ -7,9 +7,10 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from enum import StrEnum
 from importlib import import_module
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from citeline.jobs.queue import QUEUE_NAMES
@@ -24,19 +25,33 @@ RUN_JOB = f"{run_job.__module__}.{run_job.__qualname__}"
 WORKER_TTL_SECONDS = 30
 
 
-class CitelineWorker(Worker):
+class WorkerMode(StrEnum):
+    fork = "fork"  # each job in a forked work-horse: isolated, fresh connections per job
+    inprocess = "inprocess"  # jobs in the worker itself: warm connections and loaded models
+
+
+class ForkingWorker(Worker):
     """RQ's forking worker, importing each job's module in the parent before it forks, so a
     work-horse starts with the code loaded instead of importing it for every job."""
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        if job.func_name == RUN_JOB and len(job.args) == 3:
-            module = str(job.args[2]).partition(":")[0]
-            if module not in sys.modules:
-                try:
-                    import_module(module)
-                except ImportError:
-                    log.exception("cannot import job module", extra={"module": module})
+        _preload(job)
         super().execute_job(job, queue)
+
+
+class InProcessWorker(SimpleWorker):
+    """RQ's non-forking worker. Timeouts still hold (SIGALRM in the main thread); cancelling
+    relies on the job reaching `check_cancelled`, `emit` or `progress`."""
+
+
+def _preload(job: Job) -> None:
+    if job.func_name == RUN_JOB and len(job.args) == 3:
+        module = str(job.args[2]).partition(":")[0]
+        if module not in sys.modules:
+            try:
+                import_module(module)
+            except ImportError:
+                log.exception("cannot import job module", extra={"module": module})
 
 
 def run_worker(
@@ -47,24 +62,28 @@ def run_worker(
     *,
     burst: bool = False,
     name: str | None = None,
+    mode: WorkerMode = WorkerMode.fork,
 ) -> bool:
     """Take jobs from `queues` (in priority order) until stopped; True if any job ran."""
     unknown = [q for q in queues if q not in QUEUE_NAMES]
     if unknown:
         raise ValueError(f"unknown queues {unknown}; queues are {', '.join(QUEUE_NAMES)}")
-    # The blocking dequeue must not hit a socket timeout, so this client blocks freely.
+    # The blocking dequeue must not hit a socket timeout, so this client blocks freely. Job
+    # transitions are re-run by the reaper if lost, so they need not wait for the WAL flush.
     resources = Resources.connect(
-        settings, database_url, redis_url, redis_timeout=None, pool_size=2
+        settings, database_url, redis_url, redis_timeout=None, pool_size=2, wait_for_flush=False
     )
     configure(resources)
-    # Each job runs in a forked work-horse: it must open its own database connections.
-    os.register_at_fork(after_in_child=lambda: resources.engine.dispose(close=False))
+    if mode is WorkerMode.fork:
+        # A forked work-horse must open its own database connections.
+        os.register_at_fork(after_in_child=lambda: resources.engine.dispose(close=False))
     stop = threading.Event()
     reaper = threading.Thread(
         target=resources.reaper().run, args=(stop,), name="citeline-reaper", daemon=True
     )
     reaper.start()
-    worker = CitelineWorker(
+    worker_class = ForkingWorker if mode is WorkerMode.fork else InProcessWorker
+    worker = worker_class(
         list(queues), connection=resources.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
     )
     try:
