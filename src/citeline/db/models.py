@@ -2,5 +2,6 @@
 
 from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent
+from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
 
-__all__ = ["Base", "Job", "JobEvent"]
+__all__ = ["Base", "Chunk", "ChunkTerm", "Document", "Job", "JobEvent", "KnowledgeBase", "TermStat"]
