@@ -92,7 +92,11 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
 def empty_stores(database_url: str, redis_url: str) -> None:
     engine = make_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE jobs, job_events CASCADE"))
+        connection.execute(text("TRUNCATE jobs, job_events, knowledge_bases CASCADE"))
+        for (name,) in connection.execute(
+            text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_chunks_hnsw_%'")
+        ):
+            connection.execute(text(f"DROP INDEX {name}"))
     engine.dispose()
     client = connect(redis_url)
     client.flushdb()

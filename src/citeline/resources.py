@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import Engine
@@ -13,8 +14,12 @@ from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
 from citeline.jobs.queue import connect
 from citeline.jobs.reaper import Reaper
+from citeline.jobs.registry import register_domain_kinds
 from citeline.jobs.service import JobService
 from citeline.settings import Settings
+
+if TYPE_CHECKING:
+    from citeline.knowledge.service import KnowledgeService
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Resources:
         pool_size: int = 10,
         wait_for_flush: bool = True,
     ) -> Resources:
+        register_domain_kinds()
         engine = make_engine(database_url, pool_size=pool_size, wait_for_flush=wait_for_flush)
         sessions = make_sessionmaker(engine)
         connection = connect(redis_url, timeout=redis_timeout)
@@ -52,6 +58,14 @@ class Resources:
 
     def jobs(self) -> JobService:
         return JobService(self.sessions, self.redis, self.events, self.lifecycle, self.settings)
+
+    def knowledge(self) -> KnowledgeService:
+        from citeline.knowledge.service import KnowledgeService
+        from citeline.knowledge.storage import FileStore
+
+        return KnowledgeService(
+            self.sessions, self.jobs(), FileStore(self.settings.data_path / "files"), self.settings
+        )
 
     def reaper(self) -> Reaper:
         return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)

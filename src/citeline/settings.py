@@ -6,7 +6,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     job_lost_after_seconds: Annotated[float, Field(gt=0)] = 10.0
     job_reaper_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     job_event_stream_ttl_seconds: Annotated[int, Field(ge=60)] = 86400
+
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * 2**20
+    max_request_bytes: Annotated[int, Field(ge=1)] = 1024 * 2**20
+
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_url: str | None = None
+    embedding_model: str | None = None
+    embedding_dim: Annotated[int | None, Field(ge=1, le=16000)] = None
+    embedding_api_key: str | None = None
+    embedding_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    chunk_tokens: Annotated[int, Field(ge=32, le=256)] = 200
+    chunk_overlap: Annotated[int, Field(ge=0, le=100)] = 32
 
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0

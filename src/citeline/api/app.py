@@ -15,6 +15,7 @@ from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
 from citeline.jobs.queue import connect_async
 from citeline.jobs.router import router as jobs_router
+from citeline.knowledge.router import router as knowledge_router
 from citeline.observability.metrics import QueueCollector
 from citeline.resources import Resources
 
@@ -50,4 +51,5 @@ def create_app(resources: Resources) -> FastAPI:
     app.add_middleware(RequestContext)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(knowledge_router)
     return app

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from citeline.jobs.service import JobService
+from citeline.knowledge.service import KnowledgeService
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -27,6 +28,12 @@ def get_async_redis(request: Request) -> aioredis.Redis:
     return connection
 
 
+def get_knowledge_service(
+    resources: Annotated[Resources, Depends(get_resources)],
+) -> KnowledgeService:
+    return resources.knowledge()
+
+
 def get_job_service(resources: Annotated[Resources, Depends(get_resources)]) -> JobService:
     return resources.jobs()
 
@@ -35,3 +42,4 @@ ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 AsyncRedisDep = Annotated[aioredis.Redis, Depends(get_async_redis)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
+KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]

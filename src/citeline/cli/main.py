@@ -56,8 +56,10 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Quit when the queues are empty.")] = False,
     mode: Annotated[
         WorkerMode,
-        typer.Option(help="fork: each job in its own process; inprocess: warm, no fork."),
-    ] = WorkerMode.fork,
+        typer.Option(
+            help="inprocess: jobs run in the worker, warm; fork: each job in its own process."
+        ),
+    ] = WorkerMode.inprocess,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run one worker against the configured (or embedded) database and Redis."""

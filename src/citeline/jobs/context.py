@@ -26,6 +26,7 @@ class JobContext:
         job_id: uuid.UUID,
         kind: str,
         attempt: int,
+        max_attempts: int = 1,
         args: Mapping[str, Any],
         owner: str | None,
         events: EventLog,
@@ -34,10 +35,15 @@ class JobContext:
         self.job_id = job_id
         self.kind = kind
         self.attempt = attempt
+        self.max_attempts = max_attempts
         self.args = dict(args)
         self.owner = owner
         self.events = events
         self.connection = connection
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
 
     def emit(self, type_: str, data: Mapping[str, Any] | None = None) -> Event:
         """Append a typed event to this job's stream."""

@@ -26,6 +26,14 @@ class JobKind:
 
 _KINDS: dict[str, JobKind] = {}
 
+# Modules whose import registers the domain packages' job kinds.
+DOMAIN_JOB_MODULES = ("citeline.knowledge.ingest",)
+
+
+def register_domain_kinds() -> None:
+    for module in DOMAIN_JOB_MODULES:
+        import_module(module)
+
 
 def job_kind(
     name: str,

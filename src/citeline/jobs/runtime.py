@@ -116,6 +116,7 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
         job_id=job_id,
         kind=kind,
         attempt=attempt,
+        max_attempts=max_attempts,
         args=args,
         owner=owner,
         events=resources.events,

@@ -62,7 +62,7 @@ def run_worker(
     *,
     burst: bool = False,
     name: str | None = None,
-    mode: WorkerMode = WorkerMode.fork,
+    mode: WorkerMode = WorkerMode.inprocess,
 ) -> bool:
     """Take jobs from `queues` (in priority order) until stopped; True if any job ran."""
     unknown = [q for q in queues if q not in QUEUE_NAMES]

@@ -1,0 +1,148 @@
+"""The ingestion job: parse, chunk, embed and index one document, replacing its previous
+version in one transaction, so searches see the old version or the new one, never a mix."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.base import utcnow
+from citeline.db.engine import unit_of_work
+from citeline.errors import ConfigurationError, NotFound
+from citeline.jobs.context import JobCancelled, JobContext
+from citeline.jobs.registry import job_kind
+from citeline.jobs.runtime import worker_resources
+from citeline.knowledge import index
+from citeline.knowledge.chunking import chunk_document
+from citeline.knowledge.embedders import embedder_for
+from citeline.knowledge.embedding import count_tokens
+from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
+from citeline.knowledge.parsing import InvalidDocument, parse
+from citeline.knowledge.service import INGEST_KIND
+from citeline.knowledge.storage import FileStore
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 32
+
+
+def embedding_input(title: str | None, heading_path: tuple[str, ...], text: str) -> str:
+    """What the embedder sees: the chunk with the headings above it, which the chunk itself
+    may not repeat. The stored chunk text stays exactly the document's span."""
+    context = [part for part in (title, *heading_path) if part]
+    deduped = [
+        part for i, part in enumerate(context) if part not in context[:i] and part not in text
+    ]
+    return " > ".join(deduped) + "\n" + text if deduped else text
+
+
+@job_kind(INGEST_KIND, queue="default", max_attempts=3)
+def ingest(context: JobContext) -> dict[str, Any]:
+    resources = worker_resources()
+    document_id = uuid.UUID(str(context.args["document_id"]))
+    try:
+        return _ingest(
+            context,
+            resources.sessions,
+            FileStore(resources.settings.data_path / "files"),
+            document_id,
+        )
+    except InvalidDocument as exc:
+        _mark_failed(resources.sessions, document_id, exc.detail)
+        raise
+    except JobCancelled:
+        _mark_failed(resources.sessions, document_id, "ingestion was cancelled")
+        raise
+    except Exception as exc:
+        if context.last_attempt:
+            _mark_failed(resources.sessions, document_id, f"ingestion failed: {exc}")
+        raise
+
+
+def _ingest(
+    context: JobContext, sessions: sessionmaker[Session], files: FileStore, document_id: uuid.UUID
+) -> dict[str, Any]:
+    with unit_of_work(sessions) as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound(f"document {document_id} no longer exists")
+        if document.upload_key is None or document.upload_hash is None:
+            return {"document_id": str(document_id), "status": "nothing to ingest"}
+        kb = session.get_one(KnowledgeBase, document.knowledge_base_id)
+        document.status = DocumentStatus.processing.value
+        key, digest, size, source = (
+            document.upload_key,
+            document.upload_hash,
+            document.upload_size,
+            document.source,
+        )
+        old_key = document.storage_key
+
+    context.progress(0.02, f"parsing {source}")
+    parsed = parse(source, files.read(key))
+    spans = chunk_document(
+        parsed, max_tokens=kb.chunk_tokens, overlap=kb.chunk_overlap, count=count_tokens
+    )
+    context.progress(0.1, f"embedding {len(spans)} chunks")
+
+    embedder = embedder_for(worker_resources().settings)
+    if embedder.name != kb.embedding_model:
+        raise ConfigurationError(
+            f"knowledge base {kb.name!r} uses {kb.embedding_model}; this worker has {embedder.name}"
+        )
+    inputs = [
+        embedding_input(parsed.title, span.heading_path, parsed.text[span.start : span.end])
+        for span in spans
+    ]
+    vectors = embedder.embed([])
+    batches = []
+    for begin in range(0, len(inputs), EMBED_BATCH):
+        batches.append(embedder.embed(inputs[begin : begin + EMBED_BATCH]))
+        done = min(len(inputs), begin + EMBED_BATCH)
+        context.progress(
+            0.1 + 0.8 * done / max(1, len(inputs)), f"embedded {done} of {len(inputs)} chunks"
+        )
+    if batches:
+        import numpy as np
+
+        vectors = np.vstack(batches)
+
+    context.check_cancelled()
+    with unit_of_work(sessions) as session:
+        index.lock_knowledge_base(session, kb.id)
+        document = session.get(Document, document_id, with_for_update=True)
+        if document is None:
+            raise NotFound(f"document {document_id} was deleted during ingestion")
+        if document.upload_hash != digest:
+            return {"document_id": str(document_id), "status": "superseded by a newer upload"}
+        index.remove_document_chunks(session, kb.id, document_id)
+        index.insert_document_chunks(session, kb.id, document_id, parsed.text, spans, vectors)
+        document.content_hash = digest
+        document.storage_key = key
+        document.size_bytes = size
+        document.text = parsed.text
+        document.title = parsed.title or document.filename
+        document.page_starts = parsed.page_starts
+        document.chunk_count = len(spans)
+        document.status = DocumentStatus.ready.value
+        document.error = None
+        document.indexed_at = utcnow()
+        document.upload_key = document.upload_hash = document.upload_size = None
+    if old_key and old_key != key:
+        files.delete(old_key)
+    return {"document_id": str(document_id), "chunks": len(spans), "characters": len(parsed.text)}
+
+
+def _mark_failed(sessions: sessionmaker[Session], document_id: uuid.UUID, reason: str) -> None:
+    """Record the failure; the previously indexed version, if any, stays searchable."""
+    with unit_of_work(sessions) as session:
+        document = session.get(Document, document_id, with_for_update=True)
+        if document is None:
+            return
+        document.status = DocumentStatus.failed.value
+        if document.content_hash is not None:
+            reason += " (the previously indexed version is still searchable)"
+        document.error = reason

@@ -1,0 +1,159 @@
+"""Knowledge base API: bases, document upload and download, search."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+
+from citeline.api.deps import KnowledgeServiceDep, SettingsDep
+from citeline.errors import InvalidInput, PayloadTooLarge
+from citeline.knowledge.retrieval import Filters
+from citeline.knowledge.schemas import (
+    DocumentList,
+    DocumentOut,
+    KnowledgeBaseIn,
+    KnowledgeBaseList,
+    KnowledgeBaseOut,
+    SearchHit,
+    SearchResponse,
+    UploadResponse,
+    UploadResult,
+)
+from citeline.knowledge.service import Upload, hit_json
+from citeline.knowledge.storage import scratch_dir
+
+router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge"])
+
+MAX_FILES_PER_REQUEST = 1000
+COPY_BLOCK = 1 << 20
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_knowledge_base(
+    body: KnowledgeBaseIn, knowledge: KnowledgeServiceDep
+) -> KnowledgeBaseOut:
+    return KnowledgeBaseOut.of(knowledge.create(body.name, body.description))
+
+
+@router.get("")
+def list_knowledge_bases(knowledge: KnowledgeServiceDep) -> KnowledgeBaseList:
+    return KnowledgeBaseList(knowledge_bases=[KnowledgeBaseOut.of(kb) for kb in knowledge.all()])
+
+
+@router.get("/{kb_id}")
+def get_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> KnowledgeBaseOut:
+    return KnowledgeBaseOut.of(knowledge.get(kb_id))
+
+
+@router.delete("/{kb_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> Response:
+    knowledge.delete(kb_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{kb_id}/documents",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={413: {"description": "the request is over the size limit"}},
+)
+async def upload_documents(
+    kb_id: uuid.UUID, request: Request, knowledge: KnowledgeServiceDep, settings: SettingsDep
+) -> UploadResponse:
+    """Multipart upload of one or more files (field `files`); one ingestion job per file."""
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.max_request_bytes:
+        raise PayloadTooLarge(
+            f"the request is {declared / 2**20:.0f} MiB, over the "
+            f"{settings.max_request_bytes / 2**20:.0f} MiB limit"
+        )
+    knowledge.get(kb_id)
+    form = await request.form(max_files=MAX_FILES_PER_REQUEST)
+    try:
+        files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+        if not files:
+            raise InvalidInput(
+                "send one or more files in the multipart field `files`", field="files"
+            )
+        scratch = scratch_dir(settings.data_path / "files")
+        uploads = [_receive(item, scratch, settings.max_upload_bytes) for item in files]
+    finally:
+        await form.close()
+    from starlette.concurrency import run_in_threadpool
+
+    outcomes = await run_in_threadpool(knowledge.add, kb_id, uploads)
+    results = [UploadResult(**outcome.__dict__) for outcome in outcomes]
+    return UploadResponse(documents=results, job_ids=[r.job_id for r in results if r.job_id])
+
+
+def _receive(item: UploadFile, scratch: Any, limit: int) -> Upload:
+    """Copy one part to scratch space, stopping as soon as it passes the limit."""
+    target = scratch / uuid.uuid4().hex
+    size = 0
+    with target.open("wb") as out:
+        item.file.seek(0)
+        while block := item.file.read(COPY_BLOCK):
+            size += len(block)
+            if size > limit:
+                break
+            out.write(block)
+    if size > limit:
+        target.write_bytes(b"")
+        # Report the size seen so far: the service refuses it by size.
+    return Upload(source=item.filename or "", path=target, size=size)
+
+
+@router.get("/{kb_id}/documents")
+def list_documents(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> DocumentList:
+    return DocumentList(documents=[DocumentOut.of(d) for d in knowledge.documents(kb_id)])
+
+
+@router.get("/{kb_id}/documents/{document_id}")
+def get_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> DocumentOut:
+    return DocumentOut.of(knowledge.document(kb_id, document_id))
+
+
+@router.get("/{kb_id}/documents/{document_id}/file", response_class=FileResponse)
+def download_original(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> FileResponse:
+    document, path = knowledge.original(kb_id, document_id)
+    return FileResponse(path, media_type=document.media_type, filename=document.filename)
+
+
+@router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> Response:
+    knowledge.delete_document(kb_id, document_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{kb_id}/search")
+def search_knowledge_base(
+    kb_id: uuid.UUID,
+    knowledge: KnowledgeServiceDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    mode: Annotated[str, Query(pattern="^(hybrid|keyword|dense)$")] = "hybrid",
+    document_id: Annotated[list[uuid.UUID] | None, Query()] = None,
+    metadata: Annotated[
+        str | None, Query(description="JSON object the document metadata must contain")
+    ] = None,
+) -> SearchResponse:
+    meta = None
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"metadata is not JSON: {exc}", field="metadata") from None
+        if not isinstance(meta, dict):
+            raise InvalidInput("metadata must be a JSON object", field="metadata")
+    hits = knowledge.search(kb_id, q, k=k, mode=mode, filters=Filters(document_id, meta))
+    return SearchResponse(hits=[SearchHit.model_validate(hit_json(hit)) for hit in hits])

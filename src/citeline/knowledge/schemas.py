@@ -1,0 +1,114 @@
+"""What the knowledge API accepts and returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from citeline.knowledge.models import Document, KnowledgeBase
+
+
+class KnowledgeBaseIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+
+
+class KnowledgeBaseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+    embedding_model: str
+    embedding_dim: int
+    chunk_tokens: int
+    chunk_overlap: int
+    chunk_count: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> KnowledgeBaseOut:
+        return cls.model_validate(kb)
+
+
+class KnowledgeBaseList(BaseModel):
+    knowledge_bases: list[KnowledgeBaseOut]
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    source: str
+    filename: str
+    media_type: str
+    title: str | None
+    status: str
+    error: str | None
+    job_id: uuid.UUID | None
+    size_bytes: int | None
+    chunk_count: int
+    content_hash: str | None
+    metadata: dict[str, Any]
+    indexed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, document: Document) -> DocumentOut:
+        return cls(
+            id=document.id,
+            knowledge_base_id=document.knowledge_base_id,
+            source=document.source,
+            filename=document.filename,
+            media_type=document.media_type,
+            title=document.title,
+            status=document.status,
+            error=document.error,
+            job_id=document.job_id,
+            size_bytes=document.size_bytes,
+            chunk_count=document.chunk_count,
+            content_hash=document.content_hash,
+            metadata=document.metadata_,
+            indexed_at=document.indexed_at,
+            created_at=document.created_at,
+            updated_at=document.updated_at,
+        )
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class UploadResult(BaseModel):
+    source: str
+    status: str = Field(description="queued, unchanged or rejected")
+    document_id: uuid.UUID | None = None
+    job_id: uuid.UUID | None = None
+    error: str | None = None
+
+
+class UploadResponse(BaseModel):
+    documents: list[UploadResult]
+    job_ids: list[uuid.UUID]
+
+
+class SearchHit(BaseModel):
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str | None
+    source: str | None
+    heading_path: list[str]
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+    ranks: dict[str, int | None]
+    scores: dict[str, float | None]
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]

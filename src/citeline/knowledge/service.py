@@ -1,0 +1,300 @@
+"""Knowledge bases and their documents: create, upload, list, delete, search."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.db.engine import unit_of_work
+from citeline.errors import Conflict, InvalidInput, NotFound
+from citeline.jobs.service import JobService
+from citeline.knowledge import index
+from citeline.knowledge.embedding import Embedder
+from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
+from citeline.knowledge.parsing import InvalidDocument, media_type_for
+from citeline.knowledge.retrieval import Filters, Hit, search
+from citeline.knowledge.storage import FileStore, sha256_of
+from citeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INGEST_KIND = "knowledge.ingest"
+MAX_QUERY_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file received into scratch space, not yet attached to a document."""
+
+    source: str  # the name or relative path the user gave
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    source: str
+    status: str  # queued | unchanged | rejected
+    document_id: uuid.UUID | None = None
+    job_id: uuid.UUID | None = None
+    error: str | None = None
+
+
+class KnowledgeService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        jobs: JobService,
+        files: FileStore,
+        settings: Settings,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.jobs = jobs
+        self.files = files
+        self.settings = settings
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from citeline.knowledge.embedders import embedder_for
+
+            self._embedder = embedder_for(self.settings)
+        return self._embedder
+
+    # knowledge bases
+
+    def create(
+        self, name: str, description: str = "", *, workspace_id: str | None = None
+    ) -> KnowledgeBase:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("the name must be 1 to 200 characters", field="name")
+        embedder = self.embedder
+        kb = KnowledgeBase(
+            id=uuid.uuid4(),
+            workspace_id=workspace_id,
+            name=name,
+            description=description,
+            embedding_model=embedder.name,
+            embedding_dim=embedder.dim,
+            chunk_tokens=self.settings.chunk_tokens,
+            chunk_overlap=self.settings.chunk_overlap,
+            chunk_count=0,
+            total_terms=0,
+        )
+        try:
+            with unit_of_work(self.sessions) as session:
+                session.add(kb)
+                session.flush()
+                index.create_vector_index(session, kb.id, kb.embedding_dim)
+        except IntegrityError:
+            raise Conflict(f"a knowledge base named {name!r} already exists") from None
+        return kb
+
+    def all(self, *, workspace_id: str | None = None) -> list[KnowledgeBase]:
+        with self.sessions() as session:
+            statement = select(KnowledgeBase).order_by(KnowledgeBase.name)
+            if workspace_id is not None:
+                statement = statement.where(KnowledgeBase.workspace_id == workspace_id)
+            return list(session.scalars(statement))
+
+    def get(self, ref: uuid.UUID | str) -> KnowledgeBase:
+        """By id, or by name."""
+        with self.sessions() as session:
+            kb = None
+            try:
+                kb = session.get(KnowledgeBase, uuid.UUID(str(ref)))
+            except ValueError:
+                kb = session.scalars(
+                    select(KnowledgeBase).where(KnowledgeBase.name == str(ref))
+                ).first()
+            if kb is None:
+                raise NotFound(f"knowledge base {ref} not found")
+            return kb
+
+    def delete(self, ref: uuid.UUID | str) -> None:
+        kb = self.get(ref)
+        with unit_of_work(self.sessions) as session:
+            index.drop_vector_index(session, kb.id)
+            session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
+        self.files.delete_tree(str(kb.id))
+
+    # documents
+
+    def add(
+        self, ref: uuid.UUID | str, uploads: Sequence[Upload], *, owner: str | None = None
+    ) -> list[UploadOutcome]:
+        """Attach uploaded files; each supported, changed file gets its own ingestion job."""
+        kb = self.get(ref)
+        return [self._add_one(kb, upload, owner) for upload in uploads]
+
+    def _add_one(self, kb: KnowledgeBase, upload: Upload, owner: str | None) -> UploadOutcome:
+        source = _clean_source(upload.source)
+        try:
+            if not source:
+                raise InvalidDocument("the file has no name")
+            media_type = media_type_for(source)
+            if upload.size > self.settings.max_upload_bytes:
+                raise InvalidDocument(
+                    f"the file is {upload.size / 2**20:.1f} MiB, over the "
+                    f"{self.settings.max_upload_bytes / 2**20:.0f} MiB limit"
+                )
+            if upload.size == 0:
+                raise InvalidDocument("the file is empty")
+        except InvalidDocument as exc:
+            upload.path.unlink(missing_ok=True)
+            return UploadOutcome(upload.source, "rejected", error=exc.detail)
+        digest = sha256_of(upload.path)
+        with unit_of_work(self.sessions) as session:
+            document = session.scalars(
+                select(Document)
+                .where(Document.knowledge_base_id == kb.id, Document.source == source)
+                .with_for_update()
+            ).first()
+            if (
+                document is not None
+                and document.content_hash == digest
+                and document.upload_hash is None
+            ):
+                upload.path.unlink(missing_ok=True)
+                return UploadOutcome(source, "unchanged", document.id, None)
+            if document is None:
+                document = Document(
+                    id=uuid.uuid4(),
+                    knowledge_base_id=kb.id,
+                    source=source,
+                    filename=PurePath(source).name,
+                    media_type=media_type,
+                    metadata_={},
+                    chunk_count=0,
+                )
+                session.add(document)
+            key = f"{kb.id}/{document.id}/{digest}{PurePath(source).suffix.lower()}"
+            self.files.put(key, upload.path)
+            document.upload_hash = digest
+            document.upload_key = key
+            document.upload_size = upload.size
+            document.media_type = media_type
+            document.status = DocumentStatus.queued.value
+            document.error = None
+            session.flush()
+            document_id = document.id
+        job = self.jobs.enqueue(INGEST_KIND, {"document_id": str(document_id)}, owner=owner)
+        with unit_of_work(self.sessions) as session:
+            session.get_one(Document, document_id).job_id = job.id
+        return UploadOutcome(source, "queued", document_id, job.id)
+
+    def documents(self, ref: uuid.UUID | str) -> list[Document]:
+        kb = self.get(ref)
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Document)
+                    .where(Document.knowledge_base_id == kb.id)
+                    .order_by(Document.source)
+                )
+            )
+
+    def document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> Document:
+        kb = self.get(ref)
+        with self.sessions() as session:
+            document = session.get(Document, document_id)
+            if document is None or document.knowledge_base_id != kb.id:
+                raise NotFound(f"document {document_id} not found in knowledge base {kb.name!r}")
+            return document
+
+    def original(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> tuple[Document, Path]:
+        document = self.document(ref, document_id)
+        key = document.storage_key or document.upload_key
+        if key is None:
+            raise NotFound(f"document {document_id} has no stored file")
+        path = self.files.path(key)
+        if not path.is_file():
+            raise NotFound(f"the original file of document {document_id} is missing")
+        return document, path
+
+    def delete_document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> None:
+        document = self.document(ref, document_id)
+        with unit_of_work(self.sessions) as session:
+            index.lock_knowledge_base(session, document.knowledge_base_id)
+            index.remove_document_chunks(session, document.knowledge_base_id, document.id)
+            session.execute(delete(Document).where(Document.id == document.id))
+        for key in {document.storage_key, document.upload_key} - {None}:
+            self.files.delete(str(key))
+        if document.job_id is not None and document.status in ("queued", "processing"):
+            try:
+                self.jobs.cancel(document.job_id, "document deleted")
+            except (Conflict, NotFound):
+                log.info("ingestion job had already ended", extra={"job": str(document.job_id)})
+
+    def count_documents(self, ref: uuid.UUID | str) -> dict[str, int]:
+        kb = self.get(ref)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Document.status, func.count())
+                .where(Document.knowledge_base_id == kb.id)
+                .group_by(Document.status)
+            ).all()
+        return {status: count for status, count in rows}
+
+    # search
+
+    def search(
+        self,
+        ref: uuid.UUID | str,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise InvalidInput("the query is empty", field="q")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"the query is over {MAX_QUERY_CHARS} characters", field="q")
+        if mode not in ("hybrid", "keyword", "dense"):
+            raise InvalidInput("mode must be hybrid, keyword or dense", field="mode")
+        kb = self.get(ref)
+        if kb.embedding_model != self.embedder.name:
+            raise Conflict(
+                f"knowledge base {kb.name!r} was embedded with {kb.embedding_model}, but this "
+                f"server uses {self.embedder.name}; run `citeline reindex --kb {kb.name}`"
+            )
+        with unit_of_work(self.sessions) as session:
+            return search(
+                session, kb, self.embedder, query, k=k, mode=mode, filters=filters or Filters()
+            )
+
+
+def _clean_source(source: str) -> str:
+    parts = [p for p in PurePath(source.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    return "/".join(parts)[:1000]
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    details = hit.details
+    return {
+        "chunk_id": str(hit.chunk_id),
+        "document_id": str(details.get("document_id")),
+        "title": details.get("title"),
+        "source": details.get("source"),
+        "heading_path": details.get("heading_path") or [],
+        "page": details.get("page"),
+        "start": details.get("start"),
+        "end": details.get("end"),
+        "text": details.get("text"),
+        "score": hit.score,
+        "ranks": hit.ranks,
+        "scores": hit.scores,
+    }

@@ -1,0 +1,225 @@
+"""Knowledge bases end to end: upload through the API, ingestion by a real worker, search."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from citeline.resources import Resources
+from tests.conftest import WorkerFactory, wait_for
+from tests.fixtures_docs import docx_bytes, pdf_bytes, zip_bomb_docx
+
+pytestmark = pytest.mark.slow
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "debian-faq" / "corpus"
+
+
+def create_kb(api: str, name: str = "docs") -> dict[str, Any]:
+    response = httpx.post(f"{api}/v1/knowledge-bases", json={"name": name, "description": "d"})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def upload(api: str, kb_id: str, files: list[tuple[str, bytes]]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{api}/v1/knowledge-bases/{kb_id}/documents",
+        files=[("files", (name, data)) for name, data in files],
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def documents(api: str, kb_id: str) -> dict[str, dict[str, Any]]:
+    listed = httpx.get(f"{api}/v1/knowledge-bases/{kb_id}/documents").json()["documents"]
+    return {d["source"]: d for d in listed}
+
+
+def settled(api: str, kb_id: str) -> dict[str, dict[str, Any]] | None:
+    docs = documents(api, kb_id)
+    return docs if all(d["status"] in ("ready", "failed") for d in docs.values()) else None
+
+
+def test_batch_with_good_and_bad_files(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    good = [
+        (
+            "guide.md",
+            b"# Guide\n\nInstall packages with apt.\n\n## Upgrades\n\nRun apt upgrade often.\n",
+        ),
+        ("notes.txt", b"Plain notes about dpkg and its database.\n\nSecond paragraph."),
+        ("manual.pdf", pdf_bytes(["The kernel page.", "Networking is on page two."])),
+        (
+            "letter.docx",
+            docx_bytes([("Heading 1", "Letter"), ("Normal", "Dear reader of aptitude.")]),
+        ),
+        ("basic-defs.en.html", (CORPUS / "basic-defs.en.html").read_bytes()),
+    ]
+    bad = [
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf"),
+        ("scanned.pdf", pdf_bytes([""])),
+        ("binary.txt", b"\x00\x01\x02binary\x00"),
+        ("latin1.txt", "café crème".encode("latin-1")),
+        ("empty.md", b""),
+        ("bomb.docx", zip_bomb_docx()),
+    ]
+    result = upload(api_url, kb["id"], [*good, ("program.exe", b"MZ\x90")] + bad)
+    statuses = {d["source"]: d for d in result["documents"]}
+    assert statuses["program.exe"]["status"] == "rejected"
+    assert "unsupported file type .exe" in statuses["program.exe"]["error"]
+    assert statuses["empty.md"]["status"] == "rejected"
+    assert len(result["job_ids"]) == len(good) + len(bad) - 1
+    start_worker("inprocess")
+    docs = wait_for(lambda: settled(api_url, kb["id"]), timeout=120)
+    assert isinstance(docs, dict)
+    for name, _ in good:
+        assert docs[name]["status"] == "ready", (name, docs[name]["error"])
+        assert docs[name]["chunk_count"] >= 1
+    reasons = {name: docs[name]["error"] for name, _ in bad if name in docs}
+    assert "corrupt" in reasons["broken.pdf"]
+    assert "no text layer" in reasons["scanned.pdf"]
+    assert "binary data" in reasons["binary.txt"]
+    assert "not valid UTF-8" in reasons["latin1.txt"]
+    assert "zip bomb" in reasons["bomb.docx"]
+
+    with resources.sessions() as session:
+        rows = session.execute(
+            text(
+                'SELECT c.text, c.start, c."end", d.text, c.page, d.source FROM chunks c JOIN documents d ON d.id = c.document_id'
+            )
+        ).all()
+    for chunk_text, start, end, document_text, _page, _source in rows:
+        assert document_text[start:end] == chunk_text
+    pages = {row[0]: row[4] for row in rows if row[5] == "manual.pdf"}
+    assert pages == {"The kernel page.\n\nNetworking is on page two.": 1} or set(
+        pages.values()
+    ) <= {1, 2}
+
+    hits = httpx.get(
+        f"{api_url}/v1/knowledge-bases/{kb['id']}/search",
+        params={"q": "networking page two", "k": 3},
+    ).json()["hits"]
+    assert hits[0]["source"] == "manual.pdf"
+    assert set(hits[0]) >= {
+        "chunk_id",
+        "document_id",
+        "title",
+        "source",
+        "heading_path",
+        "page",
+        "start",
+        "end",
+        "text",
+        "score",
+        "ranks",
+    }
+    assert hits[0]["ranks"]["keyword"] == 1
+
+    original = httpx.get(
+        f"{api_url}/v1/knowledge-bases/{kb['id']}/documents/{docs['notes.txt']['id']}/file"
+    )
+    assert original.content == good[1][1]
+
+
+def test_reupload_is_a_noop_and_a_change_replaces_chunks(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    start_worker("inprocess")
+    first = upload(api_url, kb["id"], [("a.md", b"# A\n\nAlpha version one.")])
+    wait_for(lambda: settled(api_url, kb["id"]), timeout=60)
+    again = upload(api_url, kb["id"], [("a.md", b"# A\n\nAlpha version one.")])
+    assert again["documents"][0]["status"] == "unchanged"
+    assert again["job_ids"] == []
+    upload(api_url, kb["id"], [("a.md", b"# A\n\nBeta version two, entirely new words.")])
+    wait_for(
+        lambda: (
+            (d := settled(api_url, kb["id"]))
+            and d["a.md"]["content_hash"] != first
+            and d["a.md"]["status"] == "ready"
+            and "Beta" in search_text(api_url, kb["id"], "beta")
+        ),
+        timeout=60,
+    )
+    assert search_text(api_url, kb["id"], "alpha") == ""
+    doc_id = documents(api_url, kb["id"])["a.md"]["id"]
+    assert (
+        httpx.delete(f"{api_url}/v1/knowledge-bases/{kb['id']}/documents/{doc_id}").status_code
+        == 204
+    )
+    with resources.sessions() as session:
+        assert session.execute(text("SELECT count(*) FROM chunks")).scalar() == 0
+        assert session.execute(text("SELECT count(*) FROM chunk_terms")).scalar() == 0
+        assert session.execute(text("SELECT count(*) FROM term_stats")).scalar() == 0
+        assert session.execute(
+            text("SELECT chunk_count, total_terms FROM knowledge_bases")
+        ).one() == (0, 0)
+
+
+def search_text(api: str, kb_id: str, query: str) -> str:
+    hits = httpx.get(
+        f"{api}/v1/knowledge-bases/{kb_id}/search", params={"q": query, "mode": "keyword"}
+    ).json()["hits"]
+    return " ".join(h["text"] for h in hits)
+
+
+def test_bm25_matches_a_hand_computation(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    corpus = {
+        "one.txt": b"apple banana apple",
+        "two.txt": b"banana cherry",
+        "three.txt": b"cherry cherry cherry date",
+    }
+    upload(api_url, kb["id"], list(corpus.items()))
+    start_worker("inprocess")
+    wait_for(lambda: settled(api_url, kb["id"]), timeout=60)
+    hits = httpx.get(
+        f"{api_url}/v1/knowledge-bases/{kb['id']}/search",
+        params={"q": "apple cherry", "mode": "keyword"},
+    ).json()["hits"]
+    # Stems: appl, banana, cherri, date. Lengths 3, 2, 4; avgdl 3; N 3.
+    n, avgdl, k1, b = 3, 3.0, 1.2, 0.75
+
+    def idf(df: int) -> float:
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def term(tf: int, length: int, df: int) -> float:
+        return idf(df) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avgdl))
+
+    expected = {
+        "one.txt": term(2, 3, 1),
+        "two.txt": term(1, 2, 2),
+        "three.txt": term(3, 4, 2),
+    }
+    got = {h["source"]: h["scores"]["keyword"] for h in hits}
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert [h["source"] for h in hits] == sorted(expected, key=lambda s: -expected[s])
+
+
+def test_unknown_kb_empty_query_and_bad_names(api_url: str) -> None:
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert httpx.get(f"{api_url}/v1/knowledge-bases/{missing}").status_code == 404
+    assert httpx.post(f"{api_url}/v1/knowledge-bases", json={"name": ""}).status_code == 422
+    create_kb(api_url, "twice")
+    assert httpx.post(f"{api_url}/v1/knowledge-bases", json={"name": "twice"}).status_code == 409
+    kb = create_kb(api_url, "empty")
+    assert (
+        httpx.get(f"{api_url}/v1/knowledge-bases/{kb['id']}/search", params={"q": ""}).status_code
+        == 422
+    )
+    assert httpx.get(
+        f"{api_url}/v1/knowledge-bases/{kb['id']}/search", params={"q": "anything"}
+    ).json() == {"hits": []}
+    no_files = httpx.post(f"{api_url}/v1/knowledge-bases/{kb['id']}/documents", data={"x": "1"})
+    assert no_files.status_code == 422
