@@ -72,7 +72,7 @@ def test_batch_with_good_and_bad_files(
         ("empty.md", b""),
         ("bomb.docx", zip_bomb_docx()),
     ]
-    result = upload(api_url, kb["id"], [*good, ("program.exe", b"MZ\x90")] + bad)
+    result = upload(api_url, kb["id"], [*good, ("program.exe", b"MZ\x90"), *bad])
     statuses = {d["source"]: d for d in result["documents"]}
     assert statuses["program.exe"]["status"] == "rejected"
     assert "unsupported file type .exe" in statuses["program.exe"]["error"]
@@ -94,7 +94,8 @@ def test_batch_with_good_and_bad_files(
     with resources.sessions() as session:
         rows = session.execute(
             text(
-                'SELECT c.text, c.start, c."end", d.text, c.page, d.source FROM chunks c JOIN documents d ON d.id = c.document_id'
+                'SELECT c.text, c.start, c."end", d.text, c.page, d.source '
+                "FROM chunks c JOIN documents d ON d.id = c.document_id"
             )
         ).all()
     for chunk_text, start, end, document_text, _page, _source in rows:

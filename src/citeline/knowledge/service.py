@@ -194,6 +194,34 @@ class KnowledgeService:
             session.get_one(Document, document_id).job_id = job.id
         return UploadOutcome(source, "queued", document_id, job.id)
 
+    def reindex(self, ref: uuid.UUID | str, *, owner: str | None = None) -> list[uuid.UUID]:
+        """Re-chunk and re-embed every document with the current embedder and chunk settings."""
+        kb = self.get(ref)
+        embedder = self.embedder
+        with unit_of_work(self.sessions) as session:
+            locked = index.lock_knowledge_base(session, kb.id)
+            index.drop_vector_index(session, kb.id)
+            locked.embedding_model, locked.embedding_dim = embedder.name, embedder.dim
+            locked.chunk_tokens = self.settings.chunk_tokens
+            locked.chunk_overlap = self.settings.chunk_overlap
+            index.create_vector_index(session, kb.id, embedder.dim)
+            documents = session.scalars(
+                select(Document).where(
+                    Document.knowledge_base_id == kb.id, Document.storage_key.is_not(None)
+                )
+            ).all()
+            for document in documents:
+                document.upload_key = document.storage_key
+                document.upload_hash = document.content_hash
+                document.upload_size = document.size_bytes
+                document.status = DocumentStatus.queued.value
+            document_ids = [document.id for document in documents]
+        job_ids = []
+        for document_id in document_ids:
+            job = self.jobs.enqueue(INGEST_KIND, {"document_id": str(document_id)}, owner=owner)
+            job_ids.append(job.id)
+        return job_ids
+
     def documents(self, ref: uuid.UUID | str) -> list[Document]:
         kb = self.get(ref)
         with self.sessions() as session:
