@@ -68,7 +68,7 @@ def chunk_document(
             current = []
         elif current and sum(u.tokens for u in current) + unit.tokens > max_tokens:
             flush()
-            current = _tail(current, overlap) if has_body else []
+            current = _tail(current, min(overlap, max_tokens - unit.tokens)) if has_body else []
         current.append(unit)
     flush()
     return chunks
@@ -172,4 +172,10 @@ def _spans_between(
         position = match.end()
     if position < end:
         spans.append((position, end))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    trimmed = []
+    for s, e in spans:
+        piece = text[s:e]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            trimmed.append((s + lead, s + lead + len(piece.strip())))
+    return trimmed
