@@ -172,3 +172,25 @@ def test_database_down_gives_503_with_reason(redis_url: str, tmp_path: object) -
             assert time.monotonic() - began < 15
     finally:
         resources.close()
+
+
+def test_concurrent_clients_of_one_job_each_get_every_event(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    job = resources.jobs().enqueue("test.events", {"count": 30, "pause": 0.02})
+    url = f"{api_url}/v1/jobs/{job.id}/events"
+
+    def follow(start: int) -> list[int]:
+        headers = {"Last-Event-ID": str(start)} if start else {}
+        with httpx.stream("GET", url, headers=headers, timeout=60) as response:
+            return [int(e["id"]) for e in read_sse(response.iter_lines())]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(follow, start) for start in (0, 0, 0, 1, 2, 0)]
+        start_worker()
+        results = [f.result(timeout=60) for f in futures]
+    total = resources.jobs().get(job.id).event_seq
+    for start, seen in zip((0, 0, 0, 1, 2, 0), results, strict=True):
+        assert seen == list(range(start + 1, total + 1))

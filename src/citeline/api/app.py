@@ -15,6 +15,7 @@ from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
 from citeline.jobs.queue import connect_async
 from citeline.jobs.router import router as jobs_router
+from citeline.jobs.stream import StreamHub
 from citeline.knowledge.router import router as knowledge_router
 from citeline.observability.metrics import QueueCollector
 from citeline.resources import Resources
@@ -27,13 +28,12 @@ def create_app(resources: Resources) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Blocking XREADs must outlive the SSE heartbeat interval, so this client's timeout does.
-        app.state.async_redis = connect_async(
-            resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10
-        )
+        connection = connect_async(resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10)
+        app.state.stream_hub = StreamHub(connection, settings.sse_heartbeat_seconds)
         try:
             yield
         finally:
-            await app.state.async_redis.aclose()
+            await connection.aclose()
 
     app = FastAPI(
         title="Citeline",

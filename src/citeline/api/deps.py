@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from citeline.jobs.service import JobService
+from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -23,9 +23,9 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_async_redis(request: Request) -> aioredis.Redis:
-    connection: aioredis.Redis = request.app.state.async_redis
-    return connection
+def get_stream_hub(request: Request) -> StreamHub:
+    hub: StreamHub = request.app.state.stream_hub
+    return hub
 
 
 def get_knowledge_service(
@@ -40,6 +40,6 @@ def get_job_service(resources: Annotated[Resources, Depends(get_resources)]) -> 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-AsyncRedisDep = Annotated[aioredis.Redis, Depends(get_async_redis)]
+StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from citeline.api.deps import AsyncRedisDep, JobServiceDep, ResourcesDep
+from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep
 from citeline.jobs.models import JobState
 from citeline.jobs.schemas import JobList, JobOut, JobResult
 from citeline.jobs.stream import job_events
@@ -55,7 +55,7 @@ def stream_events(
     job_id: uuid.UUID,
     jobs: JobServiceDep,
     resources: ResourcesDep,
-    connection: AsyncRedisDep,
+    hub: StreamHubDep,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
     after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
 ) -> StreamingResponse:
@@ -63,13 +63,7 @@ def stream_events(
     `Last-Event-ID` to receive exactly the events after it."""
     jobs.get(job_id)
     start = last_event_id if last_event_id is not None else (after or 0)
-    stream = job_events(
-        job_id,
-        start,
-        events=resources.events,
-        connection=connection,
-        heartbeat_seconds=resources.settings.sse_heartbeat_seconds,
-    )
+    stream = job_events(job_id, start, events=resources.events, hub=hub)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",

@@ -2,14 +2,18 @@
 
 A client reconnecting with `Last-Event-ID: n` receives events n+1, n+2, ... exactly once and in
 order; the stream ends after a terminal event; comment lines keep an idle connection alive.
+All clients of one job in one API process share a single Redis reader (`StreamHub`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -19,7 +23,72 @@ from starlette.concurrency import run_in_threadpool
 from citeline.jobs.events import TERMINAL_EVENT_TYPES, Event, EventLog
 from citeline.jobs.queue import events_key
 
+log = logging.getLogger(__name__)
+
 CATCH_UP_BATCH = 500
+
+# (seq, type, the event's JSON as stored), or None for "nothing arrived for a while".
+Item = tuple[int, str, str] | None
+
+
+@dataclass
+class _Reader:
+    queues: set[asyncio.Queue[Item]] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
+class StreamHub:
+    """One `XREAD` loop per job that has listeners in this process, fanning entries out."""
+
+    def __init__(self, connection: aioredis.Redis, idle_seconds: float) -> None:
+        self.connection = connection
+        self.idle_seconds = idle_seconds
+        self._readers: dict[uuid.UUID, _Reader] = {}
+
+    @asynccontextmanager
+    async def subscribe(self, job_id: uuid.UUID, after: int) -> AsyncIterator[asyncio.Queue[Item]]:
+        queue: asyncio.Queue[Item] = asyncio.Queue()
+        reader = self._readers.get(job_id)
+        if reader is None:
+            reader = self._readers[job_id] = _Reader()
+            reader.task = asyncio.create_task(self._read(job_id, reader, after))
+        reader.queues.add(queue)
+        try:
+            yield queue
+        finally:
+            reader.queues.discard(queue)
+            if not reader.queues and self._readers.get(job_id) is reader:
+                del self._readers[job_id]
+                if reader.task is not None:
+                    reader.task.cancel()
+
+    async def _read(self, job_id: uuid.UUID, reader: _Reader, after: int) -> None:
+        key = events_key(job_id)
+        position = f"0-{after}"
+        block_ms = int(self.idle_seconds * 1000)
+        while True:
+            try:
+                response = await self.connection.xread({key: position}, block=block_ms, count=500)
+            except redis.RedisError as exc:
+                log.warning(
+                    "event stream read failed", extra={"job": str(job_id), "error": str(exc)}
+                )
+                await asyncio.sleep(min(2.0, self.idle_seconds))
+                response = None
+            if not response:
+                for queue in list(reader.queues):
+                    queue.put_nowait(None)
+                continue
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(Any, response)[0][1]
+            for entry_id, fields in entries:
+                item = (
+                    int(entry_id.rsplit(b"-", 1)[1]),
+                    fields[b"type"].decode(),
+                    fields[b"event"].decode(),
+                )
+                for queue in list(reader.queues):
+                    queue.put_nowait(item)
+            position = entries[-1][0].decode()
 
 
 def format_event(event: Event) -> str:
@@ -27,47 +96,35 @@ def format_event(event: Event) -> str:
 
 
 async def job_events(
-    job_id: uuid.UUID,
-    after: int,
-    *,
-    events: EventLog,
-    connection: aioredis.Redis,
-    heartbeat_seconds: float,
+    job_id: uuid.UUID, after: int, *, events: EventLog, hub: StreamHub
 ) -> AsyncIterator[str]:
     last = after
     yield "retry: 2000\n\n"
-    while True:
-        batch = await run_in_threadpool(events.read, job_id, after=last, limit=CATCH_UP_BATCH)
-        for event in batch:
-            yield format_event(event)
-            last = event.seq
-            if event.terminal:
-                return
-        if len(batch) < CATCH_UP_BATCH:
-            break
-
-    key = events_key(job_id)
-    block_ms = int(heartbeat_seconds * 1000)
-    while True:
-        try:
-            response = await connection.xread({key: f"0-{last}"}, block=block_ms, count=100)
-        except redis.RedisError:
-            await asyncio.sleep(min(2.0, heartbeat_seconds))
-            response = None
-        if not response:
-            # Quiet (or Redis unreachable): the database is the record, so look there too.
-            missed = await run_in_threadpool(events.read, job_id, after=last)
-            if not missed:
-                yield ": heartbeat\n\n"
-            for event in missed:
+    # Listen first, then read the record: whatever is published meanwhile is queued.
+    async with hub.subscribe(job_id, after) as queue:
+        while True:
+            batch = await run_in_threadpool(events.read, job_id, after=last, limit=CATCH_UP_BATCH)
+            for event in batch:
                 yield format_event(event)
                 last = event.seq
                 if event.terminal:
                     return
-            continue
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = cast(Any, response)[0][1]
-        for entry_id, fields in entries:
-            seq = int(entry_id.rsplit(b"-", 1)[1])
+            if len(batch) < CATCH_UP_BATCH:
+                break
+        while True:
+            item = await queue.get()
+            if item is None:
+                # Quiet (or Redis unreachable): the database is the record, so look there too.
+                missed = await run_in_threadpool(events.read, job_id, after=last)
+                if not missed:
+                    yield ": heartbeat\n\n"
+                for event in missed:
+                    yield format_event(event)
+                    last = event.seq
+                    if event.terminal:
+                        return
+                continue
+            seq, type_, raw = item
             if seq <= last:
                 continue
             if seq > last + 1:
@@ -77,9 +134,8 @@ async def job_events(
                     last = missing.seq
                     if missing.terminal:
                         return
-            type_ = fields[b"type"].decode()
             # The stored JSON goes out as it is: no parse and re-encode per client.
-            yield f"id: {seq}\nevent: {type_}\ndata: {fields[b'event'].decode()}\n\n"
+            yield f"id: {seq}\nevent: {type_}\ndata: {raw}\n\n"
             last = seq
             if type_ in TERMINAL_EVENT_TYPES:
                 return
