@@ -25,6 +25,8 @@ from citeline.resources import Resources
 from citeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# ../shared beside the checkout, as on every developer machine and in CI.
+DEV_CORPUS = ROOT.parent / "shared" / "eval" / "debian-faq" / "corpus"
 EXTERNAL_REDIS = os.environ.get("CITELINE_TEST_REDIS_URL")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,12 +10,12 @@ import pytest
 from sqlalchemy import text
 
 from citeline.resources import Resources
-from tests.conftest import WorkerFactory, wait_for
+from tests.conftest import DEV_CORPUS, WorkerFactory, wait_for
 from tests.fixtures_docs import docx_bytes, pdf_bytes, zip_bomb_docx
 
 pytestmark = pytest.mark.slow
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "debian-faq" / "corpus"
+CORPUS = DEV_CORPUS
 
 
 def create_kb(api: str, name: str = "docs") -> dict[str, Any]:

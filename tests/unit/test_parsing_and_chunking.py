@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 
 from citeline.knowledge.chunking import chunk_document
 from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.parsing import BlockKind, InvalidDocument, parse
+from tests.conftest import DEV_CORPUS
 from tests.fixtures_docs import docx_bytes, pdf_bytes, zip_bomb_docx
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "debian-faq" / "corpus"
+CORPUS = DEV_CORPUS
 
 
 def test_markdown_blocks_point_into_the_source() -> None:
