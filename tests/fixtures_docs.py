@@ -60,3 +60,14 @@ def zip_bomb_docx(expanded_mib: int = 50) -> bytes:
             for _ in range(expanded_mib):
                 bomb.write(block)
     return buffer.getvalue()
+
+
+def encrypted_pdf_bytes(text: str = "Secret page.") -> bytes:
+    """A PDF that needs a user password to open."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes([text]))))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -223,3 +224,78 @@ def test_unknown_kb_empty_query_and_bad_names(api_url: str) -> None:
     ).json() == {"hits": []}
     no_files = httpx.post(f"{api_url}/v1/knowledge-bases/{kb['id']}/documents", data={"x": "1"})
     assert no_files.status_code == 422
+
+
+def test_filters_by_document_and_metadata(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    for name, team in (("red.md", "red"), ("blue.md", "blue")):
+        response = httpx.post(
+            f"{api_url}/v1/knowledge-bases/{kb['id']}/documents",
+            files=[("files", (name, f"# {name}\n\nShared words about kernels.".encode()))],
+            data={"metadata": json.dumps({"team": team})},
+        )
+        assert response.status_code == 202
+    start_worker("inprocess")
+    docs = wait_for(lambda: settled(api_url, kb["id"]), timeout=60)
+    assert isinstance(docs, dict)
+    url = f"{api_url}/v1/knowledge-bases/{kb['id']}/search"
+    both = httpx.get(url, params={"q": "kernels"}).json()["hits"]
+    assert {h["source"] for h in both} == {"red.md", "blue.md"}
+    by_meta = httpx.get(url, params={"q": "kernels", "metadata": '{"team": "blue"}'}).json()["hits"]
+    assert {h["source"] for h in by_meta} == {"blue.md"}
+    red_id = docs["red.md"]["id"]
+    by_doc = httpx.get(url, params={"q": "kernels", "document_id": red_id, "mode": "dense"}).json()
+    assert {h["source"] for h in by_doc["hits"]} == {"red.md"}
+    bad = httpx.get(url, params={"q": "kernels", "metadata": "[1]"})
+    assert bad.status_code == 422
+
+
+def test_vector_search_uses_the_knowledge_base_hnsw_index(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    upload(api_url, kb["id"], [("a.txt", b"Some text to index.")])
+    start_worker("inprocess")
+    wait_for(lambda: settled(api_url, kb["id"]), timeout=60)
+    vector = "[" + ",".join(["0.05"] * 384) + "]"
+    with resources.sessions() as session:
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            session.execute(text(f"SET {setting} = off"))
+        plan = "\n".join(
+            row[0]
+            for row in session.execute(
+                text(
+                    f"EXPLAIN SELECT id FROM chunks WHERE knowledge_base_id = '{kb['id']}' "
+                    f"ORDER BY embedding::vector(384) <=> '{vector}'::vector(384) LIMIT 10"
+                )
+            )
+        )
+    assert f"ix_chunks_hnsw_{kb['id'].replace('-', '')}" in plan
+
+
+def test_oversized_uploads_are_refused(resources: Resources, start_worker: WorkerFactory) -> None:
+    from citeline.api.app import create_app
+    from tests.conftest import LiveServer
+
+    small = resources.settings.model_copy(
+        update={"max_upload_bytes": 1000, "max_request_bytes": 50_000}
+    )
+    limited = Resources.connect(small, resources.database_url, resources.redis_url)
+    try:
+        with LiveServer(create_app(limited)) as api:
+            kb = create_kb(api, "limited")
+            result = upload(api, kb["id"], [("big.txt", b"x " * 1000), ("small.txt", b"fits")])
+            by_name = {d["source"]: d for d in result["documents"]}
+            assert by_name["big.txt"]["status"] == "rejected"
+            assert "over the" in by_name["big.txt"]["error"]
+            assert by_name["small.txt"]["status"] == "queued"
+            huge = httpx.post(
+                f"{api}/v1/knowledge-bases/{kb['id']}/documents",
+                files=[("files", ("huge.txt", b"y" * 60_000))],
+            )
+            assert huge.status_code == 413
+            assert "over the" in huge.json()["detail"]
+    finally:
+        limited.close()

@@ -10,7 +10,7 @@ from citeline.knowledge.chunking import chunk_document
 from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.parsing import BlockKind, InvalidDocument, parse
 from tests.conftest import DEV_CORPUS
-from tests.fixtures_docs import docx_bytes, pdf_bytes, zip_bomb_docx
+from tests.fixtures_docs import docx_bytes, encrypted_pdf_bytes, pdf_bytes, zip_bomb_docx
 
 CORPUS = DEV_CORPUS
 
@@ -59,6 +59,7 @@ def test_pdf_pages_and_docx_styles() -> None:
         ("a.pdf", b"%PDF-1.4 garbage", "corrupt"),
         ("a.pdf", b"hello", "not a PDF"),
         ("a.pdf", pdf_bytes([""]), "no text layer"),
+        ("a.pdf", encrypted_pdf_bytes(), "encrypted with a password"),
         ("a.txt", b"\x00\x01binary", "binary"),
         ("a.txt", "naïve".encode("latin-1"), "not valid UTF-8"),
         ("a.docx", b"not a zip", "not a zip"),

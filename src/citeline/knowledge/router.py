@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -64,7 +65,8 @@ def delete_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> R
 async def upload_documents(
     kb_id: uuid.UUID, request: Request, knowledge: KnowledgeServiceDep, settings: SettingsDep
 ) -> UploadResponse:
-    """Multipart upload of one or more files (field `files`); one ingestion job per file."""
+    """Multipart upload of one or more files (field `files`), with an optional JSON object
+    `metadata` stored on each document for filtering; one ingestion job per file."""
     declared = int(request.headers.get("content-length") or 0)
     if declared > settings.max_request_bytes:
         raise PayloadTooLarge(
@@ -79,15 +81,28 @@ async def upload_documents(
             raise InvalidInput(
                 "send one or more files in the multipart field `files`", field="files"
             )
+        metadata = _metadata(form.get("metadata"))
         scratch = scratch_dir(settings.data_path / "files")
         uploads = [_receive(item, scratch, settings.max_upload_bytes) for item in files]
     finally:
         await form.close()
     from starlette.concurrency import run_in_threadpool
 
-    outcomes = await run_in_threadpool(knowledge.add, kb_id, uploads)
+    outcomes = await run_in_threadpool(partial(knowledge.add, kb_id, uploads, metadata=metadata))
     results = [UploadResult(**outcome.__dict__) for outcome in outcomes]
     return UploadResponse(documents=results, job_ids=[r.job_id for r in results if r.job_id])
+
+
+def _metadata(raw: object) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"metadata is not JSON: {exc}", field="metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    return value
 
 
 def _receive(item: UploadFile, scratch: Any, limit: int) -> Upload:

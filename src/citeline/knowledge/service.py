@@ -132,13 +132,20 @@ class KnowledgeService:
     # documents
 
     def add(
-        self, ref: uuid.UUID | str, uploads: Sequence[Upload], *, owner: str | None = None
+        self,
+        ref: uuid.UUID | str,
+        uploads: Sequence[Upload],
+        *,
+        owner: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> list[UploadOutcome]:
         """Attach uploaded files; each supported, changed file gets its own ingestion job."""
         kb = self.get(ref)
-        return [self._add_one(kb, upload, owner) for upload in uploads]
+        return [self._add_one(kb, upload, owner, metadata) for upload in uploads]
 
-    def _add_one(self, kb: KnowledgeBase, upload: Upload, owner: str | None) -> UploadOutcome:
+    def _add_one(
+        self, kb: KnowledgeBase, upload: Upload, owner: str | None, metadata: dict[str, Any] | None
+    ) -> UploadOutcome:
         source = _clean_source(upload.source)
         try:
             if not source:
@@ -161,6 +168,8 @@ class KnowledgeService:
                 .where(Document.knowledge_base_id == kb.id, Document.source == source)
                 .with_for_update()
             ).first()
+            if document is not None and metadata is not None:
+                document.metadata_ = metadata
             if (
                 document is not None
                 and document.content_hash == digest
@@ -175,7 +184,7 @@ class KnowledgeService:
                     source=source,
                     filename=PurePath(source).name,
                     media_type=media_type,
-                    metadata_={},
+                    metadata_=metadata or {},
                     chunk_count=0,
                 )
                 session.add(document)
