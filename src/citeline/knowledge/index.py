@@ -82,8 +82,21 @@ def remove_document_chunks(
         ),
         {**params, "n": removed, "t": terms},
     )
+    session.execute(
+        text(
+            "DELETE FROM chunk_terms WHERE knowledge_base_id = :kb AND chunk_id IN "
+            "(SELECT id FROM chunks WHERE document_id = :doc)"
+        ),
+        params,
+    )
     session.execute(text("DELETE FROM chunks WHERE document_id = :doc"), params)
     return int(removed)
+
+
+def remove_knowledge_base_postings(session: Session, knowledge_base_id: uuid.UUID) -> None:
+    session.execute(
+        text("DELETE FROM chunk_terms WHERE knowledge_base_id = :kb"), {"kb": knowledge_base_id}
+    )
 
 
 def insert_document_chunks(

@@ -127,9 +127,7 @@ class ChunkTerm(Base):
 
     knowledge_base_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     term: Mapped[str] = mapped_column(Text, primary_key=True)
-    chunk_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
-    )
+    chunk_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # no FK: see migration 0002
     tf: Mapped[int] = mapped_column(Integer)
     chunk_terms: Mapped[int] = mapped_column(Integer)
 

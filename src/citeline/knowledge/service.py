@@ -126,6 +126,7 @@ class KnowledgeService:
         kb = self.get(ref)
         with unit_of_work(self.sessions) as session:
             index.drop_vector_index(session, kb.id)
+            index.remove_knowledge_base_postings(session, kb.id)
             session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
         self.files.delete_tree(str(kb.id))
 
