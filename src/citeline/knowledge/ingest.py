@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.db.base import utcnow
@@ -97,7 +98,6 @@ def _ingest(
         embedding_input(parsed.title, span.heading_path, parsed.text[span.start : span.end])
         for span in spans
     ]
-    vectors = embedder.embed([])
     batches = []
     for begin in range(0, len(inputs), EMBED_BATCH):
         batches.append(embedder.embed(inputs[begin : begin + EMBED_BATCH]))
@@ -105,10 +105,7 @@ def _ingest(
         context.progress(
             0.1 + 0.8 * done / max(1, len(inputs)), f"embedded {done} of {len(inputs)} chunks"
         )
-    if batches:
-        import numpy as np
-
-        vectors = np.vstack(batches)
+    vectors = np.vstack(batches) if batches else np.zeros((0, embedder.dim), dtype=np.float32)
 
     context.check_cancelled()
     with unit_of_work(sessions) as session:

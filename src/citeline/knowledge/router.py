@@ -116,9 +116,7 @@ def _receive(item: UploadFile, scratch: Any, limit: int) -> Upload:
             if size > limit:
                 break
             out.write(block)
-    if size > limit:
-        target.write_bytes(b"")
-        # Report the size seen so far: the service refuses it by size.
+    # Over the limit, the partial copy is kept only so the service can refuse it by its size.
     return Upload(source=item.filename or "", path=target, size=size)
 
 
