@@ -7,12 +7,15 @@ import shutil
 import statistics
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from citeline.db import migrate
 from citeline.engines import Endpoints, running_engines
+from citeline.knowledge.service import Upload, UploadOutcome
+from citeline.knowledge.storage import scratch_dir
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -39,6 +42,29 @@ def bench_engines() -> Iterator[tuple[Settings, Endpoints]]:
             )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def ingest_files(
+    settings: Settings, endpoints: Endpoints, kb_id: uuid.UUID, files: list[tuple[Path, str]]
+) -> list[UploadOutcome]:
+    """Upload `(path, source)` pairs and run them through an in-process burst worker."""
+    from citeline.jobs.worker import WorkerMode, run_worker
+
+    resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+    try:
+        scratch = scratch_dir(settings.data_path / "files")
+        uploads = []
+        for path, source in files:
+            target = scratch / uuid.uuid4().hex
+            shutil.copyfile(path, target)
+            uploads.append(Upload(source, target, target.stat().st_size))
+        outcomes = resources.knowledge().add(kb_id, uploads)
+    finally:
+        resources.close()
+    run_worker(
+        settings, endpoints.database_url, endpoints.redis_url, burst=True, mode=WorkerMode.inprocess
+    )
+    return outcomes
 
 
 def child_env(settings: Settings) -> dict[str, str]:

@@ -7,23 +7,18 @@ embedding throughput of the same model on the same chunk texts, in the same run.
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy import select
 
-from benchmarks.common import ROOT, bench_engines
+from benchmarks.common import ROOT, bench_engines, ingest_files
 from citeline.jobs.models import Job
-from citeline.jobs.worker import WorkerMode, run_worker
 from citeline.knowledge.chunking import chunk_document
 from citeline.knowledge.embedders import embedder_for
 from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.ingest import EMBED_BATCH, embedding_input
 from citeline.knowledge.parsing import parse
-from citeline.knowledge.service import Upload
-from citeline.knowledge.storage import scratch_dir
 from citeline.resources import Resources
 
 CORPUS = ROOT.parent / "shared" / "eval" / "debian-faq" / "corpus"
@@ -63,22 +58,11 @@ def main() -> None:
                 embedder.embed(texts[start : start + EMBED_BATCH])
             raw_rate = len(texts) / (time.perf_counter() - began)
 
-            scratch = scratch_dir(settings.data_path / "files")
-            uploads = []
-            for copy in range(args.copies):
-                for path in files:
-                    target = scratch / uuid.uuid4().hex
-                    shutil.copyfile(path, target)
-                    uploads.append(Upload(f"{copy}/{path.name}", target, target.stat().st_size))
+            files_in = [
+                (path, f"{copy}/{path.name}") for copy in range(args.copies) for path in files
+            ]
             began = time.perf_counter()
-            outcomes = knowledge.add(kb.id, uploads)
-            run_worker(
-                settings,
-                endpoints.database_url,
-                endpoints.redis_url,
-                burst=True,
-                mode=WorkerMode.inprocess,
-            )
+            outcomes = ingest_files(settings, endpoints, kb.id, files_in)
             wall = time.perf_counter() - began
             with resources.sessions() as session:
                 jobs = session.scalars(
@@ -93,7 +77,7 @@ def main() -> None:
             job_rate = chunks / (last - first).total_seconds()
         finally:
             resources.close()
-    print(f"{len(uploads)} HTML pages, {chunks} chunks ({len(texts)} embedded raw)")
+    print(f"{len(files_in)} HTML pages, {chunks} chunks ({len(texts)} embedded raw)")
     print(
         f"raw embedding ({embedder.name}, batch {EMBED_BATCH}, 1 thread): {raw_rate:.1f} chunks/s"
     )

@@ -10,15 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import time
-import uuid
 from pathlib import Path
 
-from benchmarks.common import ROOT, bench_engines, percentile
-from citeline.jobs.worker import WorkerMode, run_worker
-from citeline.knowledge.service import Upload
-from citeline.knowledge.storage import scratch_dir
+from benchmarks.common import ROOT, bench_engines, ingest_files, percentile
 from citeline.resources import Resources
 
 EVAL = ROOT.parent / "shared" / "eval" / "debian-faq"
@@ -51,25 +46,13 @@ def main() -> None:
         try:
             knowledge = resources.knowledge()
             kb = knowledge.create("debian-faq")
-            scratch = scratch_dir(settings.data_path / "files")
-            uploads = []
-            for path in sorted(args.corpus.glob("*.html")):
-                target = scratch / uuid.uuid4().hex
-                shutil.copyfile(path, target)
-                uploads.append(Upload(path.name, target, target.stat().st_size))
+            pages = sorted(args.corpus.glob("*.html"))
             began = time.perf_counter()
-            knowledge.add(kb.id, uploads)
-            run_worker(
-                settings,
-                endpoints.database_url,
-                endpoints.redis_url,
-                burst=True,
-                mode=WorkerMode.inprocess,
-            )
+            ingest_files(settings, endpoints, kb.id, [(path, path.name) for path in pages])
             ingest_seconds = time.perf_counter() - began
             kb = knowledge.get(kb.id)
             print(
-                f"ingested {len(uploads)} pages into {kb.chunk_count} chunks in {ingest_seconds:.1f}s"
+                f"ingested {len(pages)} pages into {kb.chunk_count} chunks in {ingest_seconds:.1f}s"
             )
             print(
                 f"{'method':8} {'Hit@1':>6} {'Hit@5':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}"

@@ -95,6 +95,17 @@ def format_event(event: Event) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(event.as_json())}\n\n"
 
 
+def _render(batch: list[Event], last: int) -> tuple[list[str], int, bool]:
+    """SSE text for stored events, the last sequence number sent, and whether it ended."""
+    out = []
+    for event in batch:
+        out.append(format_event(event))
+        last = event.seq
+        if event.terminal:
+            return out, last, True
+    return out, last, False
+
+
 async def job_events(
     job_id: uuid.UUID, after: int, *, events: EventLog, hub: StreamHub
 ) -> AsyncIterator[str]:
@@ -104,36 +115,34 @@ async def job_events(
     async with hub.subscribe(job_id, after) as queue:
         while True:
             batch = await run_in_threadpool(events.read, job_id, after=last, limit=CATCH_UP_BATCH)
-            for event in batch:
-                yield format_event(event)
-                last = event.seq
-                if event.terminal:
-                    return
+            texts, last, ended = _render(batch, last)
+            for chunk in texts:
+                yield chunk
+            if ended:
+                return
             if len(batch) < CATCH_UP_BATCH:
                 break
         while True:
             item = await queue.get()
+            if item is not None and item[0] <= last:
+                continue
             if item is None:
                 # Quiet (or Redis unreachable): the database is the record, so look there too.
                 missed = await run_in_threadpool(events.read, job_id, after=last)
                 if not missed:
                     yield ": heartbeat\n\n"
-                for event in missed:
-                    yield format_event(event)
-                    last = event.seq
-                    if event.terminal:
-                        return
+            elif item[0] > last + 1:
+                missed = await run_in_threadpool(events.read, job_id, after=last, until=item[0])
+            else:
+                missed = []
+            texts, last, ended = _render(missed, last)
+            for chunk in texts:
+                yield chunk
+            if ended:
+                return
+            if item is None:
                 continue
             seq, type_, raw = item
-            if seq <= last:
-                continue
-            if seq > last + 1:
-                gap = await run_in_threadpool(events.read, job_id, after=last, until=seq)
-                for missing in gap:
-                    yield format_event(missing)
-                    last = missing.seq
-                    if missing.terminal:
-                        return
             # The stored JSON goes out as it is: no parse and re-encode per client.
             yield f"id: {seq}\nevent: {type_}\ndata: {raw}\n\n"
             last = seq
