@@ -299,3 +299,22 @@ def test_oversized_uploads_are_refused(resources: Resources, start_worker: Worke
             assert "over the" in huge.json()["detail"]
     finally:
         limited.close()
+
+
+def test_reindex_rebuilds_every_document(
+    resources: Resources, api_url: str, start_worker: WorkerFactory
+) -> None:
+    kb = create_kb(api_url)
+    upload(api_url, kb["id"], [("a.md", b"# A\n\nAlpha text."), ("b.txt", b"Beta text.")])
+    start_worker("inprocess")
+    before = wait_for(lambda: settled(api_url, kb["id"]), timeout=60)
+    assert isinstance(before, dict)
+    job_ids = resources.knowledge().reindex(kb["id"])
+    assert len(job_ids) == 2
+    wait_for(lambda: all(resources.jobs().get(j).state == "finished" for j in job_ids), timeout=60)
+    after = documents(api_url, kb["id"])
+    assert {name: d["status"] for name, d in after.items()} == {"a.md": "ready", "b.txt": "ready"}
+    assert {name: d["chunk_count"] for name, d in after.items()} == {
+        name: d["chunk_count"] for name, d in before.items()
+    }
+    assert search_text(api_url, kb["id"], "alpha").startswith("# A")
