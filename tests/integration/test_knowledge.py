@@ -317,4 +317,4 @@ def test_reindex_rebuilds_every_document(
     assert {name: d["chunk_count"] for name, d in after.items()} == {
         name: d["chunk_count"] for name, d in before.items()
     }
-    assert search_text(api_url, kb["id"], "alpha").startswith("# A")
+    assert search_text(api_url, kb["id"], "alpha") == "A\n\nAlpha text."
