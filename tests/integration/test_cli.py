@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,30 @@ def test_migrate_and_version(resources: Resources) -> None:
     assert migrated.returncode == 0
     assert "revision 0002" in migrated.stdout
     assert citeline(resources, "version").stdout.strip() == "0.1.0"
+
+
+def test_ingest_search_and_kb_commands(resources: Resources, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "guide.md").write_text("# Guide\n\nUse apt to install packages.\n")
+    (folder / "nested" / "notes.txt").write_text("Notes about the dpkg database.\n")
+    (folder / "ignored.bin").write_bytes(b"\x00\x01")
+    ingested = citeline(resources, "ingest", str(folder), "--kb", "cli-kb")
+    assert ingested.returncode == 0, ingested.stderr
+    assert "created knowledge base cli-kb" in ingested.stdout
+    listed = json.loads(citeline(resources, "kb", "list", "--json").stdout)
+    assert [(kb["name"], kb["documents"]) for kb in listed] == [("cli-kb", {"ready": 2})]
+    found = citeline(resources, "search", "dpkg database", "--kb", "cli-kb", "--k", "1", "--json")
+    hits = json.loads(found.stdout)["hits"]
+    assert hits[0]["source"] == "nested/notes.txt"
+    assert hits[0]["text"] == "Notes about the dpkg database."
+    queued = citeline(
+        resources, "ingest", str(tmp_path / "docs" / "*.md"), "--kb", "cli-kb", "--no-wait"
+    )
+    assert queued.returncode == 0
+    assert "unchanged guide.md" in queued.stdout
+    missing = citeline(resources, "search", "x", "--kb", "nope")
+    assert missing.returncode == 2
+    assert "knowledge base nope not found" in missing.stderr
+    deleted = citeline(resources, "kb", "delete", "cli-kb", "--yes")
+    assert deleted.returncode == 0

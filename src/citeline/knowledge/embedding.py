@@ -132,6 +132,9 @@ class RemoteEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return count_tokens(texts)
 
+    def close(self) -> None:
+        self.client.close()
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         import openai
 
