@@ -64,12 +64,9 @@ class Heartbeat:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # The key is left to expire: the reaper only reads it for jobs still `started`.
         self._stopped.set()
         self._thread.join(timeout=self.interval + 1)
-        try:
-            self.connection.delete(self.key)
-        except redis.RedisError as error:
-            log.warning("heartbeat key not removed", extra={"error": str(error)})
 
     def _beat(self) -> None:
         try:

@@ -68,28 +68,28 @@ class JobService:
         now = utcnow()
         timeout = timeout_seconds or spec.timeout_seconds or self.settings.job_timeout_seconds
         attempts = max_attempts or spec.max_attempts or self.settings.job_max_attempts
+        job = Job(
+            id=job_id,
+            kind=kind,
+            target=spec.target,
+            queue=queue_name,
+            state=JobState.queued.value,
+            owner=owner,
+            workspace_id=workspace_id,
+            args=arguments,
+            progress=0.0,
+            attempt=1,
+            max_attempts=attempts,
+            timeout_seconds=timeout,
+            rq_job_id=rq_job_id(job_id, 1),
+            event_seq=1,
+            created_at=now,
+            enqueued_at=now,
+            updated_at=now,
+        )
         with unit_of_work(self.sessions) as session:
-            session.execute(
-                insert(Job).values(
-                    id=job_id,
-                    kind=kind,
-                    target=spec.target,
-                    queue=queue_name,
-                    state=JobState.queued.value,
-                    owner=owner,
-                    workspace_id=workspace_id,
-                    args=arguments,
-                    progress=0.0,
-                    attempt=1,
-                    max_attempts=attempts,
-                    timeout_seconds=timeout,
-                    rq_job_id=rq_job_id(job_id, 1),
-                    event_seq=1,
-                    created_at=now,
-                    enqueued_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(job)
+            session.flush()
             session.execute(
                 insert(JobEvent).values(
                     job_id=job_id,
@@ -114,7 +114,7 @@ class JobService:
                 if_states=[JobState.queued],
             )
             raise
-        return self.get(job_id)
+        return job
 
     def get(self, job_id: uuid.UUID) -> Job:
         with self.sessions() as session:
