@@ -53,11 +53,7 @@ def ingest_files(
     resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
     try:
         scratch = scratch_dir(settings.data_path / "files")
-        uploads = []
-        for path, source in files:
-            target = scratch / uuid.uuid4().hex
-            shutil.copyfile(path, target)
-            uploads.append(Upload(source, target, target.stat().st_size))
+        uploads = [Upload.copy_of(path, source, scratch) for path, source in files]
         outcomes = resources.knowledge().add(kb_id, uploads)
     finally:
         resources.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import json
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -120,11 +119,7 @@ def ingest(
                 base = service.create(kb)
                 typer.echo(f"created knowledge base {base.name}")
             scratch = scratch_dir(settings.data_path / "files")
-            uploads = []
-            for path, source in files:
-                target = scratch / uuid.uuid4().hex
-                shutil.copyfile(path, target)
-                uploads.append(Upload(source, target, target.stat().st_size))
+            uploads = [Upload.copy_of(path, source, scratch) for path, source in files]
             outcomes = service.add(base.id, uploads)
             for outcome in outcomes:
                 if outcome.status != "queued":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class Upload:
     source: str  # the name or relative path the user gave
     path: Path
     size: int
+
+    @classmethod
+    def copy_of(cls, path: Path, source: str, scratch: Path) -> Upload:
+        """Stage a local file (CLI, scripts) the way the API stages a received one."""
+        target = scratch / uuid.uuid4().hex
+        shutil.copyfile(path, target)
+        return cls(source, target, target.stat().st_size)
 
 
 @dataclass(frozen=True)
