@@ -35,6 +35,7 @@ Item = tuple[int, str, str] | None
 class _Reader:
     queues: set[asyncio.Queue[Item]] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    closed: bool = False
 
 
 class StreamHub:
@@ -59,6 +60,7 @@ class StreamHub:
             reader.queues.discard(queue)
             if not reader.queues and self._readers.get(job_id) is reader:
                 del self._readers[job_id]
+                reader.closed = True
                 if reader.task is not None:
                     reader.task.cancel()
 
@@ -66,10 +68,14 @@ class StreamHub:
         key = events_key(job_id)
         position = f"0-{after}"
         block_ms = int(self.idle_seconds * 1000)
-        while True:
+        # redis-py may turn a cancellation during XREAD into a connection error: the flag, not
+        # only the cancel, ends this loop.
+        while not reader.closed:
             try:
                 response = await self.connection.xread({key: position}, block=block_ms, count=500)
             except redis.RedisError as exc:
+                if reader.closed:
+                    return
                 log.warning(
                     "event stream read failed", extra={"job": str(job_id), "error": str(exc)}
                 )
