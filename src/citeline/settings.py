@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -74,8 +73,3 @@ class Settings(BaseSettings):
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings of this process, read once."""
-    return Settings()

@@ -37,10 +37,6 @@ class WorkerPool:
         with self._lock:
             return sum(1 for p in self.processes if p is not None and p.poll() is None)
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self.processes if p is not None and p.poll() is None]
-
     def stop(self, timeout: float = 30.0) -> None:
         """Warm shutdown: each worker finishes its current job; after `timeout`, kill the rest
         (their jobs are retried by the reaper, so nothing is lost)."""
