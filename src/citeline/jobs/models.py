@@ -47,7 +47,6 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
     timeout_seconds: Mapped[int] = mapped_column(Integer)
-    rq_job_id: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[Any | None] = mapped_column(JSONB)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -109,11 +109,7 @@ class Reaper:
                 job_id,
                 "queued",
                 {"attempt": attempt, "queue": queue_name},
-                changes={
-                    "state": JobState.queued.value,
-                    "enqueued_at": now,
-                    "rq_job_id": rq_job_id(job_id, attempt),
-                },
+                changes={"state": JobState.queued.value, "enqueued_at": now},
                 if_states=[JobState.scheduled],
                 if_attempt=attempt,
             )
@@ -127,15 +123,13 @@ class Reaper:
         cutoff = utcnow() - timedelta(seconds=self.settings.job_lost_after_seconds)
         with self.sessions() as session:
             rows = session.execute(
-                select(
-                    Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds, Job.rq_job_id
-                )
+                select(Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds)
                 .where(Job.state == JobState.queued.value, Job.enqueued_at < cutoff)
                 .order_by(Job.enqueued_at)
                 .limit(BATCH)
             ).all()
-        for job_id, attempt, queue_name, target, timeout, rq_id in rows:
-            if rq_id is not None and RQJob.exists(rq_id, connection=self.redis):
+        for job_id, attempt, queue_name, target, timeout in rows:
+            if RQJob.exists(rq_job_id(job_id, attempt), connection=self.redis):
                 continue
             log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
             self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))

@@ -81,7 +81,6 @@ class JobService:
             attempt=1,
             max_attempts=attempts,
             timeout_seconds=timeout,
-            rq_job_id=rq_job_id(job_id, 1),
             event_seq=1,
             created_at=now,
             enqueued_at=now,
@@ -160,8 +159,7 @@ class JobService:
             raise ServiceUnavailable(f"queue unavailable: {exc}") from exc
         if stopped is None:
             raise Conflict(f"job {job_id} ended before it could be cancelled")
-        if job.rq_job_id is not None:
-            self._stop_rq_job(job.rq_job_id)
+        self._stop_rq_job(rq_job_id(job.id, job.attempt))
         return self.get(job_id)
 
     def _stop_rq_job(self, rq_id: str) -> None:

@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("timeout_seconds", sa.Integer(), nullable=False),
-        sa.Column("rq_job_id", sa.String(100)),
         sa.Column("error", sa.Text()),
         sa.Column("result", postgresql.JSONB()),
         sa.Column("event_seq", sa.Integer(), nullable=False),
