@@ -31,7 +31,6 @@ from citeline.knowledge.storage import scratch_dir
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge"])
 
 MAX_FILES_PER_REQUEST = 1000
-COPY_BLOCK = 1 << 20
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -83,7 +82,12 @@ async def upload_documents(
             )
         metadata = _metadata(form.get("metadata"))
         scratch = scratch_dir(settings.data_path / "files")
-        uploads = [_receive(item, scratch, settings.max_upload_bytes) for item in files]
+        uploads = []
+        for item in files:
+            item.file.seek(0)
+            uploads.append(
+                Upload.receive(item.file, item.filename or "", scratch, settings.max_upload_bytes)
+            )
     finally:
         await form.close()
     from starlette.concurrency import run_in_threadpool
@@ -103,21 +107,6 @@ def _metadata(raw: object) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
     return value
-
-
-def _receive(item: UploadFile, scratch: Any, limit: int) -> Upload:
-    """Copy one part to scratch space, stopping as soon as it passes the limit."""
-    target = scratch / uuid.uuid4().hex
-    size = 0
-    with target.open("wb") as out:
-        item.file.seek(0)
-        while block := item.file.read(COPY_BLOCK):
-            size += len(block)
-            if size > limit:
-                break
-            out.write(block)
-    # Over the limit, the partial copy is kept only so the service can refuse it by its size.
-    return Upload(source=item.filename or "", path=target, size=size)
 
 
 @router.get("/{kb_id}/documents")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,13 +22,14 @@ from citeline.knowledge.embedding import Embedder
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
-from citeline.knowledge.storage import FileStore, sha256_of
+from citeline.knowledge.storage import FileStore
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 INGEST_KIND = "knowledge.ingest"
 MAX_QUERY_CHARS = 2000
+COPY_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,31 @@ class Upload:
     source: str  # the name or relative path the user gave
     path: Path
     size: int
+    sha256: str
+
+    @classmethod
+    def receive(
+        cls, stream: BinaryIO, source: str, scratch: Path, limit: int | None = None
+    ) -> Upload:
+        """Copy `stream` into scratch space, hashing as it goes; past `limit` bytes it stops
+        (the size then says so, and the service refuses the file)."""
+        target = scratch / uuid.uuid4().hex
+        digest = hashlib.sha256()
+        size = 0
+        with target.open("wb") as out:
+            while block := stream.read(COPY_BLOCK):
+                size += len(block)
+                if limit is not None and size > limit:
+                    break
+                digest.update(block)
+                out.write(block)
+        return cls(source, target, size, digest.hexdigest())
 
     @classmethod
     def copy_of(cls, path: Path, source: str, scratch: Path) -> Upload:
         """Stage a local file (CLI, scripts) the way the API stages a received one."""
-        target = scratch / uuid.uuid4().hex
-        shutil.copyfile(path, target)
-        return cls(source, target, target.stat().st_size)
+        with path.open("rb") as stream:
+            return cls.receive(stream, source, scratch)
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,7 @@ class KnowledgeService:
         except InvalidDocument as exc:
             upload.path.unlink(missing_ok=True)
             return UploadOutcome(upload.source, "rejected", error=exc.detail)
-        digest = sha256_of(upload.path)
+        digest = upload.sha256
         with unit_of_work(self.sessions) as session:
             document = session.scalars(
                 select(Document)
