@@ -24,6 +24,7 @@ from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, parse
 from citeline.knowledge.service import INGEST_KIND
 from citeline.knowledge.storage import FileStore
+from citeline.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,7 @@ def ingest(context: JobContext) -> dict[str, Any]:
     resources = worker_resources()
     document_id = uuid.UUID(str(context.args["document_id"]))
     try:
-        return _ingest(
-            context,
-            resources.sessions,
-            FileStore(resources.settings.data_path / "files"),
-            document_id,
-        )
+        return _ingest(context, resources, document_id)
     except InvalidDocument as exc:
         _mark_failed(resources.sessions, document_id, exc.detail)
         raise
@@ -63,9 +59,9 @@ def ingest(context: JobContext) -> dict[str, Any]:
         raise
 
 
-def _ingest(
-    context: JobContext, sessions: sessionmaker[Session], files: FileStore, document_id: uuid.UUID
-) -> dict[str, Any]:
+def _ingest(context: JobContext, resources: Resources, document_id: uuid.UUID) -> dict[str, Any]:
+    sessions = resources.sessions
+    files = FileStore(resources.settings.data_path / "files")
     with unit_of_work(sessions) as session:
         document = session.get(Document, document_id)
         if document is None:
@@ -89,7 +85,7 @@ def _ingest(
     )
     context.progress(0.1, f"embedding {len(spans)} chunks")
 
-    embedder = embedder_for(worker_resources().settings)
+    embedder = embedder_for(resources.settings)
     if embedder.name != kb.embedding_model:
         raise ConfigurationError(
             f"knowledge base {kb.name!r} uses {kb.embedding_model}; this worker has {embedder.name}"
