@@ -15,10 +15,10 @@ from sqlalchemy import select
 from benchmarks.common import ROOT, bench_engines, ingest_files
 from citeline.jobs.models import Job
 from citeline.knowledge.chunking import chunk_document
-from citeline.knowledge.embedders import embedder_for
-from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.ingest import EMBED_BATCH, embedding_input
 from citeline.knowledge.parsing import parse
+from citeline.llm.embedders import embedder_for
+from citeline.llm.embedding import count_tokens
 from citeline.resources import Resources
 
 CORPUS = ROOT.parent / "shared" / "eval" / "debian-faq" / "corpus"

@@ -24,10 +24,10 @@ from benchmarks.common import ROOT, bench_engines, percentile, summary
 from citeline.db.engine import unit_of_work
 from citeline.knowledge import index
 from citeline.knowledge.chunking import ChunkSpan
-from citeline.knowledge.embedders import embedder_for
 from citeline.knowledge.models import Document, KnowledgeBase
 from citeline.knowledge.parsing import parse
 from citeline.knowledge.retrieval import dense_search
+from citeline.llm.embedders import embedder_for
 from citeline.resources import Resources
 
 EVAL = ROOT.parent / "shared" / "eval" / "debian-faq"

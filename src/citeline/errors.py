@@ -7,7 +7,8 @@
     │   ├── Conflict             409  the resource is in a state that forbids the request
     │   └── PayloadTooLarge      413  the request body is over the configured limit
     ├── UpstreamError            502  a dependency answered wrongly
-    │   └── ServiceUnavailable   503  a dependency is down or overloaded; retrying later can help
+    │   ├── ServiceUnavailable   503  a dependency is down or overloaded; retrying later can help
+    │   └── ProviderError        502  a model provider failed; names it and whether a retry helps
     └── ConfigurationError            the operator must change the configuration; raised at start
 
 Adapters translate vendor exceptions into these with `raise ... from exc`; one handler in
@@ -24,7 +25,7 @@ class CitelineError(Exception):
 
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
-    retryable: ClassVar[bool] = False
+    retryable: bool = False  # may the same request succeed later? (instances may refine it)
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -75,6 +76,23 @@ class ServiceUnavailable(UpstreamError):
     retryable = True
 
 
+class ProviderError(UpstreamError):
+    """A model provider failed. `provider` names the endpoint; `retryable` says whether the
+    same request may succeed later (timeouts, rate limits, overload) or cannot (bad key)."""
+
+    def __init__(
+        self, detail: str, *, provider: str, retryable: bool = False, status: int | None = None
+    ) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.retryable = retryable
+        self.upstream_status = status  # the provider's HTTP status, when it gave one
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.retryable else self.status
+
+
 class ConfigurationError(CitelineError):
     title = "Configuration error"
 
@@ -99,6 +117,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "ProviderError",
     "ServiceUnavailable",
     "UpstreamError",
 ]

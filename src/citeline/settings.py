@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     embedding_threads: Annotated[int, Field(ge=1, le=64)] = 1
     chunk_tokens: Annotated[int, Field(ge=32, le=256)] = 200
     chunk_overlap: Annotated[int, Field(ge=0, le=100)] = 32
+
+    # The model the `default` alias serves until the registry routes it elsewhere: a bundled
+    # model name (see citeline.llm.bundled) or a path to a GGUF file.
+    llm_model: str = "qwen2.5-coder-1.5b"
+    llm_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    llm_context_tokens: Annotated[int, Field(ge=256, le=131072)] = 4096
+    llm_cache_ram_mib: Annotated[int, Field(ge=0)] = 256
+    llm_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
+    llm_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    llm_retry_base_seconds: Annotated[float, Field(ge=0)] = 0.5
+    llm_breaker_failures: Annotated[int, Field(ge=1)] = 5
+    llm_breaker_cool_down_seconds: Annotated[float, Field(gt=0)] = 30.0
+    llm_max_concurrency: Annotated[int, Field(ge=1)] = 8  # per provider endpoint, all workers
+    # Credentials for remote providers by name (JSON in CITELINE_PROVIDER_API_KEYS); a model
+    # version names the one it uses, and defaults to its provider's name ("openai", ...).
+    provider_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
 
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0

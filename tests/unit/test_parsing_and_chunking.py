@@ -7,8 +7,8 @@ from itertools import pairwise
 import pytest
 
 from citeline.knowledge.chunking import chunk_document
-from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.parsing import BlockKind, InvalidDocument, parse
+from citeline.llm.embedding import count_tokens
 from tests.conftest import DEV_CORPUS
 from tests.fixtures_docs import docx_bytes, encrypted_pdf_bytes, pdf_bytes, zip_bomb_docx
 

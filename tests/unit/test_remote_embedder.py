@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from citeline.errors import ServiceUnavailable, UpstreamError
-from citeline.knowledge.embedding import RemoteEmbedder
+from citeline.llm.embedding import RemoteEmbedder
 
 
 class Provider(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citeline.errors import CitelineError, InvalidInput
+from citeline.errors import CitelineError, InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,13 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput) and exc.field:
         extra["errors"] = [{"field": exc.field, "message": exc.detail}]
-    headers_retry = exc.retryable
-    response = problem(exc.status, exc.title, exc.detail, exc.type_slug, **extra)
-    if headers_retry:
+    status = exc.status
+    if isinstance(exc, ProviderError):
+        status = exc.http_status
+        extra["provider"] = exc.provider
+        extra["retryable"] = exc.retryable
+    response = problem(status, exc.title, exc.detail, exc.type_slug, **extra)
+    if exc.retryable:
         response.headers["Retry-After"] = "5"
     return response
 

@@ -14,8 +14,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from citeline.knowledge.chunking import ChunkSpan
-from citeline.knowledge.embedding import Vectors
 from citeline.knowledge.models import Chunk, KnowledgeBase
+from citeline.llm.embedding import Vectors
 
 TEXT_SEARCH_CONFIG = "english"
 

@@ -18,12 +18,12 @@ from citeline.jobs.registry import job_kind
 from citeline.jobs.runtime import worker_resources
 from citeline.knowledge import index
 from citeline.knowledge.chunking import chunk_document
-from citeline.knowledge.embedders import embedder_for
-from citeline.knowledge.embedding import count_tokens
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, parse
 from citeline.knowledge.service import INGEST_KIND
 from citeline.knowledge.storage import FileStore
+from citeline.llm.embedders import embedder_for
+from citeline.llm.embedding import count_tokens
 from citeline.resources import Resources
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from citeline.knowledge.embedding import Embedder
 from citeline.knowledge.index import TEXT_SEARCH_CONFIG
 from citeline.knowledge.models import KnowledgeBase
+from citeline.llm.embedding import Embedder
 
 K1 = 1.2
 B = 0.75

@@ -18,11 +18,11 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.service import JobService
 from citeline.knowledge import index
-from citeline.knowledge.embedding import Embedder
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
 from citeline.knowledge.storage import FileStore
+from citeline.llm.embedding import Embedder
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class KnowledgeService:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from citeline.knowledge.embedders import embedder_for
+            from citeline.llm.embedders import embedder_for
 
             self._embedder = embedder_for(self.settings)
         return self._embedder

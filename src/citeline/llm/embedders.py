@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from citeline.errors import ConfigurationError
-from citeline.knowledge.embedding import Embedder, LocalEmbedder, RemoteEmbedder
+from citeline.llm.embedding import Embedder, LocalEmbedder, RemoteEmbedder
 from citeline.settings import Settings
 
 

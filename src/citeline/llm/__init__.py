@@ -1,0 +1,1 @@
+"""The model service: providers, the registry of model versions, routing and resilience."""

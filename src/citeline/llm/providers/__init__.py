@@ -1,0 +1,1 @@
+"""Chat providers: the local llama.cpp model, OpenAI-compatible servers and Anthropic."""

@@ -1,0 +1,138 @@
+"""The local provider: a GGUF model on llama.cpp (the `xllamacpp` wheel), in this process.
+
+A model is loaded once per process and kept (`load_model`), so a worker that does not fork
+serves every job with the same weights and the same prompt cache. llama.cpp runs the request
+on its own thread without the GIL; this side relays its chunks through a queue, and stops the
+generation at the next token when the consumer goes away (a timeout, a cancel, a closed stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from citeline.errors import InvalidInput, ProviderError
+from citeline.llm.messages import ChatEvent, ChatRequest
+from citeline.llm.providers.openai_wire import ChunkReader, request_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalModelConfig:
+    path: Path
+    context_tokens: int = 4096
+    threads: int = 1
+    cache_ram_mib: int = 256
+
+
+class LocalModel:
+    """One loaded GGUF: a llama.cpp server object whose HTTP side is locked with a random key
+    (xllamacpp always opens one) and whose in-process calls Citeline uses."""
+
+    def __init__(self, config: LocalModelConfig) -> None:
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(config.path)
+        params.n_ctx = config.context_tokens
+        params.n_parallel = 1
+        params.cpuparams.n_threads = config.threads
+        params.cpuparams_batch.n_threads = config.threads
+        params.cache_ram_mib = config.cache_ram_mib
+        params.warmup = False
+        params.verbosity = 0
+        params.ui = False
+        params.api_keys = [secrets.token_hex(16)]
+        self.config = config
+        self.server: Any = xllamacpp.Server(params)
+
+    def chat(self, body: dict[str, Any], on_chunk: Any) -> Any:
+        return self.server.handle_chat_completions(body, on_chunk)
+
+
+@lru_cache(maxsize=2)
+def load_model(config: LocalModelConfig) -> LocalModel:
+    log.info("loading local model", extra={"path": str(config.path)})
+    return LocalModel(config)
+
+
+@dataclass
+class _Ended:
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+class LocalProvider:
+    def __init__(self, config: LocalModelConfig) -> None:
+        self.config = config
+        self.endpoint = f"local:{config.path.name}"
+
+    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
+        del model  # the loaded file is the model
+        loaded = load_model(self.config)
+        body = request_body(None, request, stream=True)
+        items: queue.Queue[dict[str, Any] | _Ended] = queue.Queue()
+        stop = threading.Event()
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            items.put(chunk)
+            return stop.is_set()  # True tells llama.cpp to stop generating
+
+        def generate() -> None:
+            try:
+                items.put(_Ended(outcome=loaded.chat(body, on_chunk)))
+            except Exception as exc:  # noqa: BLE001 - relayed to the consuming thread
+                items.put(_Ended(error=exc))
+
+        thread = threading.Thread(target=generate, name="citeline-llama", daemon=True)
+        thread.start()
+        reader = ChunkReader(self.endpoint)
+        try:
+            while True:
+                item = items.get()
+                if isinstance(item, _Ended):
+                    self._raise_for(item)
+                    break
+                if "error" in item:
+                    raise self._error(item["error"])
+                yield from reader.feed(item)
+            yield from reader.finish()
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        """Models stay loaded for the process; nothing to release per provider."""
+
+    def _raise_for(self, ended: _Ended) -> None:
+        if ended.error is not None:
+            raise ProviderError(
+                f"llama.cpp rejected the request: {ended.error}", provider=self.endpoint
+            ) from ended.error
+        if isinstance(ended.outcome, dict) and "error" in ended.outcome:
+            raise self._error(ended.outcome["error"])
+
+    def _error(self, error: Any) -> Exception:
+        if not isinstance(error, dict):
+            return ProviderError(str(error), provider=self.endpoint)
+        if error.get("type") == "exceed_context_size_error":
+            return InvalidInput(
+                f"the prompt has {error.get('n_prompt_tokens')} tokens; model "
+                f"{self.config.path.name} takes at most {error.get('n_ctx')} "
+                "(prompt and reply together)",
+                field="messages",
+            )
+        code = int(error.get("code") or 500)
+        return ProviderError(
+            str(error.get("message") or error),
+            provider=self.endpoint,
+            retryable=code >= 500,
+            status=code,
+        )
