@@ -94,7 +94,12 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
 def empty_stores(database_url: str, redis_url: str) -> None:
     engine = make_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE jobs, job_events, knowledge_bases, chunk_terms CASCADE"))
+        connection.execute(
+            text(
+                "TRUNCATE jobs, job_events, knowledge_bases, chunk_terms, model_versions, "
+                "model_aliases, generations, token_usage CASCADE"
+            )
+        )
         for (name,) in connection.execute(
             text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_chunks_hnsw_%'")
         ):

@@ -5,7 +5,8 @@
     │   ├── NotFound             404  no such resource (or not visible to the caller)
     │   ├── InvalidInput         422  a value is wrong; `field` names it
     │   ├── Conflict             409  the resource is in a state that forbids the request
-    │   └── PayloadTooLarge      413  the request body is over the configured limit
+    │   ├── PayloadTooLarge      413  the request body is over the configured limit
+    │   └── QuotaExceeded        429  the caller has used up an allowance; it resets later
     ├── UpstreamError            502  a dependency answered wrongly
     │   ├── ServiceUnavailable   503  a dependency is down or overloaded; retrying later can help
     │   └── ProviderError        502  a model provider failed; names it and whether a retry helps
@@ -65,6 +66,11 @@ class PayloadTooLarge(ClientError):
     title = "Payload too large"
 
 
+class QuotaExceeded(ClientError):
+    status = 429
+    title = "Quota exceeded"
+
+
 class UpstreamError(CitelineError):
     status = 502
     title = "Upstream error"
@@ -118,6 +124,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProviderError",
+    "QuotaExceeded",
     "ServiceUnavailable",
     "UpstreamError",
 ]

@@ -20,6 +20,7 @@ from citeline.settings import Settings
 
 if TYPE_CHECKING:
     from citeline.knowledge.service import KnowledgeService
+    from citeline.llm.service import ModelService
 
 
 @dataclass
@@ -66,6 +67,11 @@ class Resources:
         return KnowledgeService(
             self.sessions, self.jobs(), FileStore(self.settings.data_path / "files"), self.settings
         )
+
+    def models(self) -> ModelService:
+        from citeline.llm.service import ModelService
+
+        return ModelService(self.sessions, self.redis, self.settings)
 
     def reaper(self) -> Reaper:
         return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)

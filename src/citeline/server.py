@@ -19,6 +19,7 @@ from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
 from citeline.jobs.queue import QUEUE_NAMES
 from citeline.jobs.supervisor import WorkerPool
+from citeline.llm.bundled import gguf_path
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -53,6 +54,23 @@ def worker_environment(settings: Settings, database_url: str, redis_url: str) ->
     return env
 
 
+def prepare_models(resources: Resources) -> None:
+    """Register the built-in model and rebuild the default GGUF now, once, rather than in
+    every worker at its first request."""
+    resources.models().registry.ensure_defaults()
+    settings = resources.settings
+    reported = -1
+
+    def report(done: int, total: int) -> None:
+        nonlocal reported
+        percent = done * 100 // max(total, 1)
+        if percent // 10 != reported // 10:
+            reported = percent
+            log.info("assembling the default model", extra={"percent": percent})
+
+    gguf_path(settings.llm_model, settings.data_path / "models", report)
+
+
 def serve(settings: Settings) -> None:
     """Run until Ctrl-C or SIGTERM, which arrive as KeyboardInterrupt after uvicorn has drained
     its connections; the blocks below then stop the workers, Valkey and PostgreSQL in order."""
@@ -61,6 +79,7 @@ def serve(settings: Settings) -> None:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             migrate.upgrade(resources.engine)
+            prepare_models(resources)
             pool = WorkerPool(
                 settings.workers,
                 worker_environment(settings, endpoints.database_url, endpoints.redis_url),

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     llm_breaker_failures: Annotated[int, Field(ge=1)] = 5
     llm_breaker_cool_down_seconds: Annotated[float, Field(gt=0)] = 30.0
     llm_max_concurrency: Annotated[int, Field(ge=1)] = 8  # per provider endpoint, all workers
+    llm_daily_token_quota: Annotated[int | None, Field(ge=1)] = None  # per user, all models
     # Credentials for remote providers by name (JSON in CITELINE_PROVIDER_API_KEYS); a model
     # version names the one it uses, and defaults to its provider's name ("openai", ...).
     provider_api_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
+from starlette.concurrency import run_in_threadpool
 
 from citeline import __version__
 from citeline.api import errors
@@ -17,6 +18,8 @@ from citeline.jobs.queue import connect_async
 from citeline.jobs.router import router as jobs_router
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.router import router as knowledge_router
+from citeline.llm.openai_api import router as openai_router
+from citeline.llm.router import router as models_router
 from citeline.observability.metrics import QueueCollector
 from citeline.resources import Resources
 
@@ -30,6 +33,7 @@ def create_app(resources: Resources) -> FastAPI:
         # Blocking XREADs must outlive the SSE heartbeat interval, so this client's timeout does.
         connection = connect_async(resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10)
         app.state.stream_hub = StreamHub(connection, settings.sse_heartbeat_seconds)
+        await run_in_threadpool(resources.models().registry.ensure_defaults)
         try:
             yield
         finally:
@@ -52,4 +56,6 @@ def create_app(resources: Resources) -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(knowledge_router)
+    app.include_router(models_router)
+    app.include_router(openai_router)
     return app

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from citeline import __version__
-from citeline.cli import jobs, knowledge
+from citeline.cli import jobs, knowledge, models
 from citeline.cli.common import fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(knowledge.kb_app, name="kb")
+app.add_typer(models.app, name="models")
+app.command()(models.chat)
 app.command()(knowledge.ingest)
 app.command()(knowledge.search)
 app.command()(knowledge.reindex)

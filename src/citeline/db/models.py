@@ -3,5 +3,19 @@
 from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
+from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
 
-__all__ = ["Base", "Chunk", "ChunkTerm", "Document", "Job", "JobEvent", "KnowledgeBase", "TermStat"]
+__all__ = [
+    "Base",
+    "Chunk",
+    "ChunkTerm",
+    "Document",
+    "Generation",
+    "Job",
+    "JobEvent",
+    "KnowledgeBase",
+    "ModelAlias",
+    "ModelVersion",
+    "TermStat",
+    "TokenUsage",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -88,7 +89,14 @@ class Lifecycle:
         )
 
     def fail_or_retry(
-        self, job_id: uuid.UUID, attempt: int, max_attempts: int, reason: str, *, retry: bool
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        max_attempts: int,
+        reason: str,
+        *,
+        retry: bool,
+        error: Mapping[str, Any] | None = None,
     ) -> Event | None:
         """Schedule the next attempt with exponential backoff, or fail the job with `reason`."""
         if retry and attempt < max_attempts:
@@ -114,7 +122,7 @@ class Lifecycle:
         return self.events.append(
             job_id,
             "failed",
-            {"attempt": attempt, "reason": reason},
+            {"attempt": attempt, "reason": reason, **({"error": dict(error)} if error else {})},
             changes={"state": JobState.failed.value, "error": reason, "finished_at": utcnow()},
             if_states=[JobState.started],
             if_attempt=attempt,

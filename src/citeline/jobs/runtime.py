@@ -8,14 +8,20 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rq.timeouts import JobTimeoutException
 
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
-from citeline.errors import ClientError, ConfigurationError
+from citeline.errors import (
+    CitelineError,
+    ClientError,
+    ConfigurationError,
+    InvalidInput,
+    ProviderError,
+)
 from citeline.jobs.context import JobCancelled, JobContext
 from citeline.jobs.models import Job, JobState
 from citeline.jobs.queue import alive_key
@@ -90,6 +96,21 @@ def run_job(job_id: str, attempt: int, target: str) -> None:
         job_id_var.reset(token)
 
 
+def error_json(exc: CitelineError) -> dict[str, Any]:
+    """A domain error as a failed event carries it, so an API can answer with its status."""
+    body: dict[str, Any] = {
+        "type": exc.type_slug,
+        "status": exc.http_status if isinstance(exc, ProviderError) else exc.status,
+        "detail": exc.detail,
+        "retryable": exc.retryable,
+    }
+    if isinstance(exc, InvalidInput) and exc.field:
+        body["field"] = exc.field
+    if isinstance(exc, ProviderError):
+        body["provider"] = exc.provider
+    return body
+
+
 def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> None:
     with unit_of_work(resources.sessions) as session:
         started = resources.events.append_in(
@@ -137,10 +158,16 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
             lifecycle.stop(job_id, "cancelled")
         except JobTimeoutException as exc:
             lifecycle.fail_or_retry(job_id, attempt, max_attempts, f"timed out: {exc}", retry=False)
-        except (ClientError, ConfigurationError) as exc:
+        except (ClientError, ConfigurationError, ProviderError) as exc:
+            # Retrying the job cannot fix these; a provider's own retries have already run.
             log.info("job failed", extra={"kind": kind, "error": str(exc)})
             lifecycle.fail_or_retry(
-                job_id, attempt, max_attempts, f"{type(exc).__name__}: {exc}", retry=False
+                job_id,
+                attempt,
+                max_attempts,
+                f"{type(exc).__name__}: {exc}",
+                retry=False,
+                error=error_json(exc),
             )
         except Exception as exc:
             log.exception("job raised", extra={"kind": kind, "attempt": attempt})

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -97,35 +97,34 @@ class StreamHub:
             position = entries[-1][0].decode()
 
 
+def _item(event: Event) -> tuple[int, str, str]:
+    return event.seq, event.type, json.dumps(event.as_json())
+
+
+def sse(item: tuple[int, str, str]) -> str:
+    seq, type_, raw = item
+    return f"id: {seq}\nevent: {type_}\ndata: {raw}\n\n"
+
+
 def format_event(event: Event) -> str:
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(event.as_json())}\n\n"
+    return sse(_item(event))
 
 
-def _render(batch: list[Event], last: int) -> tuple[list[str], int, bool]:
-    """SSE text for stored events, the last sequence number sent, and whether it ended."""
-    out = []
-    for event in batch:
-        out.append(format_event(event))
-        last = event.seq
-        if event.terminal:
-            return out, last, True
-    return out, last, False
-
-
-async def job_events(
+async def follow(
     job_id: uuid.UUID, after: int, *, events: EventLog, hub: StreamHub
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[Item, None]:
+    """The job's events after `after`, each once and in order, as (seq, type, JSON); None
+    when nothing arrived for a while. Ends after a terminal event."""
     last = after
-    yield "retry: 2000\n\n"
     # Listen first, then read the record: whatever is published meanwhile is queued.
     async with hub.subscribe(job_id, after) as queue:
         while True:
             batch = await run_in_threadpool(events.read, job_id, after=last, limit=CATCH_UP_BATCH)
-            texts, last, ended = _render(batch, last)
-            for chunk in texts:
-                yield chunk
-            if ended:
-                return
+            for event in batch:
+                yield _item(event)
+                last = event.seq
+                if event.terminal:
+                    return
             if len(batch) < CATCH_UP_BATCH:
                 break
         while True:
@@ -136,21 +135,32 @@ async def job_events(
                 # Quiet (or Redis unreachable): the database is the record, so look there too.
                 missed = await run_in_threadpool(events.read, job_id, after=last)
                 if not missed:
-                    yield ": heartbeat\n\n"
+                    yield None
             elif item[0] > last + 1:
                 missed = await run_in_threadpool(events.read, job_id, after=last, until=item[0])
             else:
                 missed = []
-            texts, last, ended = _render(missed, last)
-            for chunk in texts:
-                yield chunk
-            if ended:
-                return
+            for event in missed:
+                yield _item(event)
+                last = event.seq
+                if event.terminal:
+                    return
             if item is None:
                 continue
-            seq, type_, raw = item
             # The stored JSON goes out as it is: no parse and re-encode per client.
-            yield f"id: {seq}\nevent: {type_}\ndata: {raw}\n\n"
-            last = seq
-            if type_ in TERMINAL_EVENT_TYPES:
+            yield item
+            last = item[0]
+            if item[1] in TERMINAL_EVENT_TYPES:
                 return
+
+
+async def job_events(
+    job_id: uuid.UUID, after: int, *, events: EventLog, hub: StreamHub
+) -> AsyncIterator[str]:
+    """The job's events as Server-Sent Events text."""
+    yield "retry: 2000\n\n"
+    async for item in follow(job_id, after, events=events, hub=hub):
+        if item is None:
+            yield ": heartbeat\n\n"
+        else:
+            yield sse(item)

@@ -1,0 +1,57 @@
+"""The `llm.chat` job: one generation run by a worker (where local models stay loaded), its
+text streamed to listeners as `token` events and its result kept on the job."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from citeline.jobs.context import JobContext
+from citeline.jobs.registry import job_kind
+from citeline.jobs.runtime import worker_resources
+from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
+from citeline.llm.service import ModelService
+
+CHAT_KIND = "llm.chat"
+# Tokens are sent in small batches: each event is a database row as well as a stream entry.
+FLUSH_SECONDS = 0.05
+
+
+@job_kind(CHAT_KIND, queue="high", timeout_seconds=900, max_attempts=1)
+def chat(context: JobContext) -> dict[str, Any]:
+    resources = worker_resources()
+    service = ModelService(resources.sessions, resources.redis, resources.settings)
+    request = ChatRequest.model_validate(context.args["request"])
+    reply = service.start(
+        str(context.args["model"]),
+        request,
+        subject=context.owner,
+        conversation=context.args.get("conversation"),
+        job_id=context.job_id,
+    )
+    events = []
+    pending: list[str] = []
+    last_flush = time.monotonic()
+    try:
+        for event in reply:
+            events.append(event)
+            if isinstance(event, TextDelta):
+                pending.append(event.text)
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    context.emit("token", {"text": "".join(pending)})
+                    pending.clear()
+                    last_flush = time.monotonic()
+        if pending:
+            context.emit("token", {"text": "".join(pending)})
+    finally:
+        reply.close()
+    result = ChatResult.collect(events)
+    return {"model": reply.served_by.label, **result.model_dump(mode="json")}
+
+
+def chat_args(model: str, request: ChatRequest, conversation: str | None) -> dict[str, Any]:
+    return {
+        "model": model,
+        "request": request.model_dump(mode="json", exclude_unset=True),
+        "conversation": conversation,
+    }

@@ -1,0 +1,101 @@
+"""Request and response bodies of the model registry API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from citeline.llm.models import ModelVersion
+
+
+class VersionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The model's name; a new version is numbered after the last")
+    provider: str = Field(description="local, openai or anthropic")
+    model: str = Field(description="Bundled model, GGUF path or 'default' (local); model id")
+    base_url: str | None = None
+    credential: str | None = Field(
+        default=None, description="Key name in CITELINE_PROVIDER_API_KEYS"
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    prompt_template: str | None = Field(
+        default=None, description="System prompt; '{system}' marks where the caller's goes"
+    )
+    description: str = ""
+
+
+class VersionOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    version: int
+    ref: str
+    provider: str
+    model: str
+    base_url: str | None
+    credential: str | None
+    parameters: dict[str, Any]
+    prompt_template: str | None
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> VersionOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            ref=row.label,
+            provider=row.provider,
+            model=row.model,
+            base_url=row.base_url,
+            credential=row.credential,
+            parameters=row.parameters,
+            prompt_template=row.prompt_template,
+            description=row.description,
+            created_at=row.created_at,
+        )
+
+
+class RouteIn(BaseModel):
+    model: str = Field(description="A version: name@N, or name for its newest")
+    weight: float = Field(default=1.0, ge=0)
+
+
+class RoutesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routes: list[RouteIn] = Field(min_length=1)
+    fallback: str | None = None
+
+
+class VariantStats(BaseModel):
+    version: str
+    requests: int
+    errors: int
+    error_rate: float
+    fallbacks: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    first_token_ms_avg: float | None
+    input_tokens: int
+    output_tokens: int
+    output_tokens_per_second: float | None
+
+
+class AliasStats(BaseModel):
+    alias: str
+    since: datetime
+    variants: list[VariantStats]
+
+
+class UsageRow(BaseModel):
+    subject: str
+    model: str
+    day: str
+    requests: int
+    input_tokens: int
+    output_tokens: int

@@ -1,0 +1,248 @@
+"""The model service against the real database, Redis and local models: the registry, A/B
+routing, recording, fallback, and Citeline's own OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from citeline.api.app import create_app
+from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError
+from citeline.llm.messages import ChatRequest, Message
+from citeline.llm.models import Generation, TokenUsage
+from citeline.llm.registry import NewVersion
+from citeline.llm.service import ModelService
+from citeline.resources import Resources
+from citeline.settings import Settings
+from tests.conftest import LiveServer, WorkerFactory, fast_settings
+
+pytestmark = pytest.mark.slow
+
+SMOL = "smollm2-135m"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, embedded_redis_url: str) -> Settings:
+    return fast_settings(
+        tmp_path / "data",
+        database_url,
+        embedded_redis_url,
+        llm_model=SMOL,
+        llm_retry_base_seconds=0.01,
+        llm_timeout_seconds=30.0,
+    )
+
+
+@pytest.fixture
+def models(resources: Resources) -> ModelService:
+    return resources.models()
+
+
+def hello(max_tokens: int = 12) -> ChatRequest:
+    return ChatRequest(
+        messages=[Message.system("You are brief."), Message.user("Say hello to Ada.")],
+        max_tokens=max_tokens,
+        temperature=0,
+    )
+
+
+def test_defaults_route_standard_aliases_to_the_builtin_local_model(models: ModelService) -> None:
+    registry = models.registry
+    registry.ensure_defaults()
+    registry.ensure_defaults()  # idempotent
+    aliases = {alias.name: routes for alias, routes in registry.aliases()}
+    assert set(aliases) == {"default", "answer", "report", "assistant"}
+    assert [(v.label, v.model, w) for v, w in aliases["answer"]] == [("local@1", "default", 1.0)]
+
+
+def test_bad_registrations_are_refused_and_change_nothing(models: ModelService) -> None:
+    registry = models.registry
+    first = registry.add_version(NewVersion("smol", "local", SMOL))
+    second = registry.add_version(
+        NewVersion("smol", "local", SMOL, parameters={"temperature": 0.0, "max_tokens": 8})
+    )
+    assert (first.version, second.version) == (1, 2)
+    bad = [
+        (NewVersion("Bad Name", "local", SMOL), "name"),
+        (NewVersion("x", "mystery", "m"), "provider"),
+        (NewVersion("x", "local", "no-such-model"), "model"),
+        (NewVersion("x", "openai", "gpt", base_url="ftp://host"), "base_url"),
+        (NewVersion("x", "local", SMOL, parameters={"temperature": 9}), "parameters"),
+        (NewVersion("x", "local", SMOL, parameters={"colour": "red"}), "parameters"),
+    ]
+    for new, field in bad:
+        with pytest.raises(InvalidInput) as caught:
+            registry.add_version(new)
+        assert caught.value.field == field, new
+    with pytest.raises(NotFound, match="nope@1"):
+        registry.set_routes("answer", [("nope@1", 1.0)])
+    with pytest.raises(InvalidInput, match="weights"):
+        registry.set_routes("answer", [("smol@1", 0.0)])
+    with pytest.raises(Conflict, match="model name"):
+        registry.set_routes("smol", [("smol@1", 1.0)])
+    registry.set_routes("answer", [("smol@1", 1.0)], fallback="smol@2")
+    with pytest.raises(Conflict, match="routed by alias answer"):
+        registry.delete_version("smol@2")
+    with pytest.raises(Conflict, match="is an alias"):
+        registry.add_version(NewVersion("answer", "local", SMOL))
+    assert [v.label for v in registry.versions("smol")] == ["smol@1", "smol@2"]
+    assert models.registry.resolve("answer").version.label == "smol@1"
+
+
+def test_weighted_split_is_sticky_and_follows_the_weights(models: ModelService) -> None:
+    registry = models.registry
+    registry.add_version(NewVersion("a", "local", SMOL))
+    registry.add_version(NewVersion("b", "local", SMOL))
+    registry.set_routes("answer", [("a", 0.8), ("b", 0.2)])
+    users = [f"user-{i}" for i in range(2000)]
+    first = {u: registry.resolve("answer", u).version.label for u in users[:50]}
+    assert all(registry.resolve("answer", u).version.label == first[u] for u in users[:50])
+    counts = Counter(registry.resolve("answer", u).version.label for u in users)
+    share = counts["b@1"] / len(users)
+    sigma = math.sqrt(0.2 * 0.8 / len(users))
+    assert abs(share - 0.2) < 4 * sigma, counts
+    # Without a key each request is drawn afresh, still by weight.
+    unkeyed = Counter(registry.resolve("answer").version.label for _ in range(1000))
+    assert abs(unkeyed["b@1"] / 1000 - 0.2) < 4 * math.sqrt(0.16 / 1000), unkeyed
+
+
+def test_local_generation_is_real_and_recorded(resources: Resources, models: ModelService) -> None:
+    models.registry.add_version(
+        NewVersion("smol", "local", SMOL, parameters={"max_tokens": 6}, prompt_template="Be kind.")
+    )
+    reply = models.start("smol", hello(), subject="ada", conversation="c1")
+    events = list(reply)
+    text = "".join(getattr(e, "text", "") for e in events)
+    assert text.strip()
+    assert reply.served_by.label == "smol@1"
+    # The request set max_tokens, so the version's default does not apply.
+    short = models.complete(
+        "smol", ChatRequest(messages=[Message.user("Count from one to twenty.")]), subject="ada"
+    )
+    assert short.usage.output_tokens <= 6
+    with resources.sessions() as session:
+        rows = session.scalars(select(Generation).order_by(Generation.created_at)).all()
+        assert [(r.version_label, r.outcome, r.subject) for r in rows] == [
+            ("smol@1", "ok", "ada"),
+            ("smol@1", "ok", "ada"),
+        ]
+        assert rows[0].input_tokens > 0 and rows[0].output_tokens > 0
+        assert rows[0].first_token_ms is not None and rows[0].latency_ms >= rows[0].first_token_ms
+        usage = session.scalars(select(TokenUsage)).one()
+        assert (usage.subject, usage.model_name, usage.requests) == ("ada", "smol", 2)
+        assert usage.output_tokens == sum(r.output_tokens for r in rows)
+
+
+def test_an_unreachable_provider_falls_back_and_both_attempts_are_recorded(
+    resources: Resources, models: ModelService
+) -> None:
+    registry = models.registry
+    registry.add_version(
+        NewVersion("down", "openai", "any", base_url="http://127.0.0.1:9/v1", credential=None)
+    )
+    registry.add_version(NewVersion("smol", "local", SMOL))
+    registry.set_routes("answer", [("down", 1.0)], fallback="smol")
+    reply = models.start("answer", hello(), subject="ada")
+    assert "".join(getattr(e, "text", "") for e in reply).strip()
+    assert reply.served_by.label == "smol@1"
+    with resources.sessions() as session:
+        rows = session.scalars(select(Generation).order_by(Generation.created_at)).all()
+        assert [(r.version_label, r.outcome, r.fallback) for r in rows] == [
+            ("down@1", "error", False),
+            ("smol@1", "ok", True),
+        ]
+        assert "127.0.0.1:9" in (rows[0].error or "")
+    registry.set_routes("answer", [("down", 1.0)])
+    with pytest.raises(ProviderError) as caught:
+        models.complete("answer", hello())
+    assert caught.value.retryable and "openai:" in caught.value.provider
+
+
+@pytest.fixture
+def live_api(resources: Resources, start_worker: WorkerFactory) -> Iterator[str]:
+    start_worker(mode="inprocess")
+    with LiveServer(create_app(resources)) as url:
+        yield url
+
+
+def test_openai_client_against_citelines_own_endpoint(
+    live_api: str, resources: Resources, models: ModelService
+) -> None:
+    client = openai.OpenAI(base_url=f"{live_api}/v1", api_key="unused", max_retries=0)
+    listed = {model.id for model in client.models.list()}
+    assert {"default", "answer", "local"} <= listed
+    completion = client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Say hello to Ada."}],
+        max_tokens=12,
+        temperature=0,
+        user="ada",
+    )
+    assert completion.choices[0].message.content
+    assert completion.model == "local@1"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    pieces = []
+    usage = None
+    for chunk in client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=16,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert "".join(pieces).strip()
+    assert usage is not None and usage.completion_tokens > 0
+
+    # Citeline's OpenAI-compatible provider, pointed at Citeline itself.
+    models.registry.add_version(
+        NewVersion("loopback", "openai", "default", base_url=f"{live_api}/v1")
+    )
+    result = models.complete("loopback", hello(), subject="bob")
+    assert result.text.strip() and result.usage.output_tokens > 0
+
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="no-such-model", messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model="default", messages=[])
+
+    stats = httpx.get(f"{live_api}/v1/models/default/stats").json()
+    assert [v["version"] for v in stats["variants"]] == ["local@1"]
+    assert stats["variants"][0]["requests"] >= 3
+    usage_rows = httpx.get(f"{live_api}/v1/usage", params={"subject": "ada"}).json()["usage"]
+    assert usage_rows[0]["model"] == "local" and usage_rows[0]["requests"] == 1
+
+
+def test_registry_over_http(live_api: str) -> None:
+    created = httpx.post(
+        f"{live_api}/v1/models",
+        json={"name": "smol", "provider": "local", "model": SMOL, "parameters": {"threads": 1}},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["ref"] == "smol@1"
+    bad = httpx.post(f"{live_api}/v1/models", json={"name": "x", "provider": "z", "model": "m"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "provider"
+    routed = httpx.put(
+        f"{live_api}/v1/models/answer/routes",
+        json={"routes": [{"model": "smol@1", "weight": 3}, {"model": "local", "weight": 1}]},
+    )
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["routes"] == [
+        {"model": "smol@1", "weight": 3.0},
+        {"model": "local@1", "weight": 1.0},
+    ]
+    assert httpx.delete(f"{live_api}/v1/models/smol/versions/1").status_code == 409
+    assert httpx.get(f"{live_api}/v1/models/smol/versions").json()["versions"][0]["version"] == 1
