@@ -75,7 +75,7 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_migrate_and_version(resources: Resources) -> None:
     migrated = citeline(resources, "migrate")
     assert migrated.returncode == 0
-    assert "revision 0002" in migrated.stdout
+    assert "revision 0003" in migrated.stdout
     assert citeline(resources, "version").stdout.strip() == "0.1.0"
 
 

@@ -3,7 +3,11 @@ routing, recording, fallback, and Citeline's own OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +25,8 @@ from citeline.llm.registry import NewVersion
 from citeline.llm.service import ModelService
 from citeline.resources import Resources
 from citeline.settings import Settings
-from tests.conftest import LiveServer, WorkerFactory, fast_settings
+from tests.conftest import LiveServer, WorkerFactory, fast_settings, settings_env, wait_for
+from tests.fake_llm_server import Fail, FakeLLMServer, Reply
 
 pytestmark = pytest.mark.slow
 
@@ -246,3 +251,123 @@ def test_registry_over_http(live_api: str) -> None:
     ]
     assert httpx.delete(f"{live_api}/v1/models/smol/versions/1").status_code == 409
     assert httpx.get(f"{live_api}/v1/models/smol/versions").json()["versions"][0]["version"] == 1
+
+
+def test_a_client_that_disconnects_stops_the_generation(
+    live_api: str, resources: Resources
+) -> None:
+    body = {
+        "model": "default",
+        "messages": [
+            {"role": "user", "content": "List the numbers from 1 to 1000 separated by commas."}
+        ],
+        "max_tokens": 1500,
+        "temperature": 0,
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{live_api}/v1/chat/completions", json=body, timeout=30) as reply:
+        seen = 0
+        for line in reply.iter_lines():
+            if line.startswith("data: ") and '"content": "' in line:
+                seen += 1
+            if seen >= 3:
+                break
+    jobs = resources.jobs()
+
+    def stopped() -> bool:
+        listed = jobs.list(kind="llm.chat")
+        return bool(listed) and listed[0].state == "stopped"
+
+    wait_for(stopped, timeout=30)
+
+    def recorded() -> list[Generation]:
+        with resources.sessions() as session:
+            return list(session.scalars(select(Generation)))
+
+    rows = wait_for(recorded, timeout=30)
+    assert isinstance(rows, list)
+    assert rows[0].outcome == "cancelled"
+    assert rows[0].output_tokens < 1500
+
+
+def test_models_and_chat_from_the_command_line(resources: Resources) -> None:
+    def citeline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "citeline", *args],
+            env={**settings_env(resources.settings), "COLUMNS": "200", "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    added = citeline(
+        "models", "add", "smol", "--provider", "local", "--model", SMOL, "--param", "max_tokens=8"
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "smol@1"
+    bad = citeline("models", "add", "smol", "--provider", "local", "--model", "nothing")
+    assert bad.returncode == 2 and "a local model is" in bad.stderr
+    routed = citeline("models", "route", "answer", "smol@1=3", "local=1")
+    assert routed.returncode == 0, routed.stderr
+    listed = json.loads(citeline("models", "list", "--json").stdout)
+    answer = next(a for a in listed["aliases"] if a["alias"] == "answer")
+    assert answer["routes"] == [
+        {"model": "smol@1", "weight": 3.0},
+        {"model": "local@1", "weight": 1.0},
+    ]
+    chatted = citeline("chat", "Say hello.", "--model", "smol")
+    assert chatted.returncode == 0, chatted.stderr
+    assert chatted.stdout.strip()
+    assert "smol@1" in chatted.stderr
+    pulled = citeline("models", "pull", SMOL)
+    assert pulled.returncode == 0 and pulled.stdout.strip().endswith(".gguf")
+
+
+def test_retries_then_the_circuit_breaker_against_a_failing_server(
+    resources: Resources, settings: Settings
+) -> None:
+    models = ModelService(
+        resources.sessions,
+        resources.redis,
+        settings.model_copy(
+            update={
+                "llm_retry_attempts": 3,
+                "llm_breaker_failures": 3,
+                "llm_breaker_cool_down_seconds": 0.5,
+            }
+        ),
+    )
+    with FakeLLMServer() as server:
+        # Each server has a port of its own, so this breaker starts closed.
+        models.registry.add_version(
+            NewVersion("flaky", "openai", "m", base_url=server.openai_base_url)
+        )
+        server.plan(Fail(503), Fail(503), Reply("Hello Ada", chunks=2))
+        result = models.complete("flaky", hello(), subject="ada")
+        assert result.text == "Hello Ada"
+        assert len(server.requests) == 3
+
+        server.plan(Fail(401))
+        with pytest.raises(ProviderError, match="credentials were refused") as refused:
+            models.complete("flaky", hello())
+        assert not refused.value.retryable
+        assert len(server.requests) == 4  # not retried
+
+        server.plan(Fail(500), Fail(500))
+        with pytest.raises(ProviderError, match="circuit open"):
+            models.complete("flaky", hello())
+        # The 401 and two 500s in a row opened the breaker before the third try.
+        assert len(server.requests) == 6
+        with pytest.raises(ProviderError, match="circuit open") as opened:
+            models.complete("flaky", hello())
+        assert opened.value.retryable
+        assert len(server.requests) == 6  # refused without calling the server
+
+        time.sleep(0.6)  # cool-down over: one trial goes through and closes the breaker
+        server.plan(Reply("back", chunks=1))
+        assert server.pending == 1
+        assert models.complete("flaky", hello()).text == "back"
+    with resources.sessions() as session:
+        outcomes = Counter(session.scalars(select(Generation.outcome)))
+    assert outcomes == {"ok": 2, "error": 3}  # retries inside one call are one generation

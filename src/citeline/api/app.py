@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
-from starlette.concurrency import run_in_threadpool
 
 from citeline import __version__
 from citeline.api import errors
@@ -33,7 +32,6 @@ def create_app(resources: Resources) -> FastAPI:
         # Blocking XREADs must outlive the SSE heartbeat interval, so this client's timeout does.
         connection = connect_async(resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10)
         app.state.stream_hub = StreamHub(connection, settings.sse_heartbeat_seconds)
-        await run_in_threadpool(resources.models().registry.ensure_defaults)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import suppress
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -272,8 +273,10 @@ async def _stream(
                 break
         yield "data: [DONE]\n\n"
     finally:
-        await events.aclose()
-        if not ended:
-            # The client went away: stop the generation instead of finishing it for nobody.
-            with suppress(Conflict):  # it ended meanwhile
-                await run_in_threadpool(jobs.cancel, job_id, "the client disconnected")
+        # A client that went away cancels this task; the clean-up must still run.
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
+            if not ended:
+                # Stop the generation instead of finishing it for nobody.
+                with suppress(Conflict):  # it ended meanwhile
+                    await run_in_threadpool(jobs.cancel, job_id, "the client disconnected")

@@ -304,6 +304,17 @@ def _routes(session: Session, alias: ModelAlias) -> list[tuple[VersionSpec, floa
 
 
 def _version_row(session: Session, ref: str) -> ModelVersion:
+    try:
+        return _find_version(session, ref)
+    except NotFound:
+        if ref.partition("@")[0] != BUILTIN_NAME:
+            raise
+    # The built-in version is created on first use (or was removed by hand): recreate it.
+    ModelRegistry(sessionmaker(bind=session.get_bind())).ensure_defaults()
+    return _find_version(session, ref)
+
+
+def _find_version(session: Session, ref: str) -> ModelVersion:
     name, at, number = ref.partition("@")
     query = select(ModelVersion).where(ModelVersion.name == name)
     if at:
