@@ -68,7 +68,7 @@ def prepare_models(resources: Resources) -> None:
             reported = percent
             log.info("assembling the default model", extra={"percent": percent})
 
-    gguf_path(settings.llm_model, settings.data_path / "models", report)
+    gguf_path(settings.llm_model, settings.models_path, report)
 
 
 def serve(settings: Settings) -> None:

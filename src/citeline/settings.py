@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # The model the `default` alias serves until the registry routes it elsewhere: a bundled
     # model name (see citeline.llm.bundled) or a path to a GGUF file.
     llm_model: str = "qwen2.5-coder-1.5b"
+    models_dir: Path | None = None  # where bundled models are rebuilt; default <data dir>/models
     llm_threads: Annotated[int, Field(ge=1, le=64)] = 1
     llm_context_tokens: Annotated[int, Field(ge=256, le=131072)] = 4096
     llm_cache_ram_mib: Annotated[int, Field(ge=0)] = 256
@@ -89,3 +90,9 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def models_path(self) -> Path:
+        if self.models_dir is not None:
+            return self.models_dir.expanduser().resolve()
+        return self.data_path / "models"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import openai
 import psutil
 import pytest
 
@@ -46,6 +47,8 @@ class Serve:
             CITELINE_JOB_LOST_AFTER_SECONDS="2",
             CITELINE_JOB_REAPER_INTERVAL_SECONDS="0.5",
             CITELINE_LOG_FORMAT="text",
+            # The default model, rebuilt once per checkout rather than once per test.
+            CITELINE_MODELS_DIR=str(ROOT / ".cache" / "models"),
         )
         command = [
             sys.executable, "-m", "citeline", "serve",
@@ -154,3 +157,19 @@ def test_second_serve_on_the_same_data_dir_is_refused(data_dir: Path) -> None:
         assert "already running" in second.stderr
     finally:
         assert first.interrupt() == 0
+
+
+def test_the_default_model_answers_through_the_openai_api(data_dir: Path) -> None:
+    """One command, then an OpenAI client: the bundled Qwen2.5-Coder-1.5B answers."""
+    serve = Serve(data_dir, workers=1)
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", timeout=300)
+    assert "default" in {model.id for model in client.models.list()}
+    completion = client.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": "What is the capital of France? One word."}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert "paris" in (completion.choices[0].message.content or "").lower()
+    assert completion.model == "local@1"
+    assert serve.interrupt() == 0

@@ -167,12 +167,12 @@ def pull(
                 shown = percent
 
             try:
-                path = gguf_path(model, settings.data_path / "models", advance)
+                path = gguf_path(model, settings.models_path, advance)
             except CitelineError as exc:
                 raise fail(exc) from None
     else:
         try:
-            path = gguf_path(model, settings.data_path / "models")
+            path = gguf_path(model, settings.models_path)
         except CitelineError as exc:
             raise fail(exc) from None
     typer.echo(str(path))

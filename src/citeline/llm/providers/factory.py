@@ -19,7 +19,7 @@ _providers: dict[tuple[object, ...], ChatProvider] = {}
 def local_config(version: VersionSpec, settings: Settings) -> LocalModelConfig:
     model = settings.llm_model if version.model == FOLLOWS_SETTINGS else version.model
     return LocalModelConfig(
-        path=gguf_path(model, settings.data_path / "models"),
+        path=gguf_path(model, settings.models_path),
         context_tokens=int(version.parameters.get("context_tokens", settings.llm_context_tokens)),
         threads=int(version.parameters.get("threads", settings.llm_threads)),
         cache_ram_mib=settings.llm_cache_ram_mib,
