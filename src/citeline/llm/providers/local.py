@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from citeline.errors import InvalidInput, ProviderError
-from citeline.llm.messages import ChatEvent, ChatRequest
+from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
+from citeline.llm.providers.local_tools import constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,20 @@ class LocalProvider:
 
     def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
         del model  # the loaded file is the model
+        if request.tools and request.json_schema is None:
+            yield from self._with_tools(request)
+            return
+        yield from self._generate(request)
+
+    def _with_tools(self, request: ChatRequest) -> Iterator[ChatEvent]:
+        text: list[str] = []
+        for event in self._generate(constrained(request)):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Finish):
+                yield from read_reply("".join(text), event)
+
+    def _generate(self, request: ChatRequest) -> Iterator[ChatEvent]:
         loaded = load_model(self.config)
         body = request_body(None, request, stream=True)
         items: queue.Queue[dict[str, Any] | _Ended] = queue.Queue()
