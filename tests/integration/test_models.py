@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from citeline.api.app import create_app
-from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError
+from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError, QuotaExceeded
 from citeline.llm.messages import ChatRequest, Message
 from citeline.llm.models import Generation, TokenUsage
 from citeline.llm.registry import NewVersion
@@ -371,3 +371,18 @@ def test_retries_then_the_circuit_breaker_against_a_failing_server(
     with resources.sessions() as session:
         outcomes = Counter(session.scalars(select(Generation.outcome)))
     assert outcomes == {"ok": 2, "error": 3}  # retries inside one call are one generation
+
+
+def test_a_daily_token_quota_refuses_once_used_up(resources: Resources, settings: Settings) -> None:
+    models = ModelService(
+        resources.sessions,
+        resources.redis,
+        settings.model_copy(update={"llm_daily_token_quota": 30}),
+    )
+    models.registry.add_version(NewVersion("smol", "local", SMOL))
+    used = models.complete("smol", hello(max_tokens=8), subject="ada")
+    assert used.usage.input_tokens + used.usage.output_tokens >= 30
+    with pytest.raises(QuotaExceeded, match="ada has used its 30 tokens"):
+        models.complete("smol", hello(), subject="ada")
+    assert models.complete("smol", hello(max_tokens=2), subject="bob").text is not None
+    assert models.tokens_today("ada") == used.usage.input_tokens + used.usage.output_tokens
