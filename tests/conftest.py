@@ -97,7 +97,8 @@ def empty_stores(database_url: str, redis_url: str) -> None:
         connection.execute(
             text(
                 "TRUNCATE jobs, job_events, knowledge_bases, chunk_terms, model_versions, "
-                "model_aliases, generations, token_usage CASCADE"
+                "model_aliases, generations, token_usage, conversations, "
+                "conversation_turns CASCADE"
             )
         )
         for (name,) in connection.execute(

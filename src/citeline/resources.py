@@ -19,6 +19,7 @@ from citeline.jobs.service import JobService
 from citeline.settings import Settings
 
 if TYPE_CHECKING:
+    from citeline.answers.service import AnswerService
     from citeline.knowledge.service import KnowledgeService
     from citeline.llm.service import ModelService
 
@@ -67,6 +68,11 @@ class Resources:
         return KnowledgeService(
             self.sessions, self.jobs(), FileStore(self.settings.data_path / "files"), self.settings
         )
+
+    def answers(self) -> AnswerService:
+        from citeline.answers.service import AnswerService
+
+        return AnswerService(self.sessions, self.jobs(), self.knowledge())
 
     def models(self) -> ModelService:
         from citeline.llm.service import ModelService

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     # version names the one it uses, and defaults to its provider's name ("openai", ...).
     provider_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
 
+    # Grounded answers: what the model reads, when to say "not found", what counts as support.
+    answer_model: str = "answer"
+    answer_candidates: Annotated[int, Field(ge=1, le=50)] = 8
+    answer_context_tokens: Annotated[int, Field(ge=100, le=32000)] = 700
+    answer_max_tokens: Annotated[int, Field(ge=16, le=4096)] = 256
+    answer_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
+    answer_support_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
 

@@ -10,6 +10,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
 
 from citeline import __version__
+from citeline.answers.router import router as answers_router
 from citeline.api import errors
 from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
@@ -55,5 +56,6 @@ def create_app(resources: Resources) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(knowledge_router)
     app.include_router(models_router)
+    app.include_router(answers_router)
     app.include_router(openai_router)
     return app

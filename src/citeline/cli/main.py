@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from citeline import __version__
-from citeline.cli import jobs, knowledge, models
+from citeline.cli import answers, jobs, knowledge, models
 from citeline.cli.common import fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
@@ -28,6 +28,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(knowledge.kb_app, name="kb")
 app.add_typer(models.app, name="models")
 app.command()(models.chat)
+app.command()(answers.ask)
 app.command()(knowledge.ingest)
 app.command()(knowledge.search)
 app.command()(knowledge.reindex)

@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so Alembic and `create_all` see the whole schema."""
 
+from citeline.answers.models import Conversation, Turn
 from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
@@ -9,6 +10,7 @@ __all__ = [
     "Base",
     "Chunk",
     "ChunkTerm",
+    "Conversation",
     "Document",
     "Generation",
     "Job",
@@ -18,4 +20,5 @@ __all__ = [
     "ModelVersion",
     "TermStat",
     "TokenUsage",
+    "Turn",
 ]

@@ -27,7 +27,11 @@ class JobKind:
 _KINDS: dict[str, JobKind] = {}
 
 # Modules whose import registers the domain packages' job kinds.
-DOMAIN_JOB_MODULES = ("citeline.knowledge.ingest", "citeline.llm.chat_job")
+DOMAIN_JOB_MODULES = (
+    "citeline.knowledge.ingest",
+    "citeline.llm.chat_job",
+    "citeline.answers.job",
+)
 
 
 def register_domain_kinds() -> None:

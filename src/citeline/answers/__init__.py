@@ -1,0 +1,1 @@
+"""Grounded answers: retrieve, pack, generate, and cite only what the passages support."""

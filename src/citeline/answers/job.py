@@ -1,0 +1,42 @@
+"""The `answers.answer` job: the pipeline run by a worker, its events on the job's stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from citeline.answers.pipeline import AnswerOptions, answer
+from citeline.db.base import utcnow
+from citeline.jobs.context import JobContext
+from citeline.jobs.models import Job
+from citeline.jobs.registry import job_kind
+from citeline.jobs.runtime import worker_resources
+
+ANSWER_KIND = "answers.answer"
+
+
+@job_kind(ANSWER_KIND, queue="high", timeout_seconds=900, max_attempts=1)
+def answer_job(context: JobContext) -> dict[str, Any]:
+    resources = worker_resources()
+    args = context.args
+    with resources.sessions() as session:
+        job = session.get_one(Job, context.job_id)
+        started = job.started_at or utcnow()
+        queue_ms = round((started - job.created_at).total_seconds() * 1000, 1)
+
+    def emit(type_: str, data: Mapping[str, Any]) -> None:
+        context.emit(type_, data)
+
+    conversation = args.get("conversation_id")
+    return answer(
+        resources,
+        str(args["query"]),
+        uuid.UUID(str(args["knowledge_base_id"])),
+        emit=emit,
+        conversation_id=uuid.UUID(conversation) if conversation else None,
+        options=AnswerOptions.of(args.get("options")),
+        owner=context.owner,
+        job_id=context.job_id,
+        queue_ms=queue_ms,
+    )

@@ -1,0 +1,296 @@
+"""One grounded answer: rewrite a follow-up, retrieve, decide whether anything is relevant,
+pack the context, generate, verify the citations, and keep the turn.
+
+Progress goes out through `emit` as typed events (`retrieval`, `token`, `citation`, `error`,
+`complete`): a job passes its event stream, the CLI a printer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from citeline.answers.citations import verify
+from citeline.answers.models import Conversation, Turn
+from citeline.answers.passages import Passage, from_hits, pack
+from citeline.answers.prompt import answer_request, is_not_found, rewrite_request
+from citeline.db.base import utcnow
+from citeline.db.engine import unit_of_work
+from citeline.errors import CitelineError
+from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
+from citeline.resources import Resources
+
+Emit = Callable[[str, Mapping[str, Any]], object]
+
+TOKEN_FLUSH_SECONDS = 0.05
+HISTORY_TURNS = 3
+CLOSEST = 3
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    k: int | None = None
+    model: str | None = None
+    context_tokens: int | None = None
+    max_tokens: int | None = None
+    min_relevance: float | None = None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any] | None) -> AnswerOptions:
+        raw = raw or {}
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if raw.get(k) is not None})
+
+
+@dataclass
+class Clock:
+    marks: dict[str, float]
+
+    @classmethod
+    def start(cls) -> Clock:
+        return cls({"start": time.perf_counter()})
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter()
+
+    def between(self, first: str, second: str) -> float | None:
+        if first not in self.marks or second not in self.marks:
+            return None
+        return round((self.marks[second] - self.marks[first]) * 1000, 1)
+
+
+def answer(
+    resources: Resources,
+    question: str,
+    knowledge_base_id: uuid.UUID,
+    *,
+    emit: Emit,
+    conversation_id: uuid.UUID | None = None,
+    options: AnswerOptions | None = None,
+    owner: str | None = None,
+    job_id: uuid.UUID | None = None,
+    queue_ms: float | None = None,
+) -> dict[str, Any]:
+    settings = resources.settings
+    options = options or AnswerOptions()
+    knowledge = resources.knowledge()
+    alias = options.model or settings.answer_model
+    clock = Clock.start()
+    kb = knowledge.get(knowledge_base_id)
+
+    search_query = _rewrite(resources, alias, question, conversation_id, owner)
+    clock.mark("rewritten")
+
+    hits = knowledge.search(kb.id, search_query, k=options.k or settings.answer_candidates)
+    found = from_hits(hits)
+    clock.mark("retrieved")
+    emit("retrieval", {"query": search_query, "passages": [p.as_json() for p in found]})
+
+    base: dict[str, Any] = {
+        "question": question,
+        "search_query": search_query,
+        "knowledge_base_id": str(kb.id),
+        "conversation_id": str(conversation_id) if conversation_id else None,
+    }
+    relevance = max((p.relevance for p in found if p.relevance is not None), default=None)
+    threshold = (
+        settings.answer_min_relevance if options.min_relevance is None else (options.min_relevance)
+    )
+    if relevance is None or relevance < threshold:
+        result = _not_found(base, kb.name, found, "nothing in it is relevant enough", clock)
+        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+
+    budget = options.context_tokens or settings.answer_context_tokens
+    embedder = knowledge.embedder
+    packed = pack(found, budget, lambda text: embedder.count_tokens([text])[0])
+    request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
+    clock.mark("prompt_start")
+    generated, served_by = _generate(
+        resources, alias, request, emit, clock, owner, conversation_id, job_id
+    )
+    clock.mark("generated")
+    base["model"] = served_by
+    base["usage"] = generated.usage.model_dump()
+
+    if is_not_found(generated.text):
+        result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
+        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+    verified = verify(generated.text, packed, embedder.embed, settings.answer_support_threshold)
+    clock.mark("verified")
+    if verified.claims and not verified.citations:
+        result = _not_found(
+            base, kb.name, packed, "no passage found supports a drafted answer", clock
+        )
+        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+    citations = [c.as_json() for c in verified.citations]
+    for citation in citations:
+        emit("citation", citation)
+    result = {
+        **base,
+        "status": "answered",
+        "answer": verified.answer,
+        "draft": generated.text,
+        "citations": citations,
+        "sentences": [s.as_json() for s in verified.sentences],
+        "coverage": verified.coverage,
+        "passages": [p.as_json() for p in packed],
+        "timings": _timings(clock),
+    }
+    return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+
+
+def _rewrite(
+    resources: Resources,
+    alias: str,
+    question: str,
+    conversation_id: uuid.UUID | None,
+    owner: str | None,
+) -> str:
+    """A follow-up made standalone for retrieval, using the conversation's last turns."""
+    history = _history(resources, conversation_id)
+    if not history:
+        return question
+    rewritten = resources.models().complete(
+        alias,
+        rewrite_request(history, question),
+        subject=owner,
+        conversation=str(conversation_id),
+    )
+    lines = [line.strip() for line in rewritten.text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else question
+
+
+def _generate(
+    resources: Resources,
+    alias: str,
+    request: ChatRequest,
+    emit: Emit,
+    clock: Clock,
+    owner: str | None,
+    conversation_id: uuid.UUID | None,
+    job_id: uuid.UUID | None,
+) -> tuple[ChatResult, str]:
+    """Stream the draft to listeners in small batches; the version that served it."""
+    reply = resources.models().start(
+        alias,
+        request,
+        subject=owner,
+        conversation=str(conversation_id) if conversation_id else None,
+        job_id=job_id,
+    )
+    events = []
+    pending: list[str] = []
+    flushed = time.monotonic()
+    try:
+        for event in reply:
+            events.append(event)
+            if isinstance(event, TextDelta):
+                if "first_token" not in clock.marks:
+                    clock.mark("first_token")
+                pending.append(event.text)
+                if time.monotonic() - flushed >= TOKEN_FLUSH_SECONDS:
+                    emit("token", {"text": "".join(pending)})
+                    pending.clear()
+                    flushed = time.monotonic()
+        if pending:
+            emit("token", {"text": "".join(pending)})
+    except CitelineError as exc:
+        emit("error", {"message": exc.detail, "type": exc.type_slug, "retryable": exc.retryable})
+        raise
+    finally:
+        reply.close()
+    return ChatResult.collect(events), reply.served_by.label
+
+
+def _not_found(
+    base: dict[str, Any], kb_name: str, closest: list[Passage], why: str, clock: Clock
+) -> dict[str, Any]:
+    return {
+        **base,
+        "status": "not_found",
+        "answer": f"I could not find an answer in the knowledge base {kb_name!r}: {why}.",
+        "reason": why,
+        "citations": [],
+        "sentences": [],
+        "coverage": None,
+        "passages": [p.as_json() for p in closest[:CLOSEST]],
+        "timings": _timings(clock),
+    }
+
+
+def _timings(clock: Clock) -> dict[str, float | None]:
+    clock.mark("end")
+    first = "first_token" if "first_token" in clock.marks else "generated"
+    return {
+        "rewrite_ms": clock.between("start", "rewritten"),
+        "retrieval_ms": clock.between("rewritten", "retrieved"),
+        "prompt_ms": clock.between("prompt_start", first),
+        "generation_ms": clock.between(first, "generated"),
+        "verification_ms": clock.between("generated", "verified"),
+        "total_ms": clock.between("start", "end"),
+    }
+
+
+def _finish(
+    resources: Resources,
+    emit: Emit,
+    result: dict[str, Any],
+    conversation_id: uuid.UUID | None,
+    job_id: uuid.UUID | None,
+    queue_ms: float | None,
+) -> dict[str, Any]:
+    result["timings"]["queue_ms"] = queue_ms
+    if conversation_id is not None:
+        result["turn"] = _save_turn(resources, conversation_id, result, job_id)
+    emit("complete", result)
+    return result
+
+
+def _history(resources: Resources, conversation_id: uuid.UUID | None) -> list[tuple[str, str]]:
+    if conversation_id is None:
+        return []
+    with resources.sessions() as session:
+        turns = session.scalars(
+            select(Turn)
+            .where(Turn.conversation_id == conversation_id)
+            .order_by(Turn.ordinal.desc())
+            .limit(HISTORY_TURNS)
+        ).all()
+    return [(t.question, t.answer) for t in reversed(turns)]
+
+
+def _save_turn(
+    resources: Resources,
+    conversation_id: uuid.UUID,
+    result: dict[str, Any],
+    job_id: uuid.UUID | None,
+) -> int:
+    with unit_of_work(resources.sessions) as session:
+        # Lock the conversation so two answers to it number their turns one after the other.
+        conversation = session.get_one(Conversation, conversation_id, with_for_update=True)
+        ordinal = (
+            session.scalar(
+                select(func.max(Turn.ordinal)).where(Turn.conversation_id == conversation_id)
+            )
+            or 0
+        ) + 1
+        session.add(
+            Turn(
+                conversation_id=conversation_id,
+                ordinal=ordinal,
+                question=result["question"],
+                search_query=result["search_query"],
+                status=result["status"],
+                answer=result["answer"],
+                citations=result["citations"],
+                job_id=job_id,
+            )
+        )
+        conversation.updated_at = utcnow()
+        if not conversation.title:
+            conversation.title = result["question"][:200]
+        return ordinal

@@ -1,0 +1,151 @@
+"""Asking: validate the question, open or continue a conversation, enqueue the answer job;
+and reading back its status, result and the conversation's turns."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.answers.job import ANSWER_KIND
+from citeline.answers.models import Conversation, Turn
+from citeline.db.engine import unit_of_work
+from citeline.errors import Conflict, InvalidInput, NotFound
+from citeline.jobs.models import Job, JobState
+from citeline.jobs.service import JobService
+from citeline.knowledge.service import MAX_QUERY_CHARS, KnowledgeService
+
+# What /job-status reports: a scheduled retry is still waiting to run, as far as a client cares.
+STATUS = {JobState.scheduled.value: "queued"}
+
+
+class AnswerService:
+    def __init__(
+        self, sessions: sessionmaker[Session], jobs: JobService, knowledge: KnowledgeService
+    ) -> None:
+        self.sessions = sessions
+        self.jobs = jobs
+        self.knowledge = knowledge
+
+    def ask(
+        self,
+        query: str,
+        knowledge_base: str,
+        *,
+        conversation_id: uuid.UUID | None = None,
+        options: dict[str, Any] | None = None,
+        owner: str | None = None,
+        new_conversation: bool = True,
+    ) -> tuple[Job, uuid.UUID | None]:
+        """Enqueue an answer; the job and the conversation it belongs to."""
+        query, kb_id, conversation_id = self.prepare(
+            query, knowledge_base, conversation_id, owner=owner, new_conversation=new_conversation
+        )
+        job = self.jobs.enqueue(
+            ANSWER_KIND,
+            {
+                "query": query,
+                "knowledge_base_id": str(kb_id),
+                "conversation_id": str(conversation_id) if conversation_id else None,
+                "options": options or {},
+            },
+            owner=owner,
+        )
+        return job, conversation_id
+
+    def prepare(
+        self,
+        query: str,
+        knowledge_base: str,
+        conversation_id: uuid.UUID | None,
+        *,
+        owner: str | None = None,
+        new_conversation: bool = True,
+    ) -> tuple[str, uuid.UUID, uuid.UUID | None]:
+        """Check a question before answering it: the cleaned query, the knowledge base, and
+        the conversation (new unless one is given or `new_conversation` is false)."""
+        query = check_query(query)
+        kb = self.knowledge.get(knowledge_base)
+        if kb.chunk_count == 0:
+            raise Conflict(
+                f"knowledge base {kb.name!r} has no indexed documents yet; ingest some first"
+            )
+        if conversation_id is not None:
+            conversation = self.conversation(conversation_id)
+            if conversation.knowledge_base_id != kb.id:
+                raise InvalidInput(
+                    "that conversation is about another knowledge base", field="conversation_id"
+                )
+        elif new_conversation:
+            with unit_of_work(self.sessions) as session:
+                created = Conversation(knowledge_base_id=kb.id, owner=owner, title=query[:200])
+                session.add(created)
+                session.flush()
+                conversation_id = created.id
+        return query, kb.id, conversation_id
+
+    def status(self, job_id: uuid.UUID) -> dict[str, Any]:
+        job = self._answer_job(job_id)
+        timings = None
+        if isinstance(job.result, dict):
+            timings = job.result.get("timings")
+        return {
+            "job_id": str(job.id),
+            "status": STATUS.get(job.state, job.state),
+            "progress": job.progress,
+            "error": job.error,
+            "created_at": job.created_at.isoformat(),
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "timings": timings,
+        }
+
+    def result(self, job_id: uuid.UUID) -> dict[str, Any]:
+        job = self._answer_job(job_id)
+        if job.state != JobState.finished.value:
+            raise Conflict(
+                f"the answer is {STATUS.get(job.state, job.state)}; it exists once finished"
+            )
+        result: dict[str, Any] = job.result or {}
+        return result
+
+    def conversation(self, conversation_id: uuid.UUID) -> Conversation:
+        with self.sessions() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise NotFound(f"no conversation {conversation_id}")
+            session.expunge(conversation)
+            return conversation
+
+    def turns(self, conversation_id: uuid.UUID) -> list[Turn]:
+        self.conversation(conversation_id)
+        with self.sessions() as session:
+            turns = list(
+                session.scalars(
+                    select(Turn)
+                    .where(Turn.conversation_id == conversation_id)
+                    .order_by(Turn.ordinal)
+                )
+            )
+            session.expunge_all()
+            return turns
+
+    def _answer_job(self, job_id: uuid.UUID) -> Job:
+        job = self.jobs.get(job_id)
+        if job.kind != ANSWER_KIND:
+            raise NotFound(f"no answer job {job_id}")
+        return job
+
+
+def check_query(query: str) -> str:
+    query = query.strip()
+    if not query:
+        raise InvalidInput("the query is empty", field="query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(
+            f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
+            field="query",
+        )
+    return query
