@@ -6,6 +6,7 @@ import json
 import sys
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -96,3 +97,58 @@ def show(result: Mapping[str, Any]) -> None:
         typer.secho(
             f"\nconversation {result['conversation_id']}", fg=typer.colors.BRIGHT_BLACK, err=True
         )
+
+
+def evaluate(
+    kb: KbOption,
+    questions: Annotated[Path, typer.Option(help="JSON lines: question, gold, page")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the full report here (JSON)")] = None,
+    model: Annotated[str | None, typer.Option(help="Model alias or name[@N]")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Model that judges citations off the gold passage")
+    ] = "default",
+) -> None:
+    """Score answers on questions with gold passages: retrieval Hit@1/Hit@5/MRR, citation
+    precision and coverage, not-found rate, latency p50/p95 by stage."""
+    from citeline.answers.evaluation import evaluate as run
+    from citeline.answers.evaluation import load_questions
+
+    settings = load_settings()
+    try:
+        loaded = load_questions(questions, limit)
+        with opened(settings) as resources:
+            report = run(
+                resources,
+                kb,
+                loaded,
+                options=AnswerOptions(model=model),
+                judge=judge or None,
+                progress=lambda n, o: typer.secho(
+                    f"{n}/{len(loaded)} {o.status:<9} {o.question.question[:70]}",
+                    err=True,
+                    fg=typer.colors.BRIGHT_BLACK,
+                ),
+            )
+    except CitelineError as exc:
+        raise fail(exc) from None
+    except OSError as exc:
+        typer.secho(f"error: cannot read {questions}: {exc.strerror}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    summary = report.summary()
+    typer.echo(json.dumps(summary, indent=2))
+    if out is not None:
+        detail = [
+            {
+                "question": o.question.question,
+                "status": o.status,
+                "answer": o.answer,
+                "citations": o.citations,
+                "precise": o.precise,
+                "retrieved_on_gold": o.retrieved_on_gold,
+                "timings": o.timings,
+                "error": o.error,
+            }
+            for o in report.outcomes
+        ]
+        out.write_text(json.dumps({"summary": summary, "questions": detail}, indent=2))
