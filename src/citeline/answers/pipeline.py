@@ -121,7 +121,8 @@ def answer(
         return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
     verified = verify(generated.text, packed, embedder.embed, settings.answer_support_threshold)
     clock.mark("verified")
-    if verified.claims and not verified.citations:
+    if not verified.citations:
+        # Nothing checkable was said (no claim, or no claim a passage supports).
         result = _not_found(
             base, kb.name, packed, "no passage found supports a drafted answer", clock
         )

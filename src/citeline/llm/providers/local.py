@@ -8,6 +8,7 @@ generation at the next token when the consumer goes away (a timeout, a cancel, a
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import secrets
@@ -63,6 +64,11 @@ class LocalModel:
 def load_model(config: LocalModelConfig) -> LocalModel:
     log.info("loading local model", extra={"path": str(config.path)})
     return LocalModel(config)
+
+
+# Free loaded models before the interpreter tears down: llama.cpp's server threads must be
+# joined by its destructor, not killed mid-flight (which aborts the process at exit).
+atexit.register(load_model.cache_clear)
 
 
 @dataclass
