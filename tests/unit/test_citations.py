@@ -1,0 +1,101 @@
+"""Citation verification with the real embedding model: spans chosen by support, offsets
+exact, markers the model got wrong corrected, unsupported claims left uncited."""
+
+from __future__ import annotations
+
+import uuid
+
+from citeline.answers.citations import is_claim, verify
+from citeline.answers.passages import Passage, pack
+from citeline.answers.text import marker_numbers, sentences, strip_markers
+from citeline.llm.embedders import embedder_for
+from citeline.settings import Settings
+
+DOC = (
+    "Intro line. The lighthouse was built in 1847 by Maren Tolvik. It is 41 metres tall. "
+    "The bakery sells rye bread. It opens at six in the morning."
+)
+
+
+def passage(number: int, start: int, end: int) -> Passage:
+    return Passage(
+        number=number,
+        chunk_id=uuid.uuid4(),
+        document_id=uuid.UUID(int=1),
+        title="Harbour",
+        source="harbour.md",
+        heading_path=(),
+        page=None,
+        start=start,
+        end=end,
+        text=DOC[start:end],
+        score=1.0,
+        relevance=0.8,
+    )
+
+
+LIGHTHOUSE = passage(1, 12, 83)
+BAKERY = passage(2, 84, len(DOC))
+
+
+def embed(texts: object) -> object:
+    return embedder_for(Settings()).embed(texts)  # type: ignore[arg-type]
+
+
+def test_sentences_keep_offsets_and_markers_are_read() -> None:
+    text = "First claim here [1]. Second one [2, 3]!\n- a list item"
+    parts = sentences(text)
+    assert [text[p.start : p.end] for p in parts] == [p.text for p in parts]
+    assert [p.text for p in parts] == [
+        "First claim here [1].",
+        "Second one [2, 3]!",
+        "- a list item",
+    ]
+    assert marker_numbers(text) == [1, 2, 3]
+    assert strip_markers("Done [1][2].") == "Done."
+
+
+def test_claims_are_sentences_that_state_something() -> None:
+    assert is_claim("The lighthouse was built in 1847.")
+    assert not is_claim("Here are the steps:")
+    assert not is_claim("I hope this helps.")
+    assert not is_claim("Yes.")
+
+
+def test_each_claim_cites_the_span_that_supports_it_whatever_the_model_marked() -> None:
+    draft = (
+        "The lighthouse was built in 1847 by Maren Tolvik [2]. "
+        "The bakery opens at six in the morning [1]. "
+        "The moon is made of green cheese and orbits Jupiter [1]."
+    )
+    verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
+    built, opens, moon = verified.sentences
+    assert built.markers and opens.markers and not moon.markers
+    assert moon.unsupported
+    by_marker = {c.marker: c.as_json() for c in verified.citations}
+    first = by_marker[built.markers[0]]
+    assert first["text"] == "The lighthouse was built in 1847 by Maren Tolvik."
+    assert DOC[first["start"] : first["end"]] == first["text"]
+    second = by_marker[opens.markers[0]]
+    assert second["passage"] == 2 and DOC[second["start"] : second["end"]] == second["text"]
+    assert "six in the morning" in second["text"]
+    assert verified.coverage is not None and abs(verified.coverage - 2 / 3) < 1e-9
+    assert verified.answer.startswith("The lighthouse was built in 1847 by Maren Tolvik [1].")
+    assert "green cheese and orbits Jupiter." in verified.answer  # kept, flagged, uncited
+    assert verified.answer[built.start : built.end] == built.text
+
+
+def test_a_shared_span_is_cited_once() -> None:
+    draft = "The tower was built in 1847. Maren Tolvik built the lighthouse."
+    verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.45)  # type: ignore[arg-type]
+    assert len(verified.citations) == 1
+    assert [s.markers for s in verified.sentences] == [[1], [1]]
+
+
+def test_packing_keeps_the_budget_and_skips_overlaps() -> None:
+    twin = passage(3, 12, 60)
+    packed = pack([LIGHTHOUSE, twin, BAKERY], 60, lambda text: len(text.split()))
+    assert [p.text for p in packed] == [LIGHTHOUSE.text, BAKERY.text]
+    assert [p.number for p in packed] == [1, 2]
+    tight = pack([LIGHTHOUSE, BAKERY], 20, lambda text: len(text.split()))
+    assert len(tight) == 1 and tight[0].text == LIGHTHOUSE.text
