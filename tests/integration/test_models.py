@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from citeline.api.app import create_app
 from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError, QuotaExceeded
+from citeline.llm.chat_job import CHAT_KIND, chat_args
 from citeline.llm.messages import ChatRequest, Message
 from citeline.llm.models import Generation, TokenUsage
 from citeline.llm.registry import NewVersion
@@ -386,3 +387,28 @@ def test_a_daily_token_quota_refuses_once_used_up(resources: Resources, settings
         models.complete("smol", hello(), subject="ada")
     assert models.complete("smol", hello(max_tokens=2), subject="bob").text is not None
     assert models.tokens_today("ada") == used.usage.input_tokens + used.usage.output_tokens
+
+
+def test_a_model_job_over_its_timeout_is_stopped_in_the_non_forking_worker(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    request = ChatRequest(
+        messages=[Message.user("List the numbers from 1 to 1000 separated by commas.")],
+        max_tokens=1500,
+        temperature=0,
+    )
+    jobs = resources.jobs()
+    job = jobs.enqueue(CHAT_KIND, chat_args("default", request, None), timeout_seconds=3)
+    start_worker(mode="inprocess")
+    wait_for(lambda: jobs.get(job.id).state == "failed", timeout=60)
+    assert "timed out" in (jobs.get(job.id).error or "")
+
+    def recorded() -> list[Generation]:
+        with resources.sessions() as session:
+            return list(session.scalars(select(Generation)))
+
+    rows = wait_for(recorded)
+    assert isinstance(rows, list) and rows[0].outcome == "cancelled"
+    # The same worker, model still loaded, serves the next job.
+    quick = jobs.enqueue(CHAT_KIND, chat_args("default", hello(), None))
+    wait_for(lambda: jobs.get(quick.id).state == "finished", timeout=60)
