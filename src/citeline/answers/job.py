@@ -25,7 +25,14 @@ def answer_job(context: JobContext) -> dict[str, Any]:
         started = job.started_at or utcnow()
         queue_ms = round((started - job.created_at).total_seconds() * 1000, 1)
 
+    milestones = {"retrieval": (0.2, "passages retrieved"), "token": (0.4, "writing")}
+
     def emit(type_: str, data: Mapping[str, Any]) -> None:
+        milestone = milestones.pop(type_, None)
+        if milestone is not None:
+            context.progress(*milestone)
+        if type_ == "complete":
+            context.progress(0.95, "verified")
         context.emit(type_, data)
 
     conversation = args.get("conversation_id")
