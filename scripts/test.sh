@@ -4,6 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all-groups
 
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y --no-install-recommends chromium \
+    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends chromium; }
+fi
+
 if [ -z "${CITELINE_TEST_REDIS_URL:-}" ] && .venv/bin/python - <<'PY'
 import socket, sys
 try:

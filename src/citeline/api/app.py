@@ -22,6 +22,7 @@ from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import router as models_router
 from citeline.observability.metrics import QueueCollector
 from citeline.resources import Resources
+from citeline.web.router import install as install_web
 
 
 def create_app(resources: Resources) -> FastAPI:
@@ -57,5 +58,6 @@ def create_app(resources: Resources) -> FastAPI:
     app.include_router(knowledge_router)
     app.include_router(models_router)
     app.include_router(answers_router)
+    install_web(app)
     app.include_router(openai_router)
     return app
