@@ -24,6 +24,7 @@ Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
 SEMANTIC_WEIGHT = 0.5
 MODEL_MARKER_BONUS = 0.05
+LONGER_SPAN_MARGIN = 0.05
 MIN_CLAIM_WORDS = 3
 _NOT_A_CLAIM = re.compile(
     r"^(i hope|let me know|feel free|here (is|are)|in summary|to summari[sz]e|"
@@ -194,11 +195,13 @@ def _best_spans(
             score = SEMANTIC_WEIGHT * float(semantic[row, column]) + (1 - SEMANTIC_WEIGHT) * lexical
             if span.passage.number in hinted:
                 score += MODEL_MARKER_BONUS
+            if best is None:
+                best = (span, score)
+                continue
             # A longer span must earn its length: prefer the single sentence on a near-tie.
-            if best is None or score > best[1] + (
-                0.02 if len(span.text) > len(best[0].text) else 0
-            ):
-                best = (span, min(score, 1.0))
+            margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
+            if score > best[1] + margin:
+                best = (span, score)
         out.append(None if best is None else (best[0], min(best[1], 1.0)))
     return out
 
