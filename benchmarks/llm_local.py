@@ -248,6 +248,10 @@ class Noise:
         )
 
 
+def own(sample: Sample, key: str) -> float:
+    return float(sample.timings.get(key, "nan"))
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -299,8 +303,8 @@ def throughput(
         rows[name] = {
             "prompt": median([s.prompt_rate for s in group]),
             "gen": median([s.gen_rate for s in group]),
-            "lprompt": median([float(s.timings.get("prompt_per_second", "nan")) for s in group]),
-            "lgen": median([float(s.timings.get("predicted_per_second", "nan")) for s in group]),
+            "lprompt": median([own(s, "prompt_per_second") for s in group]),
+            "lgen": median([own(s, "predicted_per_second") for s in group]),
         }
         print(
             f"| {'Citeline `LocalProvider.stream`' if name == 'citeline' else 'xllamacpp direct'} "
@@ -322,6 +326,19 @@ def throughput(
     ]
     print()
     print(f"Per-repetition ratios (prompt/gen): {', '.join(per_rep)}.")
+    # The caller's clock against llama.cpp's own, request by request: what the path adds on
+    # top of the engine, whatever speed the (shared) machine gave the engine at that moment.
+    print()
+    print(
+        "Caller's rate / llama.cpp's own rate, median per request (1.000 = the path adds "
+        "nothing): "
+        + "; ".join(
+            f"{name} prompt {median([s.prompt_rate / own(s, 'prompt_per_second') for s in group]):.4f}, "
+            f"gen {median([s.gen_rate / own(s, 'predicted_per_second') for s in group]):.4f}"
+            for name, group in samples.items()
+        )
+        + "."
+    )
     outputs = {s.usage.output_tokens for group in samples.values() for s in group}
     if len(outputs) > 1:
         print(f"Output lengths differ between requests ({sorted(outputs)}); rates are per token.")
