@@ -26,7 +26,14 @@ from citeline.llm.registry import NewVersion
 from citeline.llm.service import ModelService
 from citeline.resources import Resources
 from citeline.settings import Settings
-from tests.conftest import LiveServer, WorkerFactory, fast_settings, settings_env, wait_for
+from tests.conftest import (
+    ROOT,
+    LiveServer,
+    WorkerFactory,
+    fast_settings,
+    settings_env,
+    wait_for,
+)
 from tests.fake_llm_server import Fail, FakeLLMServer, Reply
 
 pytestmark = pytest.mark.slow
@@ -412,3 +419,18 @@ def test_a_model_job_over_its_timeout_is_stopped_in_the_non_forking_worker(
     # The same worker, model still loaded, serves the next job.
     quick = jobs.enqueue(CHAT_KIND, chat_args("default", hello(), None))
     wait_for(lambda: jobs.get(quick.id).state == "finished", timeout=60)
+
+
+def test_loading_a_model_that_holds_the_gil_longer_than_the_lease_does_not_lose_the_job(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    # The 1.5B model takes seconds to load, with the GIL held; jobs here count as lost after
+    # 1.5 s without a heartbeat.
+    assert resources.settings.job_lost_after_seconds < 2
+    models = resources.models()
+    models.registry.add_version(NewVersion("qwen", "local", "qwen2.5-coder-1.5b"))
+    jobs = resources.jobs()
+    job = jobs.enqueue(CHAT_KIND, chat_args("qwen", hello(max_tokens=4), None))
+    start_worker(mode="inprocess", models_dir=ROOT / ".cache" / "models")
+    wait_for(lambda: jobs.get(job.id).state in ("finished", "failed"), timeout=120)
+    assert jobs.get(job.id).state == "finished", jobs.get(job.id).error

@@ -8,6 +8,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -50,6 +52,25 @@ def worker_resources() -> Resources:
     return _resources
 
 
+_heartbeat: Heartbeat | None = None
+
+
+@contextmanager
+def holding_lease(seconds: float) -> Iterator[None]:
+    """Around a call that keeps the GIL for long (llama.cpp loading a model holds it for
+    seconds), during which the heartbeat thread cannot run: the running job, if any, stays
+    alive for `seconds` instead of being taken for dead by the reaper."""
+    beat = _heartbeat
+    if beat is None:
+        yield
+        return
+    beat.hold(seconds)
+    try:
+        yield
+    finally:
+        beat.release()
+
+
 class Heartbeat:
     """Keeps `alive_key` fresh while a job runs; it lapses soon after the process dies."""
 
@@ -61,22 +82,37 @@ class Heartbeat:
         self.attempt = attempt
         self.interval = interval
         self.ttl_ms = int(ttl * 1000)
+        self._hold_until = 0.0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="citeline-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        global _heartbeat
         self._beat()
         self._thread.start()
+        _heartbeat = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _heartbeat
+        _heartbeat = None
         # The key is left to expire: the reaper only reads it for jobs still `started`.
         self._stopped.set()
         self._thread.join(timeout=self.interval + 1)
 
+    def hold(self, seconds: float) -> None:
+        """Keep the job alive for `seconds` whether or not this thread gets to beat."""
+        self._hold_until = time.monotonic() + seconds
+        self._beat()
+
+    def release(self) -> None:
+        self._hold_until = 0.0
+        self._beat()
+
     def _beat(self) -> None:
+        held = int((self._hold_until - time.monotonic()) * 1000)
         try:
-            self.connection.set(self.key, self.attempt, px=self.ttl_ms)
+            self.connection.set(self.key, self.attempt, px=max(self.ttl_ms, held))
         except redis.RedisError as exc:
             log.warning("heartbeat missed", extra={"error": str(exc)})
 

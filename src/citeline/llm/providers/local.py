@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from citeline.errors import InvalidInput, ProviderError
+from citeline.jobs.runtime import holding_lease
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
 from citeline.llm.providers.local_tools import constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
@@ -60,10 +61,15 @@ class LocalModel:
         return self.server.handle_chat_completions(body, on_chunk)
 
 
+# Loading keeps the GIL; a job's heartbeat cannot beat meanwhile (see holding_lease).
+LOAD_LEASE_SECONDS = 600.0
+
+
 @lru_cache(maxsize=2)
 def load_model(config: LocalModelConfig) -> LocalModel:
     log.info("loading local model", extra={"path": str(config.path)})
-    return LocalModel(config)
+    with holding_lease(LOAD_LEASE_SECONDS):
+        return LocalModel(config)
 
 
 # Free loaded models before the interpreter tears down: llama.cpp's server threads must be
