@@ -14,8 +14,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from citeline.knowledge.models import Chunk
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 from tests.e2e.conftest import Serve, attach
+from tests.e2e.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -115,3 +116,40 @@ def check_against_the_store(serve: Serve, data_dir: Path, cited: str) -> None:
             assert chunk.text[offset : offset + len(cited)] == cited
     finally:
         resources.close()
+
+
+def test_a_dropped_stream_resumes_without_losing_or_repeating_tokens(
+    browser: Browser, data_dir: Path, tmp_path: Path
+) -> None:
+    serve = Serve(data_dir, workers=1, CITELINE_LLM_MODEL="smollm2-135m")
+    document = tmp_path / "lighthouse.md"
+    document.write_text(LIGHTHOUSE)
+    kb = httpx.post(f"{serve.url}/v1/knowledge-bases", json={"name": "harbour"}).json()
+    with document.open("rb") as handle:
+        httpx.post(
+            f"{serve.url}/v1/knowledge-bases/{kb['id']}/documents",
+            files=[("files", ("lighthouse.md", handle))],
+        ).raise_for_status()
+    wait_for(
+        lambda: httpx.get(f"{serve.url}/v1/knowledge-bases/{kb['id']}").json()["chunk_count"] > 0,
+        timeout=60,
+    )
+    proxy = CuttableProxy(serve.port)
+    context = browser.new_context()
+    page = context.new_page()
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
+    page.goto(f"{proxy.url}/#/ask")
+    page.get_by_label("Knowledge base").select_option(label="harbour")
+    page.get_by_label("Question").fill("Tell me everything about the lighthouse of Varnholm.")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    draft = page.get_by_test_id("draft")
+    expect(draft).not_to_be_empty(timeout=120_000)
+    proxy.cut()  # the event stream drops mid-answer; EventSource reconnects with Last-Event-ID
+    expect(page.get_by_test_id("answer")).to_be_visible(timeout=180_000)
+    jobs = httpx.get(f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}).json()["jobs"]
+    result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result").json()
+    assert len(streams) >= 2, streams  # it did reconnect
+    assert draft.text_content() == result["draft"]
+    context.close()
+    proxy.close()

@@ -295,7 +295,8 @@ function askView(root) {
 }
 
 function showAnswer(turn, status, draft, result) {
-  draft.remove();
+  // The verified answer replaces the streamed draft, which stays in the page, hidden.
+  draft.hidden = true;
   const passages = new Map(result.passages.map((p) => [p.chunk_id, p]));
   if (result.status === "not_found") {
     status.replaceChildren(badge("not_found"));
