@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * 2**20
     max_request_bytes: Annotated[int, Field(ge=1)] = 1024 * 2**20
+    # Browser origins allowed to call the API with credentials; "*" is refused (see below).
+    cors_origins: list[str] = Field(default_factory=list)
 
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_url: str | None = None
@@ -86,6 +88,16 @@ class Settings(BaseSettings):
 
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError(
+                "CITELINE_CORS_ORIGINS may not contain '*': the API takes credentials, so "
+                "list the origins that may call it"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod

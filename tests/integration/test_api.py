@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import tests.jobs_for_tests  # noqa: F401
 from citeline.api.app import create_app
 from citeline.resources import Resources
+from citeline.settings import Settings
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
 
 pytestmark = pytest.mark.slow
@@ -194,3 +196,38 @@ def test_concurrent_clients_of_one_job_each_get_every_event(
     total = resources.jobs().get(job.id).event_seq
     for start, seen in zip((0, 0, 0, 1, 2, 0), results, strict=True):
         assert seen == list(range(start + 1, total + 1))
+
+
+def test_gateway_headers_body_limit_and_cors(resources: Resources) -> None:
+    settings = resources.settings.model_copy(
+        update={"max_request_bytes": 4096, "cors_origins": ["https://app.example"]}
+    )
+    limited = Resources(**{**resources.__dict__, "settings": settings})
+    with LiveServer(create_app(limited)) as url:
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert httpx.get(f"{url}/v1/jobs").headers["x-frame-options"] == "DENY"
+
+        declared = httpx.post(f"{url}/v1/knowledge-bases", content=b"x" * 5000)
+        assert declared.status_code == 413
+        assert "CITELINE_MAX_REQUEST_BYTES" in declared.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(10):
+                yield b"y" * 1000
+
+        streamed = httpx.post(f"{url}/v1/knowledge-bases", content=chunks())
+        assert streamed.status_code == 413
+        assert "content-length" not in {k.lower() for k in streamed.request.headers}
+
+        allowed = httpx.options(
+            f"{url}/v1/jobs",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        refused = httpx.get(f"{url}/v1/jobs", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in refused.headers
+    with pytest.raises(ValueError, match="may not contain"):
+        Settings(cors_origins=["*"])

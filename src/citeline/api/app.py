@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
 
 from citeline import __version__
 from citeline.answers.router import router as answers_router
 from citeline.api import errors
+from citeline.api.gateway import BodyLimit, SecurityHeaders
 from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
 from citeline.jobs.queue import connect_async
@@ -52,6 +54,17 @@ def create_app(resources: Resources) -> FastAPI:
 
     errors.install(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Conversation-Id"],
+            expose_headers=["X-Request-Id", "X-Job-Id", "X-Conversation-Id"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext)
     app.include_router(health_router)
     app.include_router(jobs_router)
