@@ -7,7 +7,6 @@ Citeline events. The SDK does not retry (`citeline.llm.resilience` does).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +39,11 @@ from citeline.llm.messages import (
     ToolCallEvent,
     Usage,
 )
+from citeline.llm.providers.http_errors import connection_failed, status_error, timed_out
+from citeline.llm.providers.openai_wire import parse_arguments
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 _NO_KEY = "none"  # without a key the SDK reads ANTHROPIC_API_KEY from the environment
-_CONTEXT_HINTS = ("prompt is too long", "context window", "context length")
 _FINISH = {
     "end_turn": FinishReason.stop,
     "stop_sequence": FinishReason.stop,
@@ -75,9 +75,9 @@ class AnthropicProvider:
         except anthropic.APIError as exc:
             raise self._error(exc) from exc
         except httpx2.TimeoutException as exc:
-            raise self._timeout() from exc
+            raise timed_out(self.endpoint, self.timeout_seconds) from exc
         except httpx2.TransportError as exc:
-            raise self._connection_failed(exc) from exc
+            raise connection_failed(self.endpoint, exc) from exc
         if reader.stop_reason is None:
             raise ProviderError(
                 "the stream ended before the reply finished", provider=self.endpoint, retryable=True
@@ -87,19 +87,11 @@ class AnthropicProvider:
     def close(self) -> None:
         self.client.close()
 
-    def _timeout(self) -> ProviderError:
-        return ProviderError(
-            f"no answer within {self.timeout_seconds:g} s", provider=self.endpoint, retryable=True
-        )
-
-    def _connection_failed(self, cause: BaseException) -> ProviderError:
-        return ProviderError(f"connection failed: {cause}", provider=self.endpoint, retryable=True)
-
     def _error(self, exc: anthropic.APIError) -> CitelineError:
         if isinstance(exc, anthropic.APITimeoutError):
-            return self._timeout()
+            return timed_out(self.endpoint, self.timeout_seconds)
         if isinstance(exc, anthropic.APIConnectionError):
-            return self._connection_failed(exc.__cause__ or exc)
+            return connection_failed(self.endpoint, exc.__cause__ or exc)
         if not isinstance(exc, anthropic.APIStatusError):
             return ProviderError(exc.message, provider=self.endpoint)
         detail = exc.api_message or exc.message
@@ -108,17 +100,7 @@ class AnthropicProvider:
             # An `error` event inside a 200 stream (typically an overload): the request was
             # accepted and the server failed while generating.
             return ProviderError(detail, provider=self.endpoint, retryable=True)
-        if status in (400, 413) and any(hint in detail.lower() for hint in _CONTEXT_HINTS):
-            return InvalidInput(
-                f"the messages do not fit the model's context ({self.endpoint}): {detail}",
-                field="messages",
-            )
-        if status in (401, 403):
-            detail = f"the credentials were refused: {detail}"
-        elif status == 404:
-            detail = f"the model name or the URL is wrong: {detail}"
-        retryable = status in (408, 429) or status >= 500  # 529 is Anthropic's "overloaded"
-        return ProviderError(detail, provider=self.endpoint, retryable=retryable, status=status)
+        return status_error(self.endpoint, status, detail)
 
 
 def request_params(model: str, request: ChatRequest) -> dict[str, Any]:
@@ -225,7 +207,9 @@ class _EventReader:
             call = self.calls.pop(event.index, None)
             if call is not None:
                 yield ToolCallEvent(
-                    call=ToolCall(id=call.id, name=call.name, arguments=_arguments(call.arguments))
+                    call=ToolCall(
+                        id=call.id, name=call.name, arguments=parse_arguments(call.arguments)
+                    )
                 )
         elif isinstance(event, RawMessageDeltaEvent):
             self.stop_reason = event.delta.stop_reason or "end_turn"
@@ -239,13 +223,3 @@ class _EventReader:
     def finish(self) -> Iterator[ChatEvent]:
         reason = _FINISH.get(self.stop_reason or "", FinishReason.stop)
         yield Finish(reason=reason, usage=self.usage)
-
-
-def _arguments(raw: str) -> dict[str, Any]:
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
-        return {"_raw": raw}
-    return parsed if isinstance(parsed, dict) else {"_value": parsed}

@@ -11,15 +11,15 @@ from typing import Any
 
 import openai
 
-from citeline.errors import CitelineError, InvalidInput, ProviderError
+from citeline.errors import CitelineError, ProviderError
 from citeline.llm.messages import ChatEvent, ChatRequest
+from citeline.llm.providers.http_errors import connection_failed, status_error, timed_out
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
 OPENAI_URL = "https://api.openai.com/v1"
 # Keyless self-hosted servers ignore the header; without a key the SDK would read
 # OPENAI_API_KEY from the environment instead, or refuse to start.
 _NO_KEY = "none"
-_CONTEXT_HINTS = ("context length", "context_length", "context window", "too many tokens")
 
 
 class OpenAICompatibleProvider:
@@ -55,35 +55,21 @@ class OpenAICompatibleProvider:
 
     def _error(self, exc: openai.APIError) -> CitelineError:
         if isinstance(exc, openai.APITimeoutError):
-            return ProviderError(
-                f"no answer within {self.timeout_seconds:g} s",
-                provider=self.endpoint,
-                retryable=True,
-            )
+            return timed_out(self.endpoint, self.timeout_seconds)
         if isinstance(exc, openai.APIConnectionError):
-            return ProviderError(
-                f"connection failed: {exc.__cause__ or exc}", provider=self.endpoint, retryable=True
-            )
+            return connection_failed(self.endpoint, exc.__cause__ or exc)
         detail = _message(exc)
         if not isinstance(exc, openai.APIStatusError):
             # An error event inside a 200 stream: the request was accepted and the server
             # failed while generating.
             return ProviderError(detail, provider=self.endpoint, retryable=True)
         status = exc.status_code
-        if status == 400 and (
-            exc.code == "context_length_exceeded"
-            or any(hint in detail.lower() for hint in _CONTEXT_HINTS)
-        ):
-            return InvalidInput(
-                f"the messages do not fit the model's context ({self.endpoint}): {detail}",
-                field="messages",
-            )
-        if status in (401, 403):
-            detail = f"the credentials were refused: {detail}"
-        elif status == 404:
-            detail = f"the model name or the URL is wrong: {detail}"
-        retryable = status in (408, 429) or status >= 500
-        return ProviderError(detail, provider=self.endpoint, retryable=retryable, status=status)
+        return status_error(
+            self.endpoint,
+            status,
+            detail,
+            context_overflow=status == 400 and exc.code == "context_length_exceeded",
+        )
 
 
 def _message(exc: openai.APIError) -> str:

@@ -125,7 +125,7 @@ class ChunkReader:
                 call=ToolCall(
                     id=call.id or f"call_{index}",
                     name=call.name,
-                    arguments=_arguments(call.arguments),
+                    arguments=parse_arguments(call.arguments),
                 )
             )
         reason = self.finish_reason or FinishReason.stop
@@ -143,7 +143,8 @@ def usage_from(usage: dict[str, Any]) -> Usage:
     )
 
 
-def _arguments(raw: str) -> dict[str, Any]:
+def parse_arguments(raw: str) -> dict[str, Any]:
+    """Tool-call arguments as a dict; text that is not a JSON object is kept, not dropped."""
     if not raw.strip():
         return {}
     try:
