@@ -22,12 +22,12 @@ from citeline.answers.prompt import answer_request, is_not_found, rewrite_reques
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError
+from citeline.llm.batching import TokenBatches
 from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
 from citeline.resources import Resources
 
 Emit = Callable[[str, Mapping[str, Any]], object]
 
-TOKEN_FLUSH_SECONDS = 0.05
 HISTORY_TURNS = 3
 CLOSEST = 3
 
@@ -184,21 +184,15 @@ def _generate(
         job_id=job_id,
     )
     events = []
-    pending: list[str] = []
-    flushed = time.monotonic()
+    batches = TokenBatches(lambda text: emit("token", {"text": text}))
     try:
         for event in reply:
             events.append(event)
             if isinstance(event, TextDelta):
                 if "first_token" not in clock.marks:
                     clock.mark("first_token")
-                pending.append(event.text)
-                if time.monotonic() - flushed >= TOKEN_FLUSH_SECONDS:
-                    emit("token", {"text": "".join(pending)})
-                    pending.clear()
-                    flushed = time.monotonic()
-        if pending:
-            emit("token", {"text": "".join(pending)})
+                batches.add(event.text)
+        batches.flush()
     except CitelineError as exc:
         emit("error", {"message": exc.detail, "type": exc.type_slug, "retryable": exc.retryable})
         raise

@@ -3,18 +3,16 @@ text streamed to listeners as `token` events and its result kept on the job."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from citeline.jobs.context import JobContext
 from citeline.jobs.registry import job_kind
 from citeline.jobs.runtime import worker_resources
+from citeline.llm.batching import TokenBatches
 from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
 from citeline.llm.service import ModelService
 
 CHAT_KIND = "llm.chat"
-# Tokens are sent in small batches: each event is a database row as well as a stream entry.
-FLUSH_SECONDS = 0.05
 
 
 @job_kind(CHAT_KIND, queue="high", timeout_seconds=900, max_attempts=1)
@@ -30,19 +28,13 @@ def chat(context: JobContext) -> dict[str, Any]:
         job_id=context.job_id,
     )
     events = []
-    pending: list[str] = []
-    last_flush = time.monotonic()
+    batches = TokenBatches(lambda text: context.emit("token", {"text": text}))
     try:
         for event in reply:
             events.append(event)
             if isinstance(event, TextDelta):
-                pending.append(event.text)
-                if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                    context.emit("token", {"text": "".join(pending)})
-                    pending.clear()
-                    last_flush = time.monotonic()
-        if pending:
-            context.emit("token", {"text": "".join(pending)})
+                batches.add(event.text)
+        batches.flush()
     finally:
         reply.close()
     result = ChatResult.collect(events)
