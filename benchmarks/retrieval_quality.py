@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files, percentile
+from citeline.answers.evaluation import shingles
 from citeline.knowledge.retrieval import CANDIDATES, Hit, reciprocal_rank_fusion
 from citeline.knowledge.service import KnowledgeService, hit_json
 from citeline.resources import Resources
@@ -29,18 +29,8 @@ EVAL = ROOT.parent / "shared" / "eval" / "debian-faq"
 DATA = Path(__file__).parent / "data"
 PARAPHRASED = DATA / "debian-faq-paraphrased.jsonl"
 KEYWORD = DATA / "debian-faq-keyword.jsonl"
-RUN = 8
 MODES = ("keyword", "dense", "hybrid")
 RRF_ROW = "RRF k=60"
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def shingles(text: str) -> set[tuple[str, ...]]:
-    tokens = words(text)
-    return {tuple(tokens[i : i + RUN]) for i in range(len(tokens) - RUN + 1)}
 
 
 def is_hit(hit: dict[str, object], page: str, gold: set[tuple[str, ...]]) -> bool:

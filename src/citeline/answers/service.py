@@ -15,7 +15,7 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import Job, JobState
 from citeline.jobs.service import JobService
-from citeline.knowledge.service import MAX_QUERY_CHARS, KnowledgeService
+from citeline.knowledge.service import KnowledgeService, check_query
 
 # What /job-status reports: a scheduled retry is still waiting to run, as far as a client cares.
 STATUS = {JobState.scheduled.value: "queued"}
@@ -66,7 +66,7 @@ class AnswerService:
     ) -> tuple[str, uuid.UUID, uuid.UUID | None]:
         """Check a question before answering it: the cleaned query, the knowledge base, and
         the conversation (new unless one is given or `new_conversation` is false)."""
-        query = check_query(query)
+        query = check_query(query, field="query")
         kb = self.knowledge.get(knowledge_base)
         if kb.chunk_count == 0:
             raise Conflict(
@@ -137,15 +137,3 @@ class AnswerService:
         if job.kind != ANSWER_KIND:
             raise NotFound(f"no answer job {job_id}")
         return job
-
-
-def check_query(query: str) -> str:
-    query = query.strip()
-    if not query:
-        raise InvalidInput("the query is empty", field="query")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidInput(
-            f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
-            field="query",
-        )
-    return query

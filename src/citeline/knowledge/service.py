@@ -323,11 +323,7 @@ class KnowledgeService:
         mode: str = "hybrid",
         filters: Filters | None = None,
     ) -> list[Hit]:
-        query = query.strip()
-        if not query:
-            raise InvalidInput("the query is empty", field="q")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidInput(f"the query is over {MAX_QUERY_CHARS} characters", field="q")
+        query = check_query(query, field="q")
         if mode not in ("hybrid", "keyword", "dense"):
             raise InvalidInput("mode must be hybrid, keyword or dense", field="mode")
         kb = self.get(ref)
@@ -340,6 +336,18 @@ class KnowledgeService:
             return search(
                 session, kb, self.embedder, query, k=k, mode=mode, filters=filters or Filters()
             )
+
+
+def check_query(query: str, *, field: str) -> str:
+    """The query without surrounding whitespace; empty or over-long ones are refused."""
+    query = query.strip()
+    if not query:
+        raise InvalidInput("the query is empty", field=field)
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(
+            f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}", field=field
+        )
+    return query
 
 
 def _clean_source(source: str) -> str:
