@@ -2,11 +2,14 @@
 
     CitelineError
     ├── ClientError              the caller's mistake; retrying the same request cannot help
+    │   ├── Unauthorized         401  no valid credentials; sign in (again)
+    │   ├── Forbidden            403  signed in, but the role does not allow this
     │   ├── NotFound             404  no such resource (or not visible to the caller)
     │   ├── InvalidInput         422  a value is wrong; `field` names it
     │   ├── Conflict             409  the resource is in a state that forbids the request
     │   ├── PayloadTooLarge      413  the request body is over the configured limit
     │   └── QuotaExceeded        429  the caller has used up an allowance; it resets later
+    │       └── RateLimited      429  too many requests; `retry_after` says when to come back
     ├── UpstreamError            502  a dependency answered wrongly
     │   ├── ServiceUnavailable   503  a dependency is down or overloaded; retrying later can help
     │   └── ProviderError        502  a model provider failed; names it and whether a retry helps
@@ -42,6 +45,16 @@ class ClientError(CitelineError):
     title = "Bad request"
 
 
+class Unauthorized(ClientError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ClientError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(ClientError):
     status = 404
     title = "Not found"
@@ -69,6 +82,17 @@ class PayloadTooLarge(ClientError):
 class QuotaExceeded(ClientError):
     status = 429
     title = "Quota exceeded"
+
+
+class RateLimited(QuotaExceeded):
+    title = "Too many requests"
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after: int, limit: int, reset: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.reset = reset  # seconds until the window frees a request
 
 
 class UpstreamError(CitelineError):
@@ -119,12 +143,15 @@ __all__ = [
     "CitelineError",
     "ClientError",
     "ConfigurationError",
+    "Forbidden",
     "Conflict",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
     "ProviderError",
     "QuotaExceeded",
+    "RateLimited",
     "ServiceUnavailable",
+    "Unauthorized",
     "UpstreamError",
 ]

@@ -86,6 +86,27 @@ class Settings(BaseSettings):
     answer_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
     answer_support_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
 
+    # Who may call the API. `local`: one local user is signed in automatically, allowed only
+    # when the server binds to loopback. `required`: every request carries a bearer token or
+    # an API key (see docs/auth.md).
+    auth: Literal["local", "required"] = "required"
+    jwt_secret: SecretStr | None = None  # default: generated once and kept in the database
+    access_token_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15.0
+    refresh_token_days: Annotated[float, Field(gt=0, le=365)] = 30.0
+    # Requests per minute; 0 turns a limit off.
+    rate_limit_user_per_minute: Annotated[int, Field(ge=0)] = 600
+    rate_limit_api_key_per_minute: Annotated[int, Field(ge=0)] = 1200
+    rate_limit_global_per_minute: Annotated[int, Field(ge=0)] = 20000
+    # Failed sign-ins allowed per account (and per client address) in 15 minutes.
+    sign_in_failures_allowed: Annotated[int, Field(ge=1)] = 5
+    # OpenID Connect login (authorization code with PKCE); on when issuer and client id are set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = None  # default: <this server>/v1/auth/oidc/callback
+    oidc_workspace: str = "default"  # where first-time OIDC users become members
+    oidc_default_role: Literal["viewer", "member", "admin"] = "viewer"
+
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
 
