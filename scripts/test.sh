@@ -12,6 +12,11 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends chromium; }
 fi
 
+# The OIDC tests run the oidc-provider package (tests/oidc) under Node.
+if [ ! -d tests/oidc/node_modules ] || [ tests/oidc/node_modules -ot tests/oidc/package-lock.json ]; then
+  npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
 if [ -z "${CITELINE_TEST_REDIS_URL:-}" ] && .venv/bin/python - <<'PY'
 import socket, sys
 try:

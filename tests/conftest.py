@@ -81,6 +81,7 @@ def fast_settings(
         "job_retry_backoff_seconds": 0.2,
         "sse_heartbeat_seconds": 1.0,
         "log_format": "text",
+        "auth": "local",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -98,9 +99,11 @@ def empty_stores(database_url: str, redis_url: str) -> None:
             text(
                 "TRUNCATE jobs, job_events, knowledge_bases, chunk_terms, model_versions, "
                 "model_aliases, generations, token_usage, conversations, "
-                "conversation_turns CASCADE"
+                "conversation_turns, users, memberships, refresh_tokens, api_keys, "
+                "audit_events CASCADE"
             )
         )
+        connection.execute(text("DELETE FROM workspaces WHERE id <> 'default'"))
         for (name,) in connection.execute(
             text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_chunks_hnsw_%'")
         ):

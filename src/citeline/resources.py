@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth.access import Access
 from citeline.db.engine import make_engine, make_sessionmaker
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
@@ -58,26 +59,40 @@ class Resources:
             settings, database_url, redis_url, engine, sessions, connection, events, lifecycle
         )
 
-    def jobs(self) -> JobService:
-        return JobService(self.sessions, self.redis, self.events, self.lifecycle, self.settings)
+    # Services act for `access`; without one they act as the system itself, which sees every
+    # workspace (workers, the CLI on the server's machine).
 
-    def knowledge(self) -> KnowledgeService:
+    def jobs(self, access: Access | None = None) -> JobService:
+        return JobService(
+            self.sessions,
+            self.redis,
+            self.events,
+            self.lifecycle,
+            self.settings,
+            access or Access.system(),
+        )
+
+    def knowledge(self, access: Access | None = None) -> KnowledgeService:
         from citeline.knowledge.service import KnowledgeService
         from citeline.knowledge.storage import FileStore
 
         return KnowledgeService(
-            self.sessions, self.jobs(), FileStore(self.settings.data_path / "files"), self.settings
+            self.sessions,
+            self.jobs(access),
+            FileStore(self.settings.data_path / "files"),
+            self.settings,
+            access=access or Access.system(),
         )
 
-    def answers(self) -> AnswerService:
+    def answers(self, access: Access | None = None) -> AnswerService:
         from citeline.answers.service import AnswerService
 
-        return AnswerService(self.sessions, self.jobs(), self.knowledge())
+        return AnswerService(self.sessions, self.jobs(access), self.knowledge(access))
 
-    def models(self) -> ModelService:
+    def models(self, access: Access | None = None) -> ModelService:
         from citeline.llm.service import ModelService
 
-        return ModelService(self.sessions, self.redis, self.settings)
+        return ModelService(self.sessions, self.redis, self.settings, access or Access.system())
 
     def reaper(self) -> Reaper:
         return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)

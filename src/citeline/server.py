@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from citeline.api.app import create_app
+from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
@@ -74,6 +75,7 @@ def prepare_models(resources: Resources) -> None:
 def serve(settings: Settings) -> None:
     """Run until Ctrl-C or SIGTERM, which arrive as KeyboardInterrupt after uvicorn has drained
     its connections; the blocks below then stop the workers, Valkey and PostgreSQL in order."""
+    check_bind(settings)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)

@@ -1,10 +1,14 @@
 """The browser UI in Debian's Chromium, driven by Playwright, against a real `citeline serve`:
 create a knowledge base, upload a document, watch it become ready, ask, watch the answer
-stream, and open a citation whose highlighted span is the stored chunk's text.
-Screenshots of each step go to test-artifacts/web/."""
+stream, and open a citation whose highlighted span is the stored chunk's text; in local mode,
+and after signing in when accounts are required. Screenshots of each step go to
+test-artifacts/web/."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "web"
+ADMIN, VIEWER, PASSWORD = "admin@example.com", "viewer@example.com", "s3cret-pass-123"
 LIGHTHOUSE = """# The Lighthouse of Varnholm
 
 The lighthouse of Varnholm was built in 1847 by the engineer Maren Tolvik.
@@ -51,17 +56,127 @@ def shot(page: Page, name: str) -> None:
 def test_upload_ask_and_inspect_a_citation(
     browser: Browser, data_dir: Path, tmp_path: Path
 ) -> None:
-    serve = Serve(data_dir, workers=1, CITELINE_LLM_THREADS="2")
+    serve = Serve(data_dir, workers=1, CITELINE_AUTH="local", CITELINE_LLM_THREADS="2")
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(serve.url)
     expect(page.get_by_role("heading", name="Ask")).to_be_visible()
     expect(page.get_by_text("Create one under")).to_be_visible()  # the empty state
+    expect(page.get_by_role("group", name="Account")).to_contain_text("local mode")
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     shot(page, "1-ask-empty")
 
-    nav = page.get_by_role("navigation", name="Sections")
-    nav.get_by_role("link", name="Knowledge bases").click()
+    upload_and_watch(page, tmp_path, "2-document-ready")
+    cited = ask_and_open_citation(page, "3-answer-streaming", "4-answer", "5-citation")
+    check_against_the_store(serve, data_dir, cited, {})
+
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("complementary", name="Cited source")).to_be_hidden()
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone
+    shot(page, "6-phone")
+    assert errors == []
+
+
+def test_sign_in_then_upload_ask_and_inspect_a_citation(
+    browser: Browser, data_dir: Path, tmp_path: Path
+) -> None:
+    create_accounts(data_dir)
+    serve = Serve(data_dir, workers=1, CITELINE_AUTH="required", CITELINE_LLM_THREADS="2")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{serve.url}/#/knowledge")
+    expect(page.get_by_role("heading", name="Sign in to Citeline")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Sections")).to_be_hidden()
+    shot(page, "signin-1-form")
+
+    sign_in(page, ADMIN, "not-the-password")
+    expect(page.get_by_role("alert")).to_have_text("wrong email or password")
+    expect(page.get_by_label("Password")).to_be_empty()
+    shot(page, "signin-2-wrong-password")
+
+    sign_in(page, ADMIN, PASSWORD)
+    # Back where the browser was sent to sign in, with the account in the header.
+    expect(page.get_by_role("heading", name="Knowledge bases")).to_be_visible()
+    expect(page.get_by_test_id("user-email")).to_have_text(ADMIN)
+    shot(page, "signin-3-signed-in")
+
+    upload_and_watch(page, tmp_path, "signin-4-document-ready")
+    page.reload()  # the access token was in memory only: the refresh token restores it
+    expect(page.get_by_test_id("user-email")).to_have_text(ADMIN)
+    cited = ask_and_open_citation(
+        page, "signin-5-answer-streaming", "signin-6-answer", "signin-7-citation"
+    )
+    token = httpx.post(
+        f"{serve.url}/v1/auth/token",
+        data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
+    ).json()["access_token"]
+    check_against_the_store(serve, data_dir, cited, {"Authorization": f"Bearer {token}"})
+
+    page.keyboard.press("Escape")
+    go(page, "Models")  # an instance administrator may route aliases
+    expect(page.get_by_label("Model version, route 1")).to_be_visible()
+    page.get_by_role("button", name="Save routes").click()  # the alias's routes, unchanged
+    expect(page.get_by_role("status")).to_contain_text("Saved the routes of")
+    shot(page, "signin-8-models")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You have signed out.")).to_be_visible()
+    shot(page, "signin-9-signed-out")
+    page.reload()  # the refresh token was revoked and forgotten
+    expect(page.get_by_role("heading", name="Sign in to Citeline")).to_be_visible()
+
+    sign_in(page, VIEWER, PASSWORD)
+    expect(page.get_by_test_id("user-email")).to_have_text(VIEWER)
+    a_viewer_cannot_change_anything(page)
+    assert errors == []
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def go(page: Page, section: str) -> None:
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
+
+
+def a_viewer_cannot_change_anything(page: Page) -> None:
+    go(page, "Knowledge bases")
+    expect(page.get_by_text("Your role in this workspace is viewer")).to_be_visible()
+    page.get_by_role("link", name="harbour").click()
+    expect(page.locator('tr[data-source="lighthouse.md"]')).to_be_visible()
+    expect(page.get_by_role("button", name="Create")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete harbour")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete lighthouse.md")).to_have_count(0)
+    expect(page.get_by_label("Or choose files:")).to_have_count(0)
+    shot(page, "signin-10-viewer")
+    go(page, "Models")
+    expect(page.get_by_text("Only instance administrators can change")).to_be_visible()
+    expect(page.get_by_role("heading", name="Route an alias")).to_have_count(0)
+
+
+def create_accounts(data_dir: Path) -> None:
+    """An administrator and a viewer, made with the CLI in the environment `Serve` gives the
+    server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
+    env.update(PYTHONPATH=str(ROOT), CITELINE_AUTH="required", CITELINE_LOG_FORMAT="text")
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    for command in (
+        ["create-admin", ADMIN],
+        ["create", VIEWER, "--role", "viewer"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "citeline", "users", *command,
+             "--password", PASSWORD, "--data-dir", str(data_dir)],
+            env=env, cwd=data_dir.parent, check=True, timeout=120,
+        )  # fmt: skip
+
+
+def upload_and_watch(page: Page, tmp_path: Path, screenshot: str) -> None:
+    """Create the `harbour` knowledge base, upload the lighthouse and wait for it to be ready."""
+    go(page, "Knowledge bases")
     page.get_by_label("Name").fill("harbour")
     page.get_by_label("Description").fill("Harbour history")
     page.get_by_role("button", name="Create").click()
@@ -72,40 +187,39 @@ def test_upload_ask_and_inspect_a_citation(
     page.get_by_label("Or choose files:").set_input_files(str(document))
     row = page.locator('tr[data-source="lighthouse.md"]')
     expect(row.get_by_text("ready")).to_be_visible(timeout=60_000)
-    shot(page, "2-document-ready")
+    shot(page, screenshot)
 
-    nav.get_by_role("link", name="Ask").click()
+
+def ask_and_open_citation(page: Page, streaming: str, answered: str, citation: str) -> str:
+    """Ask about the lighthouse, watch the answer stream, open its first citation; the
+    highlighted text."""
+    go(page, "Ask")
     page.get_by_label("Knowledge base").select_option(label="harbour")
     page.get_by_label("Question").fill("When was the lighthouse of Varnholm built?")
     page.get_by_role("button", name="Ask", exact=True).click()
     draft = page.get_by_test_id("draft")
     expect(draft).not_to_be_empty(timeout=120_000)  # tokens arrive before the answer
-    shot(page, "3-answer-streaming")
+    shot(page, streaming)
     answer = page.get_by_test_id("answer")
     expect(answer).to_contain_text("1847", timeout=180_000)
-    shot(page, "4-answer")
+    shot(page, answered)
 
     page.locator("button.cite").first.click()
-    panel = page.get_by_role("complementary", name="Cited source")
-    expect(panel).to_be_visible()
-    mark = page.get_by_test_id("cited-span")
-    cited = mark.inner_text()
+    expect(page.get_by_role("complementary", name="Cited source")).to_be_visible()
+    cited = page.get_by_test_id("cited-span").inner_text()
     assert "1847" in cited
-    shot(page, "5-citation")
-
-    check_against_the_store(serve, data_dir, cited)
-
-    page.keyboard.press("Escape")
-    expect(panel).to_be_hidden()
-    page.set_viewport_size({"width": 390, "height": 800})  # a phone
-    shot(page, "6-phone")
-    assert errors == []
+    shot(page, citation)
+    return cited
 
 
-def check_against_the_store(serve: Serve, data_dir: Path, cited: str) -> None:
+def check_against_the_store(
+    serve: Serve, data_dir: Path, cited: str, headers: dict[str, str]
+) -> None:
     """The highlighted span is the stored chunk's text at the cited offsets."""
-    jobs = httpx.get(f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}).json()["jobs"]
-    result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result").json()
+    jobs = httpx.get(
+        f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}, headers=headers
+    ).json()["jobs"]
+    result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result", headers=headers).json()
     citation = result["citations"][0]
     assert citation["text"] == cited
     resources, _, _ = attach(data_dir)
@@ -121,7 +235,7 @@ def check_against_the_store(serve: Serve, data_dir: Path, cited: str) -> None:
 def test_a_dropped_stream_resumes_without_losing_or_repeating_tokens(
     browser: Browser, data_dir: Path, tmp_path: Path
 ) -> None:
-    serve = Serve(data_dir, workers=1, CITELINE_LLM_MODEL="smollm2-135m")
+    serve = Serve(data_dir, workers=1, CITELINE_AUTH="local", CITELINE_LLM_MODEL="smollm2-135m")
     document = tmp_path / "lighthouse.md"
     document.write_text(LIGHTHOUSE)
     kb = httpx.post(f"{serve.url}/v1/knowledge-bases", json={"name": "harbour"}).json()

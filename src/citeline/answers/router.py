@@ -12,14 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from citeline.answers.service import AnswerService
-from citeline.api.deps import ResourcesDep, StreamHubDep
+from citeline.api.deps import AccessDep, ResourcesDep, StreamHubDep
 from citeline.jobs.stream import job_events
 
 router = APIRouter(tags=["answers"])
 
 
-def get_answer_service(resources: ResourcesDep) -> AnswerService:
-    return resources.answers()
+def get_answer_service(resources: ResourcesDep, access: AccessDep) -> AnswerService:
+    return resources.answers(access)
 
 
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]

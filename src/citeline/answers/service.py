@@ -28,6 +28,7 @@ class AnswerService:
         self.sessions = sessions
         self.jobs = jobs
         self.knowledge = knowledge
+        self.access = knowledge.access
 
     def ask(
         self,
@@ -52,6 +53,7 @@ class AnswerService:
                 "options": options or {},
             },
             owner=owner,
+            workspace_id=self.knowledge.get(kb_id).workspace_id,
         )
         return job, conversation_id
 
@@ -80,7 +82,12 @@ class AnswerService:
                 )
         elif new_conversation:
             with unit_of_work(self.sessions) as session:
-                created = Conversation(knowledge_base_id=kb.id, owner=owner, title=query[:200])
+                created = Conversation(
+                    knowledge_base_id=kb.id,
+                    workspace_id=kb.workspace_id,
+                    owner=owner or self.access.subject,
+                    title=query[:200],
+                )
                 session.add(created)
                 session.flush()
                 conversation_id = created.id
@@ -114,7 +121,7 @@ class AnswerService:
     def conversation(self, conversation_id: uuid.UUID) -> Conversation:
         with self.sessions() as session:
             conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
+            if conversation is None or not self.access.sees(conversation.workspace_id):
                 raise NotFound(f"no conversation {conversation_id}")
             session.expunge(conversation)
             return conversation

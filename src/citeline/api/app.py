@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
@@ -13,9 +13,15 @@ from prometheus_client import CollectorRegistry
 from citeline import __version__
 from citeline.answers.router import router as answers_router
 from citeline.api import errors
+from citeline.api.deps import get_access
 from citeline.api.gateway import BodyLimit, SecurityHeaders
 from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
+from citeline.auth.identify import Gatekeeper
+from citeline.auth.ratelimit import RateLimits
+from citeline.auth.router import public as auth_public_router
+from citeline.auth.router import router as auth_router
+from citeline.auth.signin import SignIn
 from citeline.jobs.queue import connect_async
 from citeline.jobs.router import router as jobs_router
 from citeline.jobs.stream import StreamHub
@@ -49,6 +55,9 @@ def create_app(resources: Resources) -> FastAPI:
     )
     app.state.resources = resources
     app.state.settings = settings
+    limits = RateLimits(resources.redis, settings)
+    signin = SignIn(resources.sessions, resources.redis, settings, limits)
+    app.state.gatekeeper = Gatekeeper(signin, limits, settings)
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(QueueCollector(resources.redis))
 
@@ -66,11 +75,19 @@ def create_app(resources: Resources) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext)
+    # Public: health, metrics, the web page and signing in. Everything else needs an Access,
+    # and a router added later is protected by being added here.
     app.include_router(health_router)
-    app.include_router(jobs_router)
-    app.include_router(knowledge_router)
-    app.include_router(models_router)
-    app.include_router(answers_router)
+    app.include_router(auth_public_router)
     install_web(app)
-    app.include_router(openai_router)
+    signed_in = [Depends(get_access)]
+    for router in (
+        auth_router,
+        jobs_router,
+        knowledge_router,
+        models_router,
+        answers_router,
+        openai_router,
+    ):
+        app.include_router(router, dependencies=signed_in)
     return app

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from citeline.auth.access import Access
+from citeline.auth.identify import Gatekeeper
 from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
@@ -28,18 +31,34 @@ def get_stream_hub(request: Request) -> StreamHub:
     return hub
 
 
-def get_knowledge_service(
-    resources: Annotated[Resources, Depends(get_resources)],
-) -> KnowledgeService:
-    return resources.knowledge()
+def get_gatekeeper(request: Request) -> Gatekeeper:
+    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    return gatekeeper
 
 
-def get_job_service(resources: Annotated[Resources, Depends(get_resources)]) -> JobService:
-    return resources.jobs()
+async def get_access(request: Request) -> Access:
+    """Who is calling; every protected router depends on it, so it runs once per request."""
+    gatekeeper = get_gatekeeper(request)
+    access, quota = await run_in_threadpool(gatekeeper.identify, request)
+    request.state.access = access
+    request.state.rate_quota = quota  # RequestContext adds the RateLimit headers
+    return access
 
 
+AccessDep = Annotated[Access, Depends(get_access)]
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_knowledge_service(resources: ResourcesDep, access: AccessDep) -> KnowledgeService:
+    return resources.knowledge(access)
+
+
+def get_job_service(resources: ResourcesDep, access: AccessDep) -> JobService:
+    return resources.jobs(access)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
+GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citeline.errors import CitelineError, InvalidInput, ProviderError
+from citeline.errors import CitelineError, InvalidInput, ProviderError, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,15 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
         extra["provider"] = exc.provider
         extra["retryable"] = exc.retryable
     response = problem(status, exc.title, exc.detail, exc.type_slug, **extra)
-    if exc.retryable:
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+        response.headers["RateLimit-Limit"] = str(exc.limit)
+        response.headers["RateLimit-Remaining"] = "0"
+        response.headers["RateLimit-Reset"] = str(exc.reset)
+    elif exc.retryable:
         response.headers["Retry-After"] = "5"
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="citeline"'
     return response
 
 

@@ -41,6 +41,7 @@ class RequestContext:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *_rate_limit_headers(scope, message),
                 ]
             await send(message)
 
@@ -62,6 +63,14 @@ class RequestContext:
                 },
             )
             request_id_var.reset(token)
+
+
+def _rate_limit_headers(scope: Scope, message: Message) -> list[tuple[bytes, bytes]]:
+    """The caller's remaining allowance, which `get_access` left in the request state."""
+    quota = scope.get("state", {}).get("rate_quota")
+    if quota is None or message["status"] == 429:
+        return []
+    return [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
 
 
 def _route_template(scope: Scope) -> str:

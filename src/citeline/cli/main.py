@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from citeline import __version__
-from citeline.cli import answers, jobs, knowledge, models
+from citeline.cli import answers, jobs, knowledge, models, users
 from citeline.cli.common import fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(knowledge.kb_app, name="kb")
 app.add_typer(models.app, name="models")
+app.add_typer(users.app, name="users")
+app.add_typer(users.workspaces_app, name="workspaces")
 app.command()(models.chat)
 app.command()(answers.ask)
 app.command("eval")(answers.evaluate)

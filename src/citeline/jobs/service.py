@@ -13,6 +13,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -34,12 +35,14 @@ class JobService:
         events: EventLog,
         lifecycle: Lifecycle,
         settings: Settings,
+        access: Access | None = None,
     ) -> None:
         self.sessions = sessions
         self.redis = connection
         self.events = events
         self.lifecycle = lifecycle
         self.settings = settings
+        self.access = access or Access.system()
 
     def enqueue(
         self,
@@ -52,7 +55,12 @@ class JobService:
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
     ) -> Job:
-        """Record a job, then put its first attempt on the queue."""
+        """Record a job, then put its first attempt on the queue. It belongs to the caller's
+        workspace unless the system names another."""
+        if not self.access.is_system:
+            workspace_id = self.access.workspace_id
+            owner = owner or self.access.subject
+        workspace_id = workspace_id or DEFAULT_WORKSPACE
         spec = get_kind(kind)
         queue_name = queue or spec.queue
         if queue_name not in QUEUE_NAMES:
@@ -118,7 +126,7 @@ class JobService:
     def get(self, job_id: uuid.UUID) -> Job:
         with self.sessions() as session:
             job = session.get(Job, job_id)
-            if job is None:
+            if job is None or not self.access.sees(job.workspace_id):
                 raise NotFound(f"job {job_id} not found")
             return job
 
@@ -140,6 +148,8 @@ class JobService:
             statement = statement.where(Job.state == state.value)
         if kind is not None:
             statement = statement.where(Job.kind == kind)
+        if not self.access.is_system:
+            statement = statement.where(Job.workspace_id == self.access.workspace_id)
         with self.sessions() as session:
             return list(session.scalars(statement).all())
 
@@ -151,6 +161,7 @@ class JobService:
 
     def cancel(self, job_id: uuid.UUID, reason: str = "cancelled by user") -> Job:
         job = self.get(job_id)
+        self.access.require(Role.member, "cancel jobs")
         if JobState(job.state).terminal:
             raise Conflict(f"job {job_id} is already {job.state}")
         try:

@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth import audit
+from citeline.auth.access import Access, Role
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.service import JobService
@@ -83,12 +85,15 @@ class KnowledgeService:
         files: FileStore,
         settings: Settings,
         embedder: Embedder | None = None,
+        *,
+        access: Access | None = None,
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs
         self.files = files
         self.settings = settings
         self._embedder = embedder
+        self.access = access or Access.system()
 
     @property
     def embedder(self) -> Embedder:
@@ -103,6 +108,10 @@ class KnowledgeService:
     def create(
         self, name: str, description: str = "", *, workspace_id: str | None = None
     ) -> KnowledgeBase:
+        """A new, empty knowledge base in the caller's workspace (the system may name one)."""
+        self.access.require(Role.member, "create knowledge bases")
+        if not self.access.is_system or workspace_id is None:
+            workspace_id = self.access.owned_workspace()
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidInput("the name must be 1 to 200 characters", field="name")
@@ -128,11 +137,11 @@ class KnowledgeService:
             raise Conflict(f"a knowledge base named {name!r} already exists") from None
         return kb
 
-    def all(self, *, workspace_id: str | None = None) -> list[KnowledgeBase]:
+    def all(self) -> list[KnowledgeBase]:
         with self.sessions() as session:
             statement = select(KnowledgeBase).order_by(KnowledgeBase.name)
-            if workspace_id is not None:
-                statement = statement.where(KnowledgeBase.workspace_id == workspace_id)
+            if not self.access.is_system:
+                statement = statement.where(KnowledgeBase.workspace_id == self.access.workspace_id)
             return list(session.scalars(statement))
 
     def get(self, ref: uuid.UUID | str) -> KnowledgeBase:
@@ -142,19 +151,24 @@ class KnowledgeService:
             try:
                 kb = session.get(KnowledgeBase, uuid.UUID(str(ref)))
             except ValueError:
-                kb = session.scalars(
-                    select(KnowledgeBase).where(KnowledgeBase.name == str(ref))
-                ).first()
-            if kb is None:
+                statement = select(KnowledgeBase).where(KnowledgeBase.name == str(ref))
+                if not self.access.is_system:
+                    statement = statement.where(
+                        KnowledgeBase.workspace_id == self.access.workspace_id
+                    )
+                kb = session.scalars(statement).first()
+            if kb is None or not self.access.sees(kb.workspace_id):
                 raise NotFound(f"knowledge base {ref} not found")
             return kb
 
     def delete(self, ref: uuid.UUID | str) -> None:
         kb = self.get(ref)
+        self.access.require(Role.admin, "delete knowledge bases")
         with unit_of_work(self.sessions) as session:
             index.drop_vector_index(session, kb.id)
             index.remove_knowledge_base_postings(session, kb.id)
             session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
+            audit.add(session, self._audit("knowledge_base.delete", f"kb:{kb.id}", kb, kb.name))
         self.files.delete_tree(str(kb.id))
 
     # documents
@@ -169,6 +183,7 @@ class KnowledgeService:
     ) -> list[UploadOutcome]:
         """Attach uploaded files; each supported, changed file gets its own ingestion job."""
         kb = self.get(ref)
+        self.access.require(Role.member, "upload documents")
         return [self._add_one(kb, upload, owner, metadata) for upload in uploads]
 
     def _add_one(
@@ -226,7 +241,12 @@ class KnowledgeService:
             document.error = None
             session.flush()
             document_id = document.id
-        job = self.jobs.enqueue(INGEST_KIND, {"document_id": str(document_id)}, owner=owner)
+        job = self.jobs.enqueue(
+            INGEST_KIND,
+            {"document_id": str(document_id)},
+            owner=owner,
+            workspace_id=kb.workspace_id,
+        )
         with unit_of_work(self.sessions) as session:
             session.get_one(Document, document_id).job_id = job.id
         return UploadOutcome(source, "queued", document_id, job.id)
@@ -234,6 +254,7 @@ class KnowledgeService:
     def reindex(self, ref: uuid.UUID | str, *, owner: str | None = None) -> list[uuid.UUID]:
         """Re-chunk and re-embed every document with the current embedder and chunk settings."""
         kb = self.get(ref)
+        self.access.require(Role.admin, "re-index knowledge bases")
         embedder = self.embedder
         with unit_of_work(self.sessions) as session:
             locked = index.lock_knowledge_base(session, kb.id)
@@ -255,7 +276,12 @@ class KnowledgeService:
             document_ids = [document.id for document in documents]
         job_ids = []
         for document_id in document_ids:
-            job = self.jobs.enqueue(INGEST_KIND, {"document_id": str(document_id)}, owner=owner)
+            job = self.jobs.enqueue(
+                INGEST_KIND,
+                {"document_id": str(document_id)},
+                owner=owner,
+                workspace_id=kb.workspace_id,
+            )
             job_ids.append(job.id)
         return job_ids
 
@@ -289,11 +315,15 @@ class KnowledgeService:
         return document, path
 
     def delete_document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> None:
-        document = self.document(ref, document_id)
+        kb = self.get(ref)
+        document = self.document(kb.id, document_id)
+        self.access.require(Role.member, "delete documents")
         with unit_of_work(self.sessions) as session:
             index.lock_knowledge_base(session, document.knowledge_base_id)
             index.remove_document_chunks(session, document.knowledge_base_id, document.id)
             session.execute(delete(Document).where(Document.id == document.id))
+            target = f"document:{document.id}"
+            audit.add(session, self._audit("document.delete", target, kb, document.source))
         for key in {document.storage_key, document.upload_key} - {None}:
             self.files.delete(str(key))
         if document.job_id is not None and document.status in ("queued", "processing"):
@@ -301,6 +331,11 @@ class KnowledgeService:
                 self.jobs.cancel(document.job_id, "document deleted")
             except (Conflict, NotFound):
                 log.info("ingestion job had already ended", extra={"job": str(document.job_id)})
+
+    def _audit(self, action: str, target: str, kb: KnowledgeBase, name: str) -> audit.Entry:
+        return audit.Entry(
+            action, self.access.subject, kb.workspace_id, target, detail={"name": name}
+        )
 
     def count_documents(self, ref: uuid.UUID | str) -> dict[str, int]:
         kb = self.get(ref)

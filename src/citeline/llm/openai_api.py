@@ -148,7 +148,7 @@ async def chat_completions(
     if request.json_schema == {}:
         request = request.model_copy(update={"json_schema": None})
     args = chat_args(body.model, request, conversation)
-    job = await run_in_threadpool(jobs.enqueue, CHAT_KIND, args, owner=body.user)
+    job = await run_in_threadpool(jobs.enqueue, CHAT_KIND, args)
     completion_id = f"chatcmpl-{job.id.hex}"
     created = int(time.time())
     events = follow(job.id, 0, events=resources.events, hub=hub)

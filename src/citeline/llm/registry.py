@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth.access import Access
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
@@ -103,8 +104,12 @@ class NewVersion:
 
 
 class ModelRegistry:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """Versions and aliases are shared by every workspace; only instance administrators
+    change them."""
+
+    def __init__(self, sessions: sessionmaker[Session], access: Access | None = None) -> None:
         self.sessions = sessions
+        self.access = access or Access.system()
 
     def ensure_defaults(self) -> None:
         """Create the built-in local version and point the standard aliases at it, unless
@@ -145,6 +150,7 @@ class ModelRegistry:
     # Versions
 
     def add_version(self, new: NewVersion) -> ModelVersion:
+        self.access.require_instance_admin("register models")
         _check_name(new.name, "name")
         if new.provider not in {kind.value for kind in ProviderKind}:
             kinds = ", ".join(kind.value for kind in ProviderKind)
@@ -212,6 +218,7 @@ class ModelRegistry:
             return row.label if row else None
 
     def delete_version(self, ref: str) -> None:
+        self.access.require_instance_admin("delete model versions")
         with unit_of_work(self.sessions) as session:
             row = _version_row(session, ref)
             users = [
@@ -232,6 +239,7 @@ class ModelRegistry:
     def set_routes(
         self, alias: str, routes: Sequence[tuple[str, float]], fallback: str | None = None
     ) -> ModelAlias:
+        self.access.require_instance_admin("route model aliases")
         _check_name(alias, "alias")
         if not routes:
             raise InvalidInput("an alias needs at least one route", field="routes")
@@ -267,6 +275,7 @@ class ModelRegistry:
             return out
 
     def delete_alias(self, alias: str) -> None:
+        self.access.require_instance_admin("delete model aliases")
         with unit_of_work(self.sessions) as session:
             if session.get(ModelAlias, alias) is None:
                 raise NotFound(f"no alias named {alias!r}")

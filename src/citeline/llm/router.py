@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from citeline.api.deps import ResourcesDep
+from citeline.api.deps import AccessDep, ResourcesDep
 from citeline.db.base import utcnow
 from citeline.errors import NotFound
 from citeline.llm.registry import ModelRegistry, NewVersion
@@ -17,8 +17,8 @@ from citeline.llm.service import ModelService
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
-def get_model_service(resources: ResourcesDep) -> ModelService:
-    return resources.models()
+def get_model_service(resources: ResourcesDep, access: AccessDep) -> ModelService:
+    return resources.models(access)
 
 
 ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
@@ -119,8 +119,13 @@ def alias_stats(
 
 
 @router.get("/usage")
-def token_usage(subject: str, models: ModelServiceDep) -> dict[str, list[UsageRow]]:
-    """Tokens per model and day for one user."""
+def token_usage(
+    models: ModelServiceDep,
+    subject: Annotated[
+        str | None, Query(description="whose usage (default: yours); admins may name anyone")
+    ] = None,
+) -> dict[str, list[UsageRow]]:
+    """Tokens per model and day for one user or API key."""
     rows = [
         UsageRow(
             subject=row.subject,

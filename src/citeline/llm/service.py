@@ -20,6 +20,7 @@ from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth.access import Access
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError, ProviderError, QuotaExceeded
@@ -66,12 +67,17 @@ class Reply:
 
 class ModelService:
     def __init__(
-        self, sessions: sessionmaker[Session], connection: redis.Redis, settings: Settings
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        settings: Settings,
+        access: Access | None = None,
     ) -> None:
         self.sessions = sessions
         self.connection = connection
         self.settings = settings
-        self.registry = ModelRegistry(sessions)
+        self.access = access or Access.system()
+        self.registry = ModelRegistry(sessions, self.access)
 
     def start(
         self,
@@ -253,7 +259,12 @@ class ModelService:
             for row in rows
         ]
 
-    def usage(self, subject: str) -> list[TokenUsage]:
+    def usage(self, subject: str | None = None) -> list[TokenUsage]:
+        """Tokens per model and day of `subject` (default: the caller); only instance
+        administrators may read another's."""
+        subject = subject or self.access.subject
+        if subject != self.access.subject:
+            self.access.require_instance_admin("read another user's token usage")
         with self.sessions() as session:
             return list(
                 session.query(TokenUsage)

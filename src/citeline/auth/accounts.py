@@ -1,0 +1,365 @@
+"""Users, workspaces and who is a member of which, with what role."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.auth import audit
+from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
+from citeline.auth.models import Membership, User, Workspace
+from citeline.auth.passwords import hash_password
+from citeline.db.engine import unit_of_work
+from citeline.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+LOCAL_EMAIL = "local@localhost"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Member:
+    user: User
+    role: Role
+
+
+def clean_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise InvalidInput(f"{email!r} is not an email address", field="email")
+    return email
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        roles = ", ".join(role.value for role in Role)
+        raise InvalidInput(f"unknown role {value!r}; use one of {roles}", field="role") from None
+
+
+class Accounts:
+    def __init__(self, sessions: sessionmaker[Session], access: Access) -> None:
+        self.sessions = sessions
+        self.access = access
+
+    # users
+
+    def create_user(
+        self,
+        email: str,
+        password: str | None,
+        *,
+        name: str = "",
+        is_admin: bool = False,
+        workspace_id: str | None = None,
+        role: Role = Role.member,
+    ) -> User:
+        """A new user, a member of `workspace_id` (default: the caller's) with `role`."""
+        workspace_id = workspace_id or self.access.owned_workspace()
+        self._require_manager(workspace_id, role, "add users")
+        if is_admin:
+            self.access.require_instance_admin("make instance administrators")
+        user = User(
+            id=uuid.uuid4(),
+            email=clean_email(email),
+            name=name.strip()[:200],
+            password_hash=hash_password(password) if password is not None else None,
+            is_admin=is_admin,
+        )
+        try:
+            with unit_of_work(self.sessions) as session:
+                self._workspace(session, workspace_id)
+                session.add(user)
+                session.flush()
+                session.add(Membership(user_id=user.id, workspace_id=workspace_id, role=role))
+                audit.add(
+                    session,
+                    audit.Entry(
+                        "user.create",
+                        self.access.subject,
+                        workspace_id,
+                        f"user:{user.id}",
+                        detail={"email": user.email, "role": role, "is_admin": is_admin},
+                    ),
+                )
+        except IntegrityError:
+            raise Conflict(f"a user with the email {user.email} already exists") from None
+        return user
+
+    def users(self) -> list[Member]:
+        """Members of the caller's workspace (an instance admin: of every workspace)."""
+        self.access.require(Role.viewer, "list users")
+        statement = select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        if not self.access.instance_admin:
+            statement = statement.where(Membership.workspace_id == self.access.workspace_id)
+        with self.sessions() as session:
+            seen: dict[uuid.UUID, Member] = {}
+            for user, role in session.execute(statement.order_by(User.email)):
+                if user.id not in seen:
+                    seen[user.id] = Member(user, Role(role))
+            return list(seen.values())
+
+    def user(self, user_id: uuid.UUID) -> User:
+        with self.sessions() as session:
+            user = session.get(User, user_id)
+            if user is None or not self._visible(session, user.id):
+                raise NotFound(f"user {user_id} not found")
+            return user
+
+    def update_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        name: str | None = None,
+        password: str | None = None,
+        disabled: bool | None = None,
+        is_admin: bool | None = None,
+    ) -> User:
+        own = user_id == self.access.user_id
+        if not own or disabled is not None or is_admin is not None:
+            self.access.require_instance_admin("change another user's account")
+        with unit_of_work(self.sessions) as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            if name is not None:
+                user.name = name.strip()[:200]
+            if password is not None:
+                user.password_hash = hash_password(password)
+            if disabled is not None:
+                user.disabled = disabled
+            if is_admin is not None:
+                user.is_admin = is_admin
+            changed = {
+                key: value
+                for key, value in {
+                    "name": name,
+                    "password": "changed" if password else None,
+                    "disabled": disabled,
+                    "is_admin": is_admin,
+                }.items()
+                if value is not None
+            }
+            audit.add(session, audit.by(self.access, "user.update", f"user:{user_id}", **changed))
+            session.flush()
+            session.expunge(user)
+            return user
+
+    def delete_user(self, user_id: uuid.UUID) -> None:
+        self.access.require_instance_admin("delete users")
+        if user_id == self.access.user_id:
+            raise Conflict("you cannot delete your own account")
+        with unit_of_work(self.sessions) as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            audit.add(
+                session,
+                audit.by(self.access, "user.delete", f"user:{user_id}", email=user.email),
+            )
+            session.delete(user)
+
+    def by_email(self, email: str) -> User | None:
+        with self.sessions() as session:
+            return session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+    # workspaces
+
+    def create_workspace(self, name: str, workspace_id: str | None = None) -> Workspace:
+        """A new workspace, with the caller (when a user) as its owner."""
+        self.access.require_instance_admin("create workspaces")
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("the name must be 1 to 200 characters", field="name")
+        workspace_id = workspace_id or _slug(name)
+        if not _WORKSPACE_ID.match(workspace_id):
+            raise InvalidInput(
+                "a workspace id is 1 to 63 lower-case letters, digits and dashes", field="id"
+            )
+        workspace = Workspace(id=workspace_id, name=name)
+        try:
+            with unit_of_work(self.sessions) as session:
+                session.add(workspace)
+                session.flush()
+                if self.access.user_id is not None:
+                    session.add(
+                        Membership(
+                            user_id=self.access.user_id,
+                            workspace_id=workspace_id,
+                            role=Role.owner,
+                        )
+                    )
+                audit.add(
+                    session,
+                    audit.Entry(
+                        "workspace.create", self.access.subject, workspace_id, workspace_id
+                    ),
+                )
+        except IntegrityError:
+            raise Conflict(f"a workspace with the id or name {name!r} already exists") from None
+        return workspace
+
+    def workspaces(self) -> list[tuple[Workspace, Role | None]]:
+        """The caller's workspaces with their role (an instance admin sees every one)."""
+        with self.sessions() as session:
+            mine: dict[str, Role] = {}
+            if self.access.user_id is not None:
+                mine = {
+                    m.workspace_id: Role(m.role)
+                    for m in session.scalars(
+                        select(Membership).where(Membership.user_id == self.access.user_id)
+                    )
+                }
+            elif self.access.workspace_id is not None:
+                mine = {self.access.workspace_id: self.access.role}
+            statement = select(Workspace).order_by(Workspace.name)
+            if not self.access.instance_admin:
+                statement = statement.where(Workspace.id.in_(list(mine)))
+            return [(ws, mine.get(ws.id)) for ws in session.scalars(statement)]
+
+    def delete_workspace(self, workspace_id: str) -> None:
+        """Remove a workspace and its memberships and keys; its data must be deleted first."""
+        self.access.require_instance_admin("delete workspaces")
+        if workspace_id == DEFAULT_WORKSPACE:
+            raise Conflict("the default workspace cannot be deleted")
+        from citeline.knowledge.models import KnowledgeBase
+
+        with unit_of_work(self.sessions) as session:
+            self._workspace(session, workspace_id)
+            remaining = session.scalar(
+                select(func.count())
+                .select_from(KnowledgeBase)
+                .where(KnowledgeBase.workspace_id == workspace_id)
+            )
+            if remaining:
+                raise Conflict(
+                    f"workspace {workspace_id} still has {remaining} knowledge base(s); "
+                    "delete them first"
+                )
+            session.execute(delete(Workspace).where(Workspace.id == workspace_id))
+            audit.add(session, audit.by(self.access, "workspace.delete", workspace_id))
+
+    # memberships
+
+    def members(self, workspace_id: str) -> list[Member]:
+        self.access.check(workspace_id, f"workspace {workspace_id}")
+        with self.sessions() as session:
+            self._workspace(session, workspace_id)
+            rows = session.execute(
+                select(User, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.workspace_id == workspace_id)
+                .order_by(User.email)
+            )
+            return [Member(user, Role(role)) for user, role in rows]
+
+    def set_member(self, workspace_id: str, user_id: uuid.UUID, role: Role) -> None:
+        """Add a user to a workspace, or change their role there."""
+        self._require_manager(workspace_id, role, "change members")
+        with unit_of_work(self.sessions) as session:
+            self._workspace(session, workspace_id)
+            if session.get(User, user_id) is None:
+                raise NotFound(f"user {user_id} not found")
+            membership = session.get(Membership, (user_id, workspace_id))
+            before = membership.role if membership else None
+            if membership is None:
+                session.add(Membership(user_id=user_id, workspace_id=workspace_id, role=role))
+            else:
+                self._keep_an_owner(session, workspace_id, membership, role)
+                membership.role = role
+            audit.add(
+                session,
+                audit.Entry(
+                    "member.role",
+                    self.access.subject,
+                    workspace_id,
+                    f"user:{user_id}",
+                    detail={"from": before, "to": role},
+                ),
+            )
+
+    def remove_member(self, workspace_id: str, user_id: uuid.UUID) -> None:
+        self._require_manager(workspace_id, Role.viewer, "remove members")
+        with unit_of_work(self.sessions) as session:
+            membership = session.get(Membership, (user_id, workspace_id))
+            if membership is None:
+                raise NotFound(f"user {user_id} is not a member of {workspace_id}")
+            if Role(membership.role) == Role.owner and self.access.role != Role.owner:
+                raise Forbidden("only an owner may remove an owner")
+            self._keep_an_owner(session, workspace_id, membership, None)
+            session.delete(membership)
+            audit.add(
+                session,
+                audit.Entry(
+                    "member.remove",
+                    self.access.subject,
+                    workspace_id,
+                    f"user:{user_id}",
+                    detail={"role": membership.role},
+                ),
+            )
+
+    def ensure_local_user(self) -> User:
+        """The one user of local mode: an instance admin, owner of the default workspace."""
+        with unit_of_work(self.sessions) as session:
+            # Concurrent first requests race to make it; the loser's insert does nothing.
+            session.execute(
+                insert(User)
+                .values(id=uuid.uuid4(), email=LOCAL_EMAIL, name="Local user", is_admin=True)
+                .on_conflict_do_nothing(index_elements=["email"])
+            )
+            user = session.scalars(select(User).where(User.email == LOCAL_EMAIL)).one()
+            session.execute(
+                insert(Membership)
+                .values(user_id=user.id, workspace_id=DEFAULT_WORKSPACE, role=Role.owner)
+                .on_conflict_do_nothing()
+            )
+            session.expunge(user)
+            return user
+
+    def _require_manager(self, workspace_id: str, role: Role, action: str) -> None:
+        """Workspace admins manage members up to admin; only owners make owners."""
+        if self.access.instance_admin:
+            return
+        self.access.check(workspace_id, f"workspace {workspace_id}")
+        self.access.require(Role.admin, action)
+        if role == Role.owner:
+            self.access.require(Role.owner, "make owners")
+
+    def _keep_an_owner(
+        self, session: Session, workspace_id: str, membership: Membership, role: Role | None
+    ) -> None:
+        if Role(membership.role) != Role.owner or role == Role.owner:
+            return
+        if self.access.role != Role.owner and not self.access.instance_admin:
+            raise Forbidden("only an owner may change an owner's role")
+        owners = session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner)
+        )
+        if owners == 1:
+            raise Conflict(f"workspace {workspace_id} must keep at least one owner")
+
+    def _workspace(self, session: Session, workspace_id: str) -> Workspace:
+        workspace = session.get(Workspace, workspace_id)
+        if workspace is None:
+            raise NotFound(f"workspace {workspace_id} not found")
+        return workspace
+
+    def _visible(self, session: Session, user_id: uuid.UUID) -> bool:
+        if self.access.instance_admin or user_id == self.access.user_id:
+            return True
+        return session.get(Membership, (user_id, self.access.workspace_id)) is not None
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
+    return slug or uuid.uuid4().hex[:12]

@@ -1,0 +1,78 @@
+"""Turning a request into an `Access`: its bearer credential, or the local user in local
+mode; then counting it against the rate limits."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.requests import Request
+
+from citeline.auth.access import DEFAULT_WORKSPACE, Access
+from citeline.auth.accounts import Accounts
+from citeline.auth.ratelimit import Quota, RateLimits
+from citeline.auth.signin import SignIn
+from citeline.errors import ConfigurationError, Unauthorized
+from citeline.settings import Settings
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+class Gatekeeper:
+    def __init__(self, signin: SignIn, limits: RateLimits, settings: Settings) -> None:
+        self.signin = signin
+        self.limits = limits
+        self.settings = settings
+        self._local: Access | None = None
+
+    def identify(self, request: Request) -> tuple[Access, Quota | None]:
+        header = request.headers.get("authorization")
+        workspace = request.headers.get("x-workspace") or None
+        if header:
+            scheme, _, credential = header.partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                raise Unauthorized("send `Authorization: Bearer <access token or API key>`")
+            access = self.signin.access(credential.strip(), workspace)
+        elif self.settings.auth == "local":
+            _require_loopback_host(request)
+            access = self.local_access(workspace)
+        else:
+            raise Unauthorized(
+                "sign in first: send `Authorization: Bearer <access token or API key>`"
+            )
+        return access, self.limits.hit(access)
+
+    def local_access(self, workspace: str | None = None) -> Access:
+        if self._local is None:
+            user = Accounts(self.signin.sessions, Access.system()).ensure_local_user()
+            self._local = self.signin.user_access(user.id, DEFAULT_WORKSPACE)
+        if workspace in (None, self._local.workspace_id):
+            return self._local
+        assert self._local.user_id is not None
+        return self.signin.user_access(self._local.user_id, workspace)
+
+
+def _require_loopback_host(request: Request) -> None:
+    """Local mode trusts whoever reaches it, so it must be reached as localhost: a web page
+    elsewhere that rebinds its own name to 127.0.0.1 sends its own name as the Host."""
+    host = (request.url.hostname or "").strip("[]")
+    if host not in LOOPBACK_NAMES:
+        raise Unauthorized(
+            f"local mode answers only requests addressed to localhost, not to {host!r}"
+        )
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to serve without authentication on anything but loopback."""
+    if settings.auth != "local":
+        return
+    host = settings.host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigurationError(
+            f"CITELINE_AUTH=local signs everyone in as the local user, so it may only bind to "
+            f"loopback (127.0.0.1, ::1 or localhost), not {settings.host}. Use "
+            "CITELINE_AUTH=required with `citeline users create-admin`, or bind to 127.0.0.1."
+        )

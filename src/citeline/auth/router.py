@@ -1,0 +1,317 @@
+"""The auth API: sign-in (password, refresh, OIDC), the caller, users, workspaces, members,
+API keys and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from citeline.api.deps import AccessDep, GatekeeperDep, ResourcesDep, SettingsDep, get_access
+from citeline.auth import audit
+from citeline.auth.accounts import Accounts
+from citeline.auth.api_keys import ApiKeys
+from citeline.auth.schemas import (
+    ApiKeyIn,
+    ApiKeyOut,
+    AuditOut,
+    LogoutIn,
+    MemberIn,
+    MeOut,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+    WorkspaceIn,
+    WorkspaceOut,
+)
+from citeline.auth.signin import OidcIdentity, TokenPair
+from citeline.errors import InvalidInput, NotFound
+from citeline.settings import Settings
+
+LOGIN_CODE_GRANT = "urn:citeline:login-code"
+
+public = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/v1", tags=["auth"], dependencies=[Depends(get_access)])
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _tokens(pair: TokenPair) -> TokenOut:
+    return TokenOut(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        workspace_id=pair.workspace_id,
+        role=pair.role,
+    )
+
+
+@public.get("/config")
+def auth_config(settings: SettingsDep) -> dict[str, Any]:
+    """How to sign in here; public, so the web page knows what to show."""
+    return {
+        "mode": settings.auth,
+        "oidc": {"enabled": _oidc_enabled(settings), "login_url": "/v1/auth/oidc/login"},
+    }
+
+
+@public.post(
+    "/token",
+    responses={401: {"description": "wrong credentials"}, 429: {"description": "throttled"}},
+)
+async def token(
+    request: Request,
+    gatekeeper: GatekeeperDep,
+    grant_type: Annotated[str, Form(max_length=100)],
+    username: Annotated[str | None, Form(max_length=320)] = None,
+    password: Annotated[str | None, Form(max_length=1024)] = None,
+    refresh_token: Annotated[str | None, Form(max_length=200)] = None,
+    code: Annotated[str | None, Form(max_length=200)] = None,
+    workspace: Annotated[str | None, Form(max_length=64)] = None,
+) -> TokenOut:
+    """OAuth2 token endpoint: `password` (username is the email), `refresh_token` (the old
+    refresh token stops working), or a one-time login code after single sign-on."""
+    signin, client = gatekeeper.signin, _client(request)
+    if grant_type == "password":
+        if not username or password is None:
+            raise InvalidInput("the password grant needs username and password", field="username")
+        pair = await run_in_threadpool(signin.password, username, password, client, workspace)
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise InvalidInput("send the refresh_token", field="refresh_token")
+        pair = await run_in_threadpool(signin.refresh, refresh_token, client)
+    elif grant_type == LOGIN_CODE_GRANT:
+        if not code:
+            raise InvalidInput("send the login code", field="code")
+        pair = await run_in_threadpool(signin.redeem, code, client)
+    else:
+        raise InvalidInput(
+            f"unsupported grant_type {grant_type!r}; use password, refresh_token or "
+            f"{LOGIN_CODE_GRANT}",
+            field="grant_type",
+        )
+    return _tokens(pair)
+
+
+@public.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(body: LogoutIn, gatekeeper: GatekeeperDep) -> Response:
+    """Revoke the sign-in the refresh token belongs to (every token rotated from it)."""
+    gatekeeper.signin.logout(body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _oidc_enabled(settings: Settings) -> bool:
+    return bool(settings.oidc_issuer and settings.oidc_client_id)
+
+
+def _oidc_client(request: Request, resources: Any, settings: Settings) -> Any:
+    from citeline.auth.oidc import OidcClient
+
+    if not _oidc_enabled(settings):
+        raise NotFound("single sign-on is not configured (CITELINE_OIDC_ISSUER)")
+    client = getattr(request.app.state, "oidc_client", None)
+    if client is None:
+        assert settings.oidc_issuer is not None and settings.oidc_client_id is not None
+        secret = settings.oidc_client_secret
+        client = OidcClient(
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            secret.get_secret_value() if secret else None,
+            settings.oidc_redirect_url or str(request.url_for("oidc_callback")),
+            resources.redis,
+        )
+        request.app.state.oidc_client = client
+    return client
+
+
+@public.get("/oidc/login", response_class=RedirectResponse, status_code=302)
+def oidc_login(
+    request: Request,
+    resources: ResourcesDep,
+    settings: SettingsDep,
+    return_to: Annotated[str, Query(max_length=2000)] = "/",
+) -> RedirectResponse:
+    """Start single sign-on: off to the identity provider, with PKCE."""
+    client = _oidc_client(request, resources, settings)
+    return RedirectResponse(client.authorization_url(return_to), status_code=302)
+
+
+@public.get(
+    "/oidc/callback", name="oidc_callback", response_class=RedirectResponse, status_code=302
+)
+def oidc_callback(
+    request: Request,
+    resources: ResourcesDep,
+    settings: SettingsDep,
+    gatekeeper: GatekeeperDep,
+    code: Annotated[str, Query(max_length=2000)],
+    state: Annotated[str, Query(max_length=200)],
+) -> RedirectResponse:
+    """The provider sends the browser back here; it goes on to `return_to` with a one-time
+    login code the page exchanges for tokens (tokens never travel in a URL)."""
+    identity = _oidc_client(request, resources, settings).complete(code, state)
+    user_id = gatekeeper.signin.oidc_user(
+        OidcIdentity(identity.issuer, identity.subject, identity.email, identity.name)
+    )
+    login_code = gatekeeper.signin.login_code(user_id)
+    separator = "&" if "?" in identity.return_to else "?"
+    target = f"{identity.return_to}{separator}{urlencode({'login_code': login_code})}"
+    return RedirectResponse(target, status_code=302)
+
+
+# signed in
+
+
+@router.get("/auth/me")
+def me(access: AccessDep, resources: ResourcesDep, settings: SettingsDep) -> MeOut:
+    accounts = Accounts(resources.sessions, access)
+    if access.user_id is None:
+        raise NotFound("an API key has no user; see /v1/api-keys")
+    user = accounts.user(access.user_id)
+    workspaces = [WorkspaceOut.of(ws, role) for ws, role in accounts.workspaces()]
+    current = next(w for w in workspaces if w.id == access.workspace_id)
+    return MeOut(
+        user=UserOut.of(user),
+        workspace=current,
+        role=access.role,
+        mode=settings.auth,
+        workspaces=[w for w in workspaces if w.role is not None or w.id == current.id],
+    )
+
+
+def _accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
+    return Accounts(resources.sessions, access)
+
+
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
+
+
+@router.get("/users")
+def list_users(accounts: AccountsDep) -> dict[str, list[UserOut]]:
+    return {"users": [UserOut.of(m.user, m.role) for m in accounts.users()]}
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+def create_user(body: UserIn, accounts: AccountsDep) -> UserOut:
+    user = accounts.create_user(
+        body.email,
+        body.password,
+        name=body.name,
+        is_admin=body.is_admin,
+        workspace_id=body.workspace_id,
+        role=body.role,
+    )
+    return UserOut.of(user, body.role)
+
+
+@router.get("/users/{user_id}")
+def get_user(user_id: uuid.UUID, accounts: AccountsDep) -> UserOut:
+    return UserOut.of(accounts.user(user_id))
+
+
+@router.patch("/users/{user_id}")
+def update_user(user_id: uuid.UUID, body: UserPatch, accounts: AccountsDep) -> UserOut:
+    return UserOut.of(accounts.update_user(user_id, **body.model_dump(exclude_none=True)))
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: uuid.UUID, accounts: AccountsDep) -> Response:
+    accounts.delete_user(user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/workspaces")
+def list_workspaces(accounts: AccountsDep) -> dict[str, list[WorkspaceOut]]:
+    return {"workspaces": [WorkspaceOut.of(ws, role) for ws, role in accounts.workspaces()]}
+
+
+@router.post("/workspaces", status_code=status.HTTP_201_CREATED)
+def create_workspace(body: WorkspaceIn, accounts: AccountsDep) -> WorkspaceOut:
+    from citeline.auth.access import Role
+
+    workspace = accounts.create_workspace(body.name, body.id)
+    return WorkspaceOut.of(workspace, Role.owner if accounts.access.user_id else None)
+
+
+@router.delete("/workspaces/{workspace_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_workspace(workspace_id: str, accounts: AccountsDep) -> Response:
+    accounts.delete_workspace(workspace_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/workspaces/{workspace_id}/members")
+def list_members(workspace_id: str, accounts: AccountsDep) -> dict[str, list[UserOut]]:
+    return {"members": [UserOut.of(m.user, m.role) for m in accounts.members(workspace_id)]}
+
+
+@router.put("/workspaces/{workspace_id}/members/{user_id}")
+def set_member(
+    workspace_id: str, user_id: uuid.UUID, body: MemberIn, accounts: AccountsDep
+) -> UserOut:
+    """Add a user to the workspace, or change their role in it."""
+    accounts.set_member(workspace_id, user_id, body.role)
+    return UserOut.of(accounts.user(user_id), body.role)
+
+
+@router.delete(
+    "/workspaces/{workspace_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+def remove_member(workspace_id: str, user_id: uuid.UUID, accounts: AccountsDep) -> Response:
+    accounts.remove_member(workspace_id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _keys(resources: ResourcesDep, access: AccessDep) -> ApiKeys:
+    return ApiKeys(resources.sessions, access)
+
+
+ApiKeysDep = Annotated[ApiKeys, Depends(_keys)]
+
+
+@router.get("/api-keys")
+def list_api_keys(keys: ApiKeysDep) -> dict[str, list[ApiKeyOut]]:
+    return {"api_keys": [ApiKeyOut.of(row) for row in keys.list()]}
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyIn, keys: ApiKeysDep) -> ApiKeyOut:
+    """A key for your workspace with at most your role; `key` is shown this once only."""
+    row, secret = keys.create(body.name, body.role, expires_in_days=body.expires_in_days)
+    return ApiKeyOut.of(row, secret)
+
+
+@router.delete("/api-keys/{key_id}")
+def revoke_api_key(key_id: uuid.UUID, keys: ApiKeysDep) -> ApiKeyOut:
+    return ApiKeyOut.of(keys.revoke(key_id))
+
+
+@router.get("/audit")
+def audit_log(
+    access: AccessDep,
+    resources: ResourcesDep,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    since: datetime | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
+) -> dict[str, list[AuditOut]]:
+    """Sign-ins, failed sign-ins, key and role changes, deletions, tool runs; newest first.
+    Page with `before_id` (the last id of the previous page)."""
+    events = audit.query(
+        resources.sessions,
+        access,
+        action=action,
+        actor=actor,
+        since=since,
+        before_id=before_id,
+        limit=limit,
+    )
+    return {"events": [AuditOut.of(event) for event in events]}

@@ -1,0 +1,144 @@
+// Models: aliases with their routes and last day's traffic, the models behind them, and for
+// instance administrators a form that points an alias at versions by weight.
+
+import { el, errorBox, toast } from "./dom.js";
+import { api, canManageModels } from "./session.js";
+
+const path = (name) => `/v1/models/${encodeURIComponent(name)}`;
+
+export function modelsView(root) {
+  const list = el("div", { "aria-live": "polite" }, el("p", { class: "spinner", text: "Loading" }));
+  const form = canManageModels() ? routesForm(load) : null;
+  root.append(el("h1", { text: "Models" }), el("div", { class: "card" }, list),
+    form ? form.node : el("p", { class: "note", text: "Only instance administrators can change how aliases route." }));
+
+  async function load() {
+    try {
+      const { data } = await api("/v1/models");
+      const aliases = data.filter((m) => m.kind === "alias");
+      const models = data.filter((m) => m.kind === "model");
+      const [stats, versions] = await Promise.all([
+        Promise.all(aliases.map((a) => api(`${path(a.id)}/stats`).catch(() => null))),
+        form ? Promise.all(models.map((m) => api(`${path(m.id)}/versions`).catch(() => ({ versions: [] }))))
+          : [],
+      ]);
+      list.replaceChildren(...aliasTable(aliases, stats), ...modelTable(models));
+      if (form) form.update(aliases, models.map((m, i) => [m.id, versions[i].versions.map((v) => v.ref)]));
+    } catch (error) { list.replaceChildren(errorBox(error)); }
+  }
+  load();
+}
+
+const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { text: n }))));
+
+function aliasTable(aliases, stats) {
+  const usage = (stat) => {
+    if (!stat || !stat.variants.length) return el("span", { class: "empty", text: "no traffic" });
+    return stat.variants.map((v) => el("div", { class: "meta", text:
+      `${v.version}: ${v.requests} requests, ${(v.error_rate * 100).toFixed(0)}% errors` +
+      (v.latency_ms_p50 === null ? "" : `, p50 ${Math.round(v.latency_ms_p50)} ms`) }));
+  };
+  const rows = aliases.map((alias, i) => {
+    const routes = alias.routes.map((r) => `${r.model} (weight ${r.weight})`).join(", ");
+    const fallback = alias.fallback ? `; fallback ${alias.fallback}` : "";
+    return el("tr", {}, el("td", { text: alias.id }), el("td", { text: routes + fallback }),
+      el("td", {}, usage(stats[i])));
+  });
+  return [el("h2", { text: "Aliases" }), rows.length
+    ? el("table", {}, head("Alias", "Routes", "Last 24 h"), el("tbody", {}, rows))
+    : el("p", { class: "empty", text: "No aliases." })];
+}
+
+function modelTable(models) {
+  const rows = models.map((m) => el("tr", {},
+    el("td", { text: m.id }), el("td", { text: m.latest }), el("td", { text: m.provider })));
+  return [el("h2", { text: "Models" }), rows.length
+    ? el("table", {}, head("Model", "Latest version", "Provider"), el("tbody", {}, rows))
+    : el("p", { class: "empty", text: "No models." })];
+}
+
+/** The admin's form for PUT /v1/models/{alias}/routes: version + weight rows and a fallback. */
+function routesForm(onSaved) {
+  let aliases = [];
+  let choices = [];  // [value, label] for every version, and each model's newest
+  const alias = el("input", { type: "text", id: "route-alias", list: "route-aliases", required: true,
+    autocomplete: "off" });
+  const known = el("datalist", { id: "route-aliases" });
+  const rows = el("div", { class: "routes" });
+  const fallback = el("select", { id: "route-fallback" });
+  const save = el("button", { type: "submit", text: "Save routes" });
+
+  const options = (select, value) => {
+    const list = choices.some(([v]) => v === value) || !value ? choices : [[value, value], ...choices];
+    select.replaceChildren(...list.map(([v, label]) => el("option", { value: v, text: label })));
+    if (value) select.value = value;
+  };
+  const number = () => {
+    [...rows.children].forEach((row, i) => {
+      row.querySelector("select").setAttribute("aria-label", `Model version, route ${i + 1}`);
+      row.querySelector("input").setAttribute("aria-label", `Weight, route ${i + 1}`);
+      const remove = row.querySelector("button");
+      remove.setAttribute("aria-label", `Remove route ${i + 1}`);
+      remove.disabled = rows.children.length === 1;
+    });
+  };
+  const addRow = (model = "", weight = 1) => {
+    const select = el("select", { required: true });
+    options(select, model);
+    const row = el("div", { class: "row route" },
+      el("div", { class: "grow" }, select),
+      el("input", { type: "number", min: "0", step: "any", required: true, value: String(weight),
+        class: "weight" }),
+      el("button", { type: "button", class: "secondary", text: "Remove",
+        onclick: () => { row.remove(); number(); rows.querySelector("select").focus(); } }));
+    rows.append(row);
+    number();
+    return select;
+  };
+  const fill = () => {
+    const current = aliases.find((a) => a.id === alias.value.trim());
+    rows.replaceChildren();
+    for (const route of current ? current.routes : [{ model: "", weight: 1 }]) addRow(route.model, route.weight);
+    fallback.replaceChildren(el("option", { value: "", text: "None" }),
+      ...choices.map(([v, label]) => el("option", { value: v, text: label })));
+    const value = current && current.fallback;
+    if (value && !choices.some(([v]) => v === value)) fallback.append(el("option", { value, text: value }));
+    fallback.value = value || "";
+  };
+  alias.addEventListener("change", fill);
+
+  const node = el("form", { class: "card", "aria-labelledby": "route-title", hidden: true, onsubmit: async (event) => {
+    event.preventDefault();
+    const name = alias.value.trim();
+    const routes = [...rows.children].map((row) => ({
+      model: row.querySelector("select").value, weight: Number(row.querySelector("input").value) }));
+    save.disabled = true;
+    try {
+      await api(`${path(name)}/routes`, { method: "PUT", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ routes, fallback: fallback.value || null }) });
+      toast(`Saved the routes of ${name}`);
+      await onSaved();
+    } catch (error) { toast(error.message); }
+    finally { save.disabled = false; }
+  } },
+    el("h2", { id: "route-title", text: "Route an alias" }),
+    el("p", { class: "muted", text: "Send an alias's requests to one version, or split them by weight. " +
+      "The fallback answers when the routed version fails." }),
+    el("label", { for: "route-alias", text: "Alias" }), alias, known,
+    el("fieldset", {}, el("legend", { text: "Routes" }), rows,
+      el("button", { type: "button", class: "secondary", text: "Add route",
+        onclick: () => addRow().focus() })),
+    el("label", { for: "route-fallback", text: "Fallback" }), fallback,
+    el("div", { class: "row" }, save));
+
+  function update(newAliases, versions) {
+    aliases = newAliases;
+    choices = versions.flatMap(([name, refs]) =>
+      [[name, `${name} (newest)`], ...refs.map((ref) => [ref, ref])]);
+    known.replaceChildren(...aliases.map((a) => el("option", { value: a.id })));
+    if (!alias.value && aliases.length) alias.value = aliases[0].id;
+    fill();
+    node.hidden = false;  // only once there are versions to choose from
+  }
+  return { node, update };
+}
