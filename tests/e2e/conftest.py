@@ -42,6 +42,7 @@ class Serve:
             CITELINE_JOB_LOST_AFTER_SECONDS="2",
             CITELINE_JOB_REAPER_INTERVAL_SECONDS="0.5",
             CITELINE_LOG_FORMAT="text",
+            CITELINE_AUTH="local",
             # The default model, rebuilt once per checkout rather than once per test.
             CITELINE_MODELS_DIR=str(ROOT / ".cache" / "models"),
         )

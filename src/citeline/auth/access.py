@@ -24,15 +24,24 @@ class Role(StrEnum):
     def rank(self) -> int:
         return list(Role).index(self)
 
+    # By power, not by spelling (str would compare "viewer" > "admin").
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank >= other.rank
+        return self.rank >= _rank(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > _rank(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= _rank(other)
 
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank < other.rank
+        return self.rank < _rank(other)
+
+
+def _rank(other: object) -> int:
+    if not isinstance(other, Role):
+        raise TypeError(f"cannot compare a role with {other!r}")
+    return other.rank
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from citeline.settings import Settings
 log = logging.getLogger(__name__)
 
 SIGN_IN_WINDOW = "15 minutes"
+CLIENT_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ class RateLimits:
         self._user = _per_minute(settings.rate_limit_user_per_minute)
         self._api_key = _per_minute(settings.rate_limit_api_key_per_minute)
         self._global = _per_minute(settings.rate_limit_global_per_minute)
-        self._sign_in = parse(f"{settings.sign_in_failures_allowed} per {SIGN_IN_WINDOW}")
+        allowed = settings.sign_in_failures_allowed
+        self._sign_in = parse(f"{allowed} per {SIGN_IN_WINDOW}")
+        # An address may be shared (an office behind NAT), so it gets more room than an account.
+        self._sign_in_client = parse(f"{allowed * CLIENT_FACTOR} per {SIGN_IN_WINDOW}")
 
     def hit(self, access: Access) -> Quota | None:
         """Count one request by `access`; refuse it when a limit is used up. While Redis is
@@ -74,13 +78,16 @@ class RateLimits:
 
     def check_sign_in(self, email: str, client: str) -> None:
         """Refuse a sign-in attempt while the account, or the address, has failed too often."""
-        for key in (("sign-in", "account", email), ("sign-in", "client", client)):
-            if not self._limiter.test(self._sign_in, *key):
-                raise self._refusal(self._sign_in, key, "failed sign-ins")
+        for item, key in (
+            (self._sign_in, ("sign-in", "account", email)),
+            (self._sign_in_client, ("sign-in", "client", client)),
+        ):
+            if not self._limiter.test(item, *key):
+                raise self._refusal(item, key, "failed sign-ins")
 
     def sign_in_failed(self, email: str, client: str) -> None:
         self._limiter.hit(self._sign_in, "sign-in", "account", email)
-        self._limiter.hit(self._sign_in, "sign-in", "client", client)
+        self._limiter.hit(self._sign_in_client, "sign-in", "client", client)
 
     def sign_in_succeeded(self, email: str) -> None:
         self._limiter.clear(self._sign_in, "sign-in", "account", email)
