@@ -158,12 +158,15 @@ def oidc_callback(
     """The provider sends the browser back here; it goes on to `return_to` with a one-time
     login code the page exchanges for tokens (tokens never travel in a URL)."""
     identity = _oidc_client(request, resources, settings).complete(code, state)
+    # An unverified address could claim someone else's; such users get a placeholder.
+    email = identity.email if identity.email_verified else None
     user_id = gatekeeper.signin.oidc_user(
-        OidcIdentity(identity.issuer, identity.subject, identity.email, identity.name)
+        OidcIdentity(identity.issuer, identity.subject, email, identity.name)
     )
     login_code = gatekeeper.signin.login_code(user_id)
-    separator = "&" if "?" in identity.return_to else "?"
-    target = f"{identity.return_to}{separator}{urlencode({'login_code': login_code})}"
+    place, hash_, fragment = identity.return_to.partition("#")
+    separator = "&" if "?" in place else "?"
+    target = f"{place}{separator}{urlencode({'login_code': login_code})}{hash_}{fragment}"
     return RedirectResponse(target, status_code=302)
 
 
