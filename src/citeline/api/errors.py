@@ -9,7 +9,7 @@ import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -87,10 +87,18 @@ async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot hold (a NUL character, a number out of range) that no
+    schema caught; the transaction was rolled back, so nothing was stored."""
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    return problem(422, "Invalid input", f"a value cannot be stored: {detail}", "invalid-input")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(CitelineError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(redis.ConnectionError, _redis_down)

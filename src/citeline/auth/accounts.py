@@ -125,6 +125,8 @@ class Accounts:
         own = user_id == self.access.user_id
         if not own or disabled is not None or is_admin is not None:
             self.access.require_instance_admin("change another user's account")
+        if own and (disabled or is_admin is False):
+            raise Conflict("you cannot disable your own account or drop your own admin rights")
         with unit_of_work(self.sessions) as session:
             user = session.get(User, user_id)
             if user is None:

@@ -15,6 +15,8 @@ from citeline.jobs.stream import job_events
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
+MAX_INT = 2**31 - 1  # event sequence numbers and offsets are PostgreSQL integers
+
 
 @router.get("")
 def list_jobs(
@@ -22,7 +24,7 @@ def list_jobs(
     state: JobState | None = None,
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> JobList:
     return JobList(
         jobs=[
@@ -56,8 +58,10 @@ def stream_events(
     jobs: JobServiceDep,
     resources: ResourcesDep,
     hub: StreamHubDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INT)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INT, description="same as Last-Event-ID")
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: each event's `id` is its sequence number; reconnect with
     `Last-Event-ID` to receive exactly the events after it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from citeline.api.deps import AccessDep, ResourcesDep
 from citeline.db.base import utcnow
@@ -88,7 +88,9 @@ def list_versions(name: str, models: ModelServiceDep) -> dict[str, list[VersionO
 
 
 @router.delete("/models/{name}/versions/{number}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_version(name: str, number: int, models: ModelServiceDep) -> Response:
+def delete_version(
+    name: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], models: ModelServiceDep
+) -> Response:
     models.registry.delete_version(f"{name}@{number}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
