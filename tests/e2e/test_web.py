@@ -153,7 +153,7 @@ def a_viewer_cannot_change_anything(page: Page) -> None:
     expect(page.get_by_label("Or choose files:")).to_have_count(0)
     shot(page, "signin-10-viewer")
     go(page, "Models")
-    expect(page.get_by_text("Only instance administrators can change")).to_be_visible()
+    expect(page.get_by_text("Only workspace admins and instance administrators")).to_be_visible()
     expect(page.get_by_role("heading", name="Route an alias")).to_have_count(0)
 
 

@@ -481,3 +481,46 @@ def test_local_mode_is_loopback_only(resources: Resources) -> None:
         assert me["mode"] == "local"
         rebound = httpx.get(f"{url}/v1/auth/me", headers={"Host": "attacker.example"})
         assert rebound.status_code == 401 and "localhost" in rebound.json()["detail"]
+
+
+def test_model_aliases_belong_to_a_workspace(world: World) -> None:
+    from citeline.llm.registry import ModelRegistry
+
+    with world.as_("root@example.com") as root:
+        made = root.post(
+            "/v1/models", json={"name": "smol", "provider": "local", "model": "smollm2-135m"}
+        )
+        assert made.status_code == 201, made.text
+        shared = root.put(
+            "/v1/models/writer/routes", json={"routes": [{"model": "local@1"}], "shared": True}
+        )
+        assert shared.status_code == 200 and shared.json()["workspace"] is None
+    with world.as_("alice@example.com") as alice:
+        refused = alice.put("/v1/models/default/routes", json={"routes": [{"model": "smol@1"}]})
+        assert refused.status_code == 403  # members use aliases; admins route them
+    with world.as_("ada@example.com") as ada:
+        not_shared = ada.put(
+            "/v1/models/default/routes", json={"routes": [{"model": "smol@1"}], "shared": True}
+        )
+        assert not_shared.status_code == 403
+        own = ada.put("/v1/models/default/routes", json={"routes": [{"model": "smol@1"}]})
+        assert own.status_code == 200 and own.json()["workspace"] == "alpha"
+        listed = {m["id"]: m for m in ada.get("/v1/models").json()["data"]}
+        assert listed["default"]["routes"] == [{"model": "smol@1", "weight": 1.0}]
+        assert listed["writer"]["workspace"] is None
+    with world.as_("bob@example.com") as bob:
+        listed = {m["id"]: m for m in bob.get("/v1/models").json()["data"]}
+        assert listed["default"]["routes"] == [{"model": "local@1", "weight": 1.0}]
+        assert bob.delete("/v1/models/default").status_code == 403
+    sessions = world.resources.sessions
+    alpha = ModelRegistry(sessions, Access("system", "alpha", Role.owner))
+    beta = ModelRegistry(sessions, Access("system", "beta", Role.owner))
+    assert alpha.resolve("default").version.label == "smol@1"
+    assert beta.resolve("default").version.label == "local@1"
+    assert ModelRegistry(sessions).resolve("default", workspace_id="alpha").version.label == (
+        "smol@1"
+    )
+    with world.as_("ada@example.com") as ada:
+        assert ada.delete("/v1/models/default").status_code == 204
+        assert ada.delete("/v1/models/default").status_code == 404
+    assert alpha.resolve("default").version.label == "local@1"  # the shared one again

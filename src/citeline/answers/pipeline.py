@@ -63,6 +63,12 @@ class Clock:
         return round((self.marks[second] - self.marks[first]) * 1000, 1)
 
 
+@dataclass(frozen=True)
+class _Caller:
+    subject: str | None
+    workspace_id: str | None
+
+
 def answer(
     resources: Resources,
     question: str,
@@ -82,7 +88,9 @@ def answer(
     clock = Clock.start()
     kb = knowledge.get(knowledge_base_id)
 
-    search_query = _rewrite(resources, alias, question, conversation_id, owner)
+    # The knowledge base's workspace decides which of its aliases apply.
+    owner_of = _Caller(owner, kb.workspace_id)
+    search_query = _rewrite(resources, alias, question, conversation_id, owner_of)
     clock.mark("rewritten")
 
     hits = knowledge.search(kb.id, search_query, k=options.k or settings.answer_candidates)
@@ -110,7 +118,7 @@ def answer(
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
     clock.mark("prompt_start")
     generated, served_by = _generate(
-        resources, alias, request, emit, clock, owner, conversation_id, job_id
+        resources, alias, request, emit, clock, owner_of, conversation_id, job_id
     )
     clock.mark("generated")
     base["model"] = served_by
@@ -149,7 +157,7 @@ def _rewrite(
     alias: str,
     question: str,
     conversation_id: uuid.UUID | None,
-    owner: str | None,
+    caller: _Caller,
 ) -> str:
     """A follow-up made standalone for retrieval, using the conversation's last turns."""
     history = _history(resources, conversation_id)
@@ -158,8 +166,9 @@ def _rewrite(
     rewritten = resources.models().complete(
         alias,
         rewrite_request(history, question),
-        subject=owner,
+        subject=caller.subject,
         conversation=str(conversation_id),
+        workspace_id=caller.workspace_id,
     )
     lines = [line.strip() for line in rewritten.text.strip().splitlines() if line.strip()]
     return lines[0] if lines else question
@@ -171,7 +180,7 @@ def _generate(
     request: ChatRequest,
     emit: Emit,
     clock: Clock,
-    owner: str | None,
+    caller: _Caller,
     conversation_id: uuid.UUID | None,
     job_id: uuid.UUID | None,
 ) -> tuple[ChatResult, str]:
@@ -179,9 +188,10 @@ def _generate(
     reply = resources.models().start(
         alias,
         request,
-        subject=owner,
+        subject=caller.subject,
         conversation=str(conversation_id) if conversation_id else None,
         job_id=job_id,
+        workspace_id=caller.workspace_id,
     )
     events = []
     batches = TokenBatches(lambda text: emit("token", {"text": text}))

@@ -30,6 +30,7 @@ class JobContext:
         args: Mapping[str, Any],
         owner: str | None,
         events: EventLog,
+        workspace_id: str | None = None,
         connection: redis.Redis,
     ) -> None:
         self.job_id = job_id
@@ -38,6 +39,7 @@ class JobContext:
         self.max_attempts = max_attempts
         self.args = dict(args)
         self.owner = owner
+        self.workspace_id = workspace_id
         self.events = events
         self.connection = connection
 

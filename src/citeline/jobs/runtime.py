@@ -164,6 +164,7 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
         return
     resources.events.publish(started)
     kind, owner, args, max_attempts = job.kind, job.owner, job.args, job.max_attempts
+    workspace_id = job.workspace_id
 
     settings = resources.settings
     context = JobContext(
@@ -175,6 +176,7 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
         owner=owner,
         events=resources.events,
         connection=resources.redis,
+        workspace_id=workspace_id,
     )
     began = time.monotonic()
     outcome = "failed"

@@ -26,6 +26,7 @@ def chat(context: JobContext) -> dict[str, Any]:
         subject=context.owner,
         conversation=context.args.get("conversation"),
         job_id=context.job_id,
+        workspace_id=context.workspace_id,
     )
     events = []
     batches = TokenBatches(lambda text: context.emit("token", {"text": text}))

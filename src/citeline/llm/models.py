@@ -64,6 +64,8 @@ class ModelVersion(Base):
 class ModelAlias(Base):
     __tablename__ = "model_aliases"
 
+    # "" is shared by every workspace; a workspace's own alias of the same name wins there.
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     # [{"version_id": "...", "weight": 0.7}, ...]: weights need not sum to one.
     routes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
@@ -78,11 +80,13 @@ class Generation(Base):
     __table_args__ = (
         Index("ix_generations_alias_created_at", "alias", "created_at"),
         Index("ix_generations_version_id", "version_id"),
+        Index("ix_generations_workspace_alias_created_at", "workspace_id", "alias", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     alias: Mapped[str | None] = mapped_column(String(100))
+    workspace_id: Mapped[str | None] = mapped_column(String(64))
     version_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
     )

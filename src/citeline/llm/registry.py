@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth.access import Access
+from citeline.auth.access import Access, Role
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
@@ -28,6 +28,7 @@ from citeline.llm.models import ModelAlias, ModelVersion, ProviderKind
 from citeline.llm.routing import choose
 
 STANDARD_ALIASES = ("default", "answer", "report", "assistant")
+SHARED = ""  # the workspace id of aliases every workspace sees
 # The version every standard alias starts on: the local provider with CITELINE_LLM_MODEL.
 BUILTIN_NAME = "local"
 FOLLOWS_SETTINGS = "default"
@@ -89,6 +90,7 @@ class Route:
     alias: str | None
     version: VersionSpec
     fallback: VersionSpec | None
+    workspace_id: str | None = None  # whose request it is (for per-workspace statistics)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ class NewVersion:
 
 
 class ModelRegistry:
-    """Versions and aliases are shared by every workspace; only instance administrators
-    change them."""
+    """Model versions (which providers exist) are shared and only instance administrators
+    change them. Aliases are either shared (instance administrators) or a workspace's own
+    (its admins), and a workspace's alias hides the shared one of the same name there."""
 
     def __init__(self, sessions: sessionmaker[Session], access: Access | None = None) -> None:
         self.sessions = sessions
@@ -140,6 +143,7 @@ class ModelRegistry:
                 session.execute(
                     insert(ModelAlias)
                     .values(
+                        workspace_id=SHARED,
                         name=alias,
                         routes=[{"version_id": str(builtin.id), "weight": 1.0}],
                         updated_at=utcnow(),
@@ -173,7 +177,9 @@ class ModelRegistry:
         for attempt in range(3):
             try:
                 with unit_of_work(self.sessions) as session:
-                    if session.get(ModelAlias, new.name) is not None:
+                    if session.scalar(
+                        select(ModelAlias.name).where(ModelAlias.name == new.name).limit(1)
+                    ):
                         raise Conflict(f"{new.name!r} is an alias; a model needs its own name")
                     latest = session.scalar(
                         select(func.max(ModelVersion.version)).where(ModelVersion.name == new.name)
@@ -237,9 +243,16 @@ class ModelRegistry:
     # Aliases
 
     def set_routes(
-        self, alias: str, routes: Sequence[tuple[str, float]], fallback: str | None = None
+        self,
+        alias: str,
+        routes: Sequence[tuple[str, float]],
+        fallback: str | None = None,
+        *,
+        shared: bool = False,
     ) -> ModelAlias:
-        self.access.require_instance_admin("route model aliases")
+        """Create or re-route an alias of the caller's workspace, or with `shared` (and
+        always for the system) the one every workspace sees."""
+        scope = self._writable_scope(shared, "route model aliases")
         _check_name(alias, "alias")
         if not routes:
             raise InvalidInput("an alias needs at least one route", field="routes")
@@ -260,37 +273,63 @@ class ModelRegistry:
             }
             session.execute(
                 insert(ModelAlias)
-                .values(name=alias, **values)
-                .on_conflict_do_update(index_elements=[ModelAlias.name], set_=values)
+                .values(workspace_id=scope, name=alias, **values)
+                .on_conflict_do_update(
+                    index_elements=[ModelAlias.workspace_id, ModelAlias.name], set_=values
+                )
             )
-            row = session.get_one(ModelAlias, alias, populate_existing=True)
+            row = session.get_one(ModelAlias, (scope, alias), populate_existing=True)
             session.expunge(row)
             return row
 
     def aliases(self) -> list[tuple[ModelAlias, list[tuple[VersionSpec, float]]]]:
+        """The aliases in effect for the caller: shared ones, hidden by the workspace's own."""
+        scopes = [SHARED, self.access.workspace_id or SHARED]
         with self.sessions() as session:
-            out = []
-            for alias in session.scalars(select(ModelAlias).order_by(ModelAlias.name)):
-                out.append((alias, _routes(session, alias)))
-            return out
+            effective: dict[str, ModelAlias] = {}
+            for alias in session.scalars(
+                select(ModelAlias)
+                .where(ModelAlias.workspace_id.in_(scopes))
+                .order_by(ModelAlias.name, ModelAlias.workspace_id)
+            ):
+                effective[alias.name] = alias  # the workspace's sorts after "" and wins
+            return [(alias, _routes(session, alias)) for alias in effective.values()]
 
-    def delete_alias(self, alias: str) -> None:
-        self.access.require_instance_admin("delete model aliases")
+    def delete_alias(self, alias: str, *, shared: bool = False) -> None:
+        scope = self._writable_scope(shared, "delete model aliases")
         with unit_of_work(self.sessions) as session:
-            if session.get(ModelAlias, alias) is None:
-                raise NotFound(f"no alias named {alias!r}")
-            session.execute(delete(ModelAlias).where(ModelAlias.name == alias))
+            if session.get(ModelAlias, (scope, alias)) is None:
+                where = "shared" if scope == SHARED else f"of workspace {scope}"
+                raise NotFound(f"no alias named {alias!r} {where}")
+            session.execute(
+                delete(ModelAlias).where(ModelAlias.workspace_id == scope, ModelAlias.name == alias)
+            )
 
-    def resolve(self, target: str, key: str | None = None) -> Route:
-        """The version serving `target` (an alias or a version reference) for this key."""
+    def _writable_scope(self, shared: bool, action: str) -> str:
+        if shared or self.access.workspace_id is None:
+            self.access.require_instance_admin(f"{action} shared by every workspace")
+            return SHARED
+        self.access.require(Role.admin, action)
+        return self.access.workspace_id
+
+    def resolve(
+        self, target: str, key: str | None = None, workspace_id: str | None = None
+    ) -> Route:
+        """The version serving `target` (an alias or a version reference) for this key, in
+        `workspace_id` (default: the caller's)."""
+        workspace_id = workspace_id or self.access.workspace_id
         with self.sessions() as session:
-            alias = session.get(ModelAlias, target)
+            alias = None
+            if workspace_id:
+                alias = session.get(ModelAlias, (workspace_id, target))
+            alias = alias or session.get(ModelAlias, (SHARED, target))
             if alias is None and target in STANDARD_ALIASES:
                 session.close()
                 self.ensure_defaults()
-                return self.resolve(target, key)
+                return self.resolve(target, key, workspace_id)
             if alias is None:
-                return Route(None, VersionSpec.of(_version_row(session, target)), None)
+                version = VersionSpec.of(_version_row(session, target))
+                return Route(None, version, None, workspace_id)
             routes = _routes(session, alias)
             if not routes:
                 raise NotFound(f"alias {target!r} routes to no existing version")
@@ -300,7 +339,9 @@ class ModelRegistry:
                 if alias.fallback_version_id
                 else None
             )
-            return Route(target, chosen, VersionSpec.of(fallback) if fallback else None)
+            return Route(
+                target, chosen, VersionSpec.of(fallback) if fallback else None, workspace_id
+            )
 
 
 def _routes(session: Session, alias: ModelAlias) -> list[tuple[VersionSpec, float]]:

@@ -35,6 +35,7 @@ def _entries(registry: ModelRegistry) -> list[dict[str, Any]]:
                 "created": int(alias.updated_at.timestamp()),
                 "owned_by": "citeline",
                 "kind": "alias",
+                "workspace": alias.workspace_id or None,  # None: shared by every workspace
                 "routes": [{"model": v.label, "weight": w} for v, w in routes],
                 "fallback": (
                     registry.version_label(alias.fallback_version_id)
@@ -98,13 +99,21 @@ def delete_version(
 @router.put("/models/{alias}/routes")
 def set_routes(alias: str, body: RoutesIn, models: ModelServiceDep) -> dict[str, Any]:
     """Point an alias at one version, or split its traffic between versions by weight."""
-    models.registry.set_routes(alias, [(r.model, r.weight) for r in body.routes], body.fallback)
+    models.registry.set_routes(
+        alias, [(r.model, r.weight) for r in body.routes], body.fallback, shared=body.shared
+    )
     return get_model(alias, models)
 
 
 @router.delete("/models/{alias}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_alias(alias: str, models: ModelServiceDep) -> Response:
-    models.registry.delete_alias(alias)
+def delete_alias(
+    alias: str,
+    models: ModelServiceDep,
+    shared: Annotated[bool, Query(description="the shared alias, not your workspace's")] = False,
+) -> Response:
+    """Delete your workspace's alias (the shared one of that name applies again), or with
+    `shared=true` the shared one."""
+    models.registry.delete_alias(alias, shared=shared)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -70,6 +70,11 @@ class RoutesIn(BaseModel):
 
     routes: list[RouteIn] = Field(min_length=1)
     fallback: str | None = None
+    shared: bool = Field(
+        default=False,
+        description="route the alias every workspace sees (instance administrators) instead "
+        "of your workspace's own",
+    )
 
 
 class VariantStats(BaseModel):

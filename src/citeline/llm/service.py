@@ -87,15 +87,17 @@ class ModelService:
         subject: str | None = None,
         conversation: str | None = None,
         job_id: uuid.UUID | None = None,
+        workspace_id: str | None = None,
     ) -> Reply:
-        """Route `target` (an alias or `name[@N]`) and begin generating; nothing is sent to
-        the provider until the reply is iterated."""
+        """Route `target` (an alias or `name[@N]`, as `workspace_id` sees it; default the
+        caller's) and begin generating; nothing is sent to the provider until the reply is
+        iterated."""
         quota = self.settings.llm_daily_token_quota
         if quota is not None and subject is not None and self.tokens_today(subject) >= quota:
             raise QuotaExceeded(
                 f"{subject} has used its {quota} tokens for today (UTC); it resets at midnight"
             )
-        route = self.registry.resolve(target, conversation or subject)
+        route = self.registry.resolve(target, conversation or subject, workspace_id)
         reply = Reply(route, route.version, iter(()))
         reply._events = self._generate(reply, request, subject or ANONYMOUS, conversation, job_id)
         return reply
@@ -118,7 +120,9 @@ class ModelService:
             candidates.append(route.fallback)
         for index, version in enumerate(candidates):
             reply.served_by = version
-            record = _Record(route.alias, version, subject, conversation, job_id, index > 0)
+            record = _Record(
+                route.alias, route.workspace_id, version, subject, conversation, job_id, index > 0
+            )
             try:
                 with closing(self._guarded(version, request)) as events:
                     for event in events:
@@ -184,6 +188,7 @@ class ModelService:
             session.add(
                 Generation(
                     alias=record.alias,
+                    workspace_id=record.workspace_id,
                     version_id=record.version.id,
                     version_label=record.version.label,
                     subject=record.subject,
@@ -219,7 +224,8 @@ class ModelService:
             )
 
     def stats(self, alias: str, since: datetime) -> list[dict[str, Any]]:
-        """Per version that served `alias` since `since`: volume, errors, latency, tokens."""
+        """Per version that served `alias` since `since`: volume, errors, latency, tokens;
+        of the caller's workspace (the system: of all)."""
         query = text(
             """
             SELECT version_label AS version,
@@ -236,12 +242,14 @@ class ModelService:
                               FILTER (WHERE outcome = 'ok'), 0) * 1000 AS tokens_per_second
             FROM generations
             WHERE alias = :alias AND created_at >= :since
+              AND (CAST(:workspace AS text) IS NULL OR workspace_id = :workspace)
             GROUP BY version_label
             ORDER BY version_label
             """
         )
         with self.sessions() as session:
-            rows = session.execute(query, {"alias": alias, "since": since}).mappings().all()
+            parameters = {"alias": alias, "since": since, "workspace": self.access.workspace_id}
+            rows = session.execute(query, parameters).mappings().all()
         return [
             {
                 "version": row["version"],
@@ -285,6 +293,7 @@ class ModelService:
 @dataclass
 class _Record:
     alias: str | None
+    workspace_id: str | None
     version: VersionSpec
     subject: str
     conversation: str | None

@@ -2,7 +2,7 @@
 // instance administrators a form that points an alias at versions by weight.
 
 import { el, errorBox, toast } from "./dom.js";
-import { api, canManageModels } from "./session.js";
+import { api, canManageModels, isInstanceAdmin } from "./session.js";
 
 const path = (name) => `/v1/models/${encodeURIComponent(name)}`;
 
@@ -10,7 +10,7 @@ export function modelsView(root) {
   const list = el("div", { "aria-live": "polite" }, el("p", { class: "spinner", text: "Loading" }));
   const form = canManageModels() ? routesForm(load) : null;
   root.append(el("h1", { text: "Models" }), el("div", { class: "card" }, list),
-    form ? form.node : el("p", { class: "note", text: "Only instance administrators can change how aliases route." }));
+    form ? form.node : el("p", { class: "note", text: "Only workspace admins and instance administrators can change how aliases route." }));
 
   async function load() {
     try {
@@ -41,11 +41,12 @@ function aliasTable(aliases, stats) {
   const rows = aliases.map((alias, i) => {
     const routes = alias.routes.map((r) => `${r.model} (weight ${r.weight})`).join(", ");
     const fallback = alias.fallback ? `; fallback ${alias.fallback}` : "";
-    return el("tr", {}, el("td", { text: alias.id }), el("td", { text: routes + fallback }),
-      el("td", {}, usage(stats[i])));
+    return el("tr", {}, el("td", { text: alias.id }),
+      el("td", { text: alias.workspace ? "this workspace" : "shared" }),
+      el("td", { text: routes + fallback }), el("td", {}, usage(stats[i])));
   });
   return [el("h2", { text: "Aliases" }), rows.length
-    ? el("table", {}, head("Alias", "Routes", "Last 24 h"), el("tbody", {}, rows))
+    ? el("table", {}, head("Alias", "Scope", "Routes", "Last 24 h"), el("tbody", {}, rows))
     : el("p", { class: "empty", text: "No aliases." })];
 }
 
@@ -67,6 +68,10 @@ function routesForm(onSaved) {
   const rows = el("div", { class: "routes" });
   const fallback = el("select", { id: "route-fallback" });
   const save = el("button", { type: "submit", text: "Save routes" });
+  const shared = el("input", { type: "checkbox", id: "route-shared" });
+  const sharedLabel = el("label", { for: "route-shared", class: "inline" }, shared,
+    " Shared by every workspace (otherwise this workspace's own)");
+  sharedLabel.hidden = !isInstanceAdmin();
 
   const options = (select, value) => {
     const list = choices.some(([v]) => v === value) || !value ? choices : [[value, value], ...choices];
@@ -115,7 +120,7 @@ function routesForm(onSaved) {
     save.disabled = true;
     try {
       await api(`${path(name)}/routes`, { method: "PUT", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ routes, fallback: fallback.value || null }) });
+        body: JSON.stringify({ routes, fallback: fallback.value || null, shared: shared.checked }) });
       toast(`Saved the routes of ${name}`);
       await onSaved();
     } catch (error) { toast(error.message); }
@@ -128,7 +133,7 @@ function routesForm(onSaved) {
     el("fieldset", {}, el("legend", { text: "Routes" }), rows,
       el("button", { type: "button", class: "secondary", text: "Add route",
         onclick: () => addRow().focus() })),
-    el("label", { for: "route-fallback", text: "Fallback" }), fallback,
+    el("label", { for: "route-fallback", text: "Fallback" }), fallback, sharedLabel,
     el("div", { class: "row" }, save));
 
   function update(newAliases, versions) {

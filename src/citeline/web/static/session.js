@@ -41,9 +41,10 @@ export function role() {
 
 export const canWrite = () => ROLES.indexOf(role()) >= ROLES.indexOf("member");
 export const canAdmin = () => ROLES.indexOf(role()) >= ROLES.indexOf("admin");
-// Models are shared by every workspace: only instance administrators change them.
-export const canManageModels = () =>
+// Workspace admins route their workspace's aliases; instance administrators also the shared ones.
+export const isInstanceAdmin = () =>
   session.me ? Boolean(session.me.user.is_admin) : session.mode === "local";
+export const canManageModels = () => canAdmin() || isInstanceAdmin();
 
 /** The problem+json body of a failed response as an ApiError. */
 export async function toError(response) {
