@@ -242,6 +242,12 @@ def test_another_workspace_sees_nothing_of_alpha(world: World) -> None:
             },
         )
         assert following.status_code in (404, 409)
+        alice_id = Accounts(world.resources.sessions, Access.system()).by_email("alice@example.com")
+        assert alice_id is not None
+        assert bob.get(f"/v1/users/{alice_id.id}").status_code == 404
+        assert bob.patch(f"/v1/users/{alice_id.id}", json={"name": "x"}).status_code == 403
+        assert [u["email"] for u in bob.get("/v1/users").json()["users"]] == ["bob@example.com"]
+        assert [w["id"] for w in bob.get("/v1/workspaces").json()["workspaces"]] == ["beta"]
         # Naming another workspace in a header is refused unless a member.
         switched = bob.get("/v1/knowledge-bases", headers={"X-Workspace": "alpha"})
         assert switched.status_code == 401
