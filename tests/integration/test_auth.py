@@ -530,3 +530,52 @@ def test_model_aliases_belong_to_a_workspace(world: World) -> None:
         assert ada.delete("/v1/models/default").status_code == 204
         assert ada.delete("/v1/models/default").status_code == 404
     assert alpha.resolve("default").version.label == "local@1"  # the shared one again
+
+
+def test_a_new_password_or_a_disabled_account_ends_every_sign_in(world: World) -> None:
+    def sign_in(password: str = PASSWORD) -> dict[str, str]:
+        response = httpx.post(
+            f"{world.url}/v1/auth/token",
+            data={"grant_type": "password", "username": "alice@example.com", "password": password},
+        )
+        assert response.status_code == 200, response.text
+        tokens: dict[str, str] = response.json()
+        return tokens
+
+    def refresh(token: str) -> httpx.Response:
+        return httpx.post(
+            f"{world.url}/v1/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+        )
+
+    first = sign_in()
+    headers = {"Authorization": f"Bearer {first['access_token']}"}
+    me = httpx.get(f"{world.url}/v1/auth/me", headers=headers).json()["user"]["id"]
+    new_password = "an even better password"
+    without = httpx.patch(
+        f"{world.url}/v1/users/{me}", json={"password": new_password}, headers=headers
+    )
+    assert without.status_code == 403 and "current password" in without.json()["detail"]
+    assert refresh(first["refresh_token"]).status_code == 200  # nothing changed
+    second = sign_in()
+    changed = httpx.patch(
+        f"{world.url}/v1/users/{me}",
+        json={"password": new_password, "current_password": PASSWORD},
+        headers={"Authorization": f"Bearer {second['access_token']}"},
+    )
+    assert changed.status_code == 200
+    assert refresh(second["refresh_token"]).status_code == 401
+    third = sign_in(new_password)
+    with world.as_("root@example.com") as root:
+        assert root.patch(f"/v1/users/{me}", json={"disabled": True}).status_code == 200
+        assert root.patch(f"/v1/users/{me}", json={"is_admin": True}).json()["is_admin"]
+    assert refresh(third["refresh_token"]).status_code == 401
+    current = httpx.get(
+        f"{world.url}/v1/auth/me", headers={"Authorization": f"Bearer {third['access_token']}"}
+    )
+    assert current.status_code == 401 and "disabled" in current.json()["detail"]
+    with world.as_("root@example.com") as root:
+        events = root.get("/v1/audit", params={"action": "user.update"}).json()["events"]
+        myself = root.get("/v1/auth/me").json()["user"]["id"]
+        assert root.patch(f"/v1/users/{myself}", json={"disabled": True}).status_code == 409
+    assert [e["detail"] for e in events][-2:] == [{"disabled": True}, {"password": "changed"}]

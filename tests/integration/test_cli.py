@@ -105,3 +105,42 @@ def test_ingest_search_and_kb_commands(resources: Resources, tmp_path: Path) -> 
     assert "knowledge base nope not found" in missing.stderr
     deleted = citeline(resources, "kb", "delete", "cli-kb", "--yes")
     assert deleted.returncode == 0
+
+
+def test_users_admin_keys_and_workspaces(resources: Resources) -> None:
+    from citeline.auth.access import Access
+    from citeline.auth.accounts import Accounts
+    from citeline.auth.api_keys import access_for_key
+    from citeline.auth.passwords import verify
+    from citeline.errors import Unauthorized
+
+    made = citeline(resources, "users", "create-admin", "Root@Example.com", "--password", "x" * 12)
+    assert made.returncode == 0, made.stderr
+    again = citeline(resources, "users", "create-admin", "root@example.com", "--password", "y" * 12)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    short = citeline(resources, "users", "create", "a@example.com", "--password", "short")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    assert citeline(resources, "workspaces", "create", "Team Two").returncode == 0
+    viewer = citeline(
+        resources, "users", "create", "v@example.com", "--password", "z" * 12,
+        "--role", "viewer", "--workspace", "team-two",
+    )  # fmt: skip
+    assert viewer.returncode == 0, viewer.stderr
+    listed = json.loads(citeline(resources, "users", "list", "--json").stdout)
+    assert {(u["email"], u["role"], u["admin"]) for u in listed} == {
+        ("root@example.com", "owner", True),
+        ("v@example.com", "viewer", False),
+    }
+    key = citeline(
+        resources, "users", "create-key", "ci", "--role", "viewer", "--workspace", "team-two"
+    )
+    secret = key.stdout.strip().splitlines()[-1]
+    access = access_for_key(resources.sessions, secret)
+    assert (access.workspace_id, access.role) == ("team-two", "viewer")
+    key_id = key.stdout.split()[2]
+    assert citeline(resources, "users", "revoke-key", key_id).returncode == 0
+    with pytest.raises(Unauthorized, match="revoked"):
+        access_for_key(resources.sessions, secret)
+    assert citeline(resources, "users", "disable", "v@example.com").returncode == 0
+    user = Accounts(resources.sessions, Access.system()).by_email("root@example.com")
+    assert user is not None and verify(user.password_hash, "x" * 12)

@@ -6,15 +6,16 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth import audit
 from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
-from citeline.auth.models import Membership, User, Workspace
-from citeline.auth.passwords import hash_password
+from citeline.auth.models import Membership, RefreshToken, User, Workspace
+from citeline.auth.passwords import hash_password, verify
+from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -121,7 +122,11 @@ class Accounts:
         password: str | None = None,
         disabled: bool | None = None,
         is_admin: bool | None = None,
+        current_password: str | None = None,
     ) -> User:
+        """Change an account. Users may rename themselves and change their own password
+        (giving the current one); the rest is for instance administrators. A new password or
+        a disabled account ends every sign-in of it."""
         own = user_id == self.access.user_id
         if not own or disabled is not None or is_admin is not None:
             self.access.require_instance_admin("change another user's account")
@@ -134,7 +139,19 @@ class Accounts:
             if name is not None:
                 user.name = name.strip()[:200]
             if password is not None:
+                if (
+                    own
+                    and not self.access.instance_admin
+                    and not verify(user.password_hash, current_password or "")
+                ):
+                    raise Forbidden("give your current password to change it")
                 user.password_hash = hash_password(password)
+            if password is not None or disabled:
+                session.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow())
+                )
             if disabled is not None:
                 user.disabled = disabled
             if is_admin is not None:

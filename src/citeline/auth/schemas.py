@@ -66,6 +66,9 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=1024)
+    current_password: str | None = Field(
+        default=None, max_length=1024, description="needed to change your own password"
+    )
     disabled: bool | None = None
     is_admin: bool | None = None
 

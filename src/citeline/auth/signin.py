@@ -160,6 +160,9 @@ class SignIn:
                 reused = False
                 if row.expires_at <= now:
                     raise Unauthorized("the refresh token has expired; sign in again")
+                user = session.get(User, row.user_id)
+                if user is None or user.disabled:
+                    raise Unauthorized("the account no longer exists or is disabled")
                 row.used_at = now
             user_id, workspace_id, family = row.user_id, row.workspace_id, row.family
         if reused:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.auth import audit
 from citeline.auth.access import Access, Role
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
@@ -239,6 +240,7 @@ class ModelRegistry:
                     "route the alias elsewhere first"
                 )
             session.execute(delete(ModelVersion).where(ModelVersion.id == row.id))
+            audit.add(session, audit.by(self.access, "model.delete", row.label))
 
     # Aliases
 
@@ -304,6 +306,8 @@ class ModelRegistry:
             session.execute(
                 delete(ModelAlias).where(ModelAlias.workspace_id == scope, ModelAlias.name == alias)
             )
+            entry = audit.Entry("alias.delete", self.access.subject, scope or None, alias)
+            audit.add(session, entry)
 
     def _writable_scope(self, shared: bool, action: str) -> str:
         if shared or self.access.workspace_id is None:
