@@ -14,6 +14,8 @@ from pathlib import Path
 import uvicorn
 
 from citeline.api.app import create_app
+from citeline.auth.access import Access
+from citeline.auth.accounts import Accounts
 from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
@@ -82,6 +84,13 @@ def serve(settings: Settings) -> None:
         try:
             migrate.upgrade(resources.engine)
             prepare_models(resources)
+            if (
+                settings.auth == "required"
+                and not Accounts(resources.sessions, Access.system()).users()
+            ):
+                log.warning(
+                    "no accounts yet: make the first with `citeline users create-admin EMAIL`"
+                )
             pool = WorkerPool(
                 settings.workers,
                 worker_environment(settings, endpoints.database_url, endpoints.redis_url),
