@@ -259,7 +259,7 @@ def test_a_dropped_stream_resumes_without_losing_or_repeating_tokens(
     page.get_by_role("button", name="Ask", exact=True).click()
     draft = page.get_by_test_id("draft")
     expect(draft).not_to_be_empty(timeout=120_000)
-    proxy.cut()  # the event stream drops mid-answer; EventSource reconnects with Last-Event-ID
+    proxy.cut()  # the stream drops mid-answer; the page reconnects with Last-Event-ID
     expect(page.get_by_test_id("answer")).to_be_visible(timeout=180_000)
     jobs = httpx.get(f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}).json()["jobs"]
     result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result").json()
