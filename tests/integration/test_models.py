@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from citeline.api.app import create_app
+from citeline.auth.access import Access, Role
 from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError, QuotaExceeded
 from citeline.llm.chat_job import CHAT_KIND, chat_args
 from citeline.llm.messages import ChatRequest, Message
 from citeline.llm.models import Generation, TokenUsage
-from citeline.llm.registry import NewVersion
+from citeline.llm.registry import ModelRegistry, NewVersion
 from citeline.llm.service import ModelService
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -436,3 +437,27 @@ def test_loading_a_model_that_holds_the_gil_longer_than_the_lease_does_not_lose_
     start_worker(mode="inprocess", models_dir=ROOT / ".cache" / "models")
     wait_for(lambda: jobs.get(job.id).state in ("finished", "failed"), timeout=120)
     assert jobs.get(job.id).state == "finished", jobs.get(job.id).error
+
+
+def test_a_chat_job_routes_through_its_workspaces_own_alias(
+    live_api: str, resources: Resources
+) -> None:
+    with FakeLLMServer(Reply("from the workspace's model", chunks=2)) as server:
+        system = resources.models()
+        system.registry.add_version(
+            NewVersion("remote", "openai", "m", base_url=server.openai_base_url)
+        )
+        alpha = ModelRegistry(resources.sessions, Access("system", "default", Role.owner))
+        alpha.set_routes("default", [("remote@1", 1.0)])
+        client = openai.OpenAI(base_url=f"{live_api}/v1", api_key="unused", max_retries=0)
+        completion = client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+        )
+        assert completion.choices[0].message.content == "from the workspace's model"
+        assert completion.model == "remote@1"
+    assert system.registry.resolve("default").version.label == "local@1"  # no workspace
+    with resources.sessions() as session:
+        rows = session.execute(select(Generation.version_label, Generation.workspace_id)).all()
+    assert rows == [("remote@1", "default")]
+    stats = httpx.get(f"{live_api}/v1/models/default/stats").json()["variants"]
+    assert [(v["version"], v["requests"]) for v in stats] == [("remote@1", 1)]
