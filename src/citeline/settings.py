@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # an API key (see docs/auth.md).
     auth: Literal["local", "required"] = "required"
     jwt_secret: SecretStr | None = None  # default: generated once and kept in the database
+    # Keys that still verify access tokens after CITELINE_JWT_SECRET changed (JSON list).
+    jwt_previous_secrets: list[SecretStr] = Field(default_factory=list)
     access_token_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15.0
     refresh_token_days: Annotated[float, Field(gt=0, le=365)] = 30.0
     # Requests per minute; 0 turns a limit off.

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from pydantic import SecretStr
 
 from citeline.answers.job import ANSWER_KIND
 from citeline.answers.models import Conversation
@@ -579,3 +580,29 @@ def test_a_new_password_or_a_disabled_account_ends_every_sign_in(world: World) -
         myself = root.get("/v1/auth/me").json()["user"]["id"]
         assert root.patch(f"/v1/users/{myself}", json={"disabled": True}).status_code == 409
     assert [e["detail"] for e in events][-2:] == [{"disabled": True}, {"password": "changed"}]
+
+
+def test_a_rotated_signing_key_verifies_until_the_next_rotation(resources: Resources) -> None:
+    from citeline.auth.tokens import issue_access, read_access, rotate_signing_key, signing_keys
+    from citeline.errors import Unauthorized
+
+    settings = resources.settings
+    user = uuid.uuid4()
+    first = signing_keys(resources.sessions, settings)
+    assert len(first) == 1
+    old, _ = issue_access(first[0], user, "default", 60)
+    rotate_signing_key(resources.sessions)
+    second = signing_keys(resources.sessions, settings)
+    assert second[1] == first[0] and second[0] != first[0]
+    assert read_access(second, old).user_id == user
+    new, _ = issue_access(second[0], user, "default", 60)
+    assert read_access(second, new).user_id == user
+    rotate_signing_key(resources.sessions)
+    third = signing_keys(resources.sessions, settings)
+    assert read_access(third, new).user_id == user
+    with pytest.raises(Unauthorized, match="signature"):
+        read_access(third, old)
+    configured = settings.model_copy(
+        update={"jwt_secret": SecretStr("k" * 40), "jwt_previous_secrets": [SecretStr("p" * 40)]}
+    )
+    assert signing_keys(resources.sessions, configured) == ["k" * 40, "p" * 40]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,14 @@ from citeline.auth.api_keys import access_for_key, looks_like_key
 from citeline.auth.models import Membership, RefreshToken, User, Workspace
 from citeline.auth.passwords import hash_password, needs_rehash, verify
 from citeline.auth.ratelimit import RateLimits
-from citeline.auth.tokens import digest, issue_access, new_secret, read_access, same, signing_key
+from citeline.auth.tokens import (
+    digest,
+    issue_access,
+    new_secret,
+    read_access,
+    same,
+    signing_keys,
+)
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Unauthorized
@@ -28,6 +36,7 @@ from citeline.settings import Settings
 
 LOGIN_CODE_KEY = "citeline:auth:login-code:"
 LOGIN_CODE_SECONDS = 60
+KEYS_TTL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,16 @@ class SignIn:
         self.redis = connection
         self.settings = settings
         self.limits = limits
-        self._key: str | None = None
+        self._keys: list[str] = []
+        self._keys_read = 0.0
 
     @property
-    def key(self) -> str:
-        if self._key is None:
-            self._key = signing_key(self.sessions, self.settings)
-        return self._key
+    def keys(self) -> list[str]:
+        """Signing key first; re-read now and then so every process sees a rotation."""
+        if not self._keys or time.monotonic() - self._keys_read > KEYS_TTL_SECONDS:
+            self._keys = signing_keys(self.sessions, self.settings)
+            self._keys_read = time.monotonic()
+        return self._keys
 
     def password(
         self, email: str, password: str, client: str, workspace_id: str | None = None
@@ -126,7 +138,7 @@ class SignIn:
             refresh = f"{row.id.hex}.{secret}"
             workspace, role = membership.workspace_id, Role(membership.role)
         access, lifetime = issue_access(
-            self.key, user_id, workspace, self.settings.access_token_minutes * 60
+            self.keys[0], user_id, workspace, self.settings.access_token_minutes * 60
         )
         return TokenPair(access, refresh, lifetime, workspace, role)
 
@@ -254,7 +266,7 @@ class SignIn:
             if workspace_id not in (None, access.workspace_id):
                 raise Unauthorized("an API key works only in its own workspace")
             return access
-        claims = read_access(self.key, credential)
+        claims = read_access(self.keys, credential)
         return self.user_access(claims.user_id, workspace_id or claims.workspace_id)
 
     def user_access(self, user_id: uuid.UUID, workspace_id: str | None) -> Access:

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
@@ -22,6 +23,7 @@ from citeline.settings import Settings
 ALGORITHM = "HS256"
 ISSUER = "citeline"
 SECRET_NAME = "jwt-signing-key"
+PREVIOUS_NAME = "jwt-signing-key-previous"  # still verifies tokens signed before a rotation
 
 
 @dataclass(frozen=True)
@@ -31,19 +33,48 @@ class AccessClaims:
     token_id: str
 
 
-def signing_key(sessions: sessionmaker[Session], settings: Settings) -> str:
-    """The configured key, else the one this deployment generated for itself on first use."""
+def signing_keys(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
+    """The key that signs, then the ones that still verify: the configured keys, else the
+    ones this deployment generated for itself (on first use, and at each rotation)."""
     if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value()
+        configured = [settings.jwt_secret, *settings.jwt_previous_secrets]
+        return [secret.get_secret_value() for secret in configured]
     with unit_of_work(sessions) as session:
         session.execute(
             insert(ServerSecret)
             .values(name=SECRET_NAME, value=secrets.token_urlsafe(48))
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        return session.scalars(
-            select(ServerSecret.value).where(ServerSecret.name == SECRET_NAME)
-        ).one()
+        rows = session.scalars(
+            select(ServerSecret).where(ServerSecret.name.in_([SECRET_NAME, PREVIOUS_NAME]))
+        )
+        stored = {row.name: row.value for row in rows}
+    return [stored[SECRET_NAME], *([stored[PREVIOUS_NAME]] if PREVIOUS_NAME in stored else [])]
+
+
+def signing_key(sessions: sessionmaker[Session], settings: Settings) -> str:
+    return signing_keys(sessions, settings)[0]
+
+
+def rotate_signing_key(sessions: sessionmaker[Session]) -> None:
+    """Sign with a new generated key; the current one keeps verifying until the next
+    rotation, so tokens already issued live out their time. Rotate again later (after the
+    access token lifetime) to retire the old key entirely."""
+    with unit_of_work(sessions) as session:
+        current = session.get(ServerSecret, SECRET_NAME, with_for_update=True)
+        previous = session.get(ServerSecret, PREVIOUS_NAME, with_for_update=True)
+        if current is None:
+            session.add(ServerSecret(name=SECRET_NAME, value=secrets.token_urlsafe(48)))
+            return
+        if previous is None:
+            session.add(ServerSecret(name=PREVIOUS_NAME, value=current.value))
+        else:
+            previous.value = current.value
+        current.value = secrets.token_urlsafe(48)
+
+
+def key_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def issue_access(
@@ -62,11 +93,18 @@ def issue_access(
         "jti": uuid.uuid4().hex,
         "typ": "access",
     }
-    return jwt.encode(claims, key, algorithm=ALGORITHM), lifetime
+    token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+    return token, lifetime
 
 
-def read_access(key: str, token: str) -> AccessClaims:
-    """The claims of a valid token; anything else is refused with the reason."""
+def read_access(keys: Sequence[str], token: str) -> AccessClaims:
+    """The claims of a valid token, checked with the key its `kid` names (the signing key
+    when it names none we hold); anything else is refused with the reason."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"the access token is not valid: {exc}") from None
+    key = next((k for k in keys if key_id(k) == kid), keys[0])
     try:
         claims = jwt.decode(
             token,

@@ -16,7 +16,7 @@ from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
 from citeline.cli.common import fail, load_settings, opened
-from citeline.errors import CitelineError, NotFound
+from citeline.errors import CitelineError, ConfigurationError, NotFound
 
 app = typer.Typer(help="Users, their roles, and API keys.", no_args_is_help=True)
 workspaces_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
@@ -197,6 +197,27 @@ def revoke_key(key_id: uuid.UUID, data_dir: DataDirOption = None) -> None:
     with _as_system(data_dir) as accounts:
         ApiKeys(accounts.sessions, accounts.access).revoke(key_id)
     typer.echo(f"API key {key_id} revoked")
+
+
+@app.command("rotate-signing-key")
+def rotate_key(data_dir: DataDirOption = None) -> None:
+    """Sign access tokens with a new key; the old one verifies until the next rotation."""
+    from citeline.auth.tokens import rotate_signing_key
+
+    settings = load_settings(data_dir)
+    if settings.jwt_secret is not None:
+        raise fail(
+            ConfigurationError(
+                "CITELINE_JWT_SECRET is set: change it, and list the old one in "
+                "CITELINE_JWT_PREVIOUS_SECRETS until its tokens have expired"
+            )
+        )
+    try:
+        with opened(settings) as resources:
+            rotate_signing_key(resources.sessions)
+    except CitelineError as exc:
+        raise fail(exc) from exc
+    typer.echo("new signing key in use within 30 s; tokens signed with the old one stay valid")
 
 
 @workspaces_app.command("create")
