@@ -486,6 +486,11 @@ def test_local_mode_is_loopback_only(resources: Resources) -> None:
         me = httpx.get(f"{url}/v1/auth/me").json()
         assert me["user"]["email"] == "local@localhost" and me["role"] == "owner"
         assert me["mode"] == "local"
+        any_key = httpx.get(f"{url}/v1/auth/me", headers={"Authorization": "Bearer sk-unused"})
+        assert any_key.json()["user"]["email"] == "local@localhost"  # what OpenAI clients send
+        for ours in (f"cl_{uuid.uuid4().hex}_x", "a.b.c"):
+            refused = httpx.get(f"{url}/v1/auth/me", headers={"Authorization": f"Bearer {ours}"})
+            assert refused.status_code == 401
         rebound = httpx.get(f"{url}/v1/auth/me", headers={"Host": "attacker.example"})
         assert rebound.status_code == 401 and "localhost" in rebound.json()["detail"]
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from citeline.auth.access import DEFAULT_WORKSPACE, Access
 from citeline.auth.accounts import Accounts
+from citeline.auth.api_keys import looks_like_key
 from citeline.auth.ratelimit import Quota, RateLimits
 from citeline.auth.signin import SignIn
 from citeline.errors import ConfigurationError, Unauthorized
@@ -34,8 +35,9 @@ class Gatekeeper:
             try:
                 access = self.signin.access(credential.strip(), workspace)
             except Unauthorized:
-                # OpenAI clients must send some key; in local mode any will do.
-                if self.settings.auth != "local":
+                # OpenAI clients must send some key; in local mode any will do, except one
+                # that is a Citeline credential (a key or a token), which must be valid.
+                if self.settings.auth != "local" or _ours(credential.strip()):
                     raise
                 _require_loopback_host(request)
                 access = self.local_access(workspace)
@@ -56,6 +58,10 @@ class Gatekeeper:
             return self._local
         assert self._local.user_id is not None
         return self.signin.user_access(self._local.user_id, workspace)
+
+
+def _ours(credential: str) -> bool:
+    return looks_like_key(credential) or credential.count(".") == 2
 
 
 def _require_loopback_host(request: Request) -> None:

@@ -2,18 +2,21 @@
 // The header shows who is signed in and in which workspace; in `required` mode every view
 // but sign-in needs a session.
 
+import { accessView } from "./admin.js";
 import { askView, closeSource } from "./ask.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { knowledgeView } from "./knowledge.js";
 import { modelsView } from "./models.js";
 import {
-  loadMe, onSessionEnd, openFile, session, setWorkspace, signOut, signedIn, start,
+  canManageAccess, loadMe, onSessionEnd, openFile, session, setWorkspace, signOut, signedIn, start,
 } from "./session.js";
 import { signinView } from "./signin.js";
 
 const main = document.getElementById("main");
-const views = { ask: askView, knowledge: knowledgeView, jobs: jobsView, models: modelsView };
+const views = {
+  ask: askView, knowledge: knowledgeView, jobs: jobsView, models: modelsView, access: accessView,
+};
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
 let notice = "";  // why the sign-in page is showing, if not for the first time
@@ -66,6 +69,7 @@ function renderHeader(name) {
   const nav = document.getElementById("sections");
   nav.hidden = !signedIn();
   for (const link of nav.querySelectorAll("[data-nav]")) {
+    if (link.dataset.admin !== undefined) link.hidden = !canManageAccess();
     if (link.dataset.nav === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }

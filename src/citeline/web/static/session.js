@@ -45,6 +45,7 @@ export const canAdmin = () => ROLES.indexOf(role()) >= ROLES.indexOf("admin");
 export const isInstanceAdmin = () =>
   session.me ? Boolean(session.me.user.is_admin) : session.mode === "local";
 export const canManageModels = () => canAdmin() || isInstanceAdmin();
+export const canManageAccess = canManageModels;  // members, API keys, the audit log
 
 /** The problem+json body of a failed response as an ApiError. */
 export async function toError(response) {
