@@ -86,7 +86,7 @@ def serve(settings: Settings) -> None:
             prepare_models(resources)
             if (
                 settings.auth == "required"
-                and not Accounts(resources.sessions, Access.system()).users()
+                and not Accounts(resources.sessions, Access.system()).any_users()
             ):
                 log.warning(
                     "no accounts yet: make the first with `citeline users create-admin EMAIL`"

@@ -16,11 +16,25 @@ from typing import ClassVar
 import httpx
 import psutil
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from citeline.db.embedded import EmbeddedPostgres
 from citeline.jobs.embedded import EmbeddedValkey
 from citeline.resources import Resources
 from tests.conftest import ROOT, fast_settings, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: scripts/test.sh installs it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
 
 
 def free_port() -> int:

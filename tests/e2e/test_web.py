@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from citeline.knowledge.models import Chunk
 from tests.conftest import ROOT, wait_for
@@ -24,7 +23,6 @@ from tests.e2e.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 ADMIN, VIEWER, PASSWORD = "admin@example.com", "viewer@example.com", "s3cret-pass-123"
 LIGHTHOUSE = """# The Lighthouse of Varnholm
@@ -36,16 +34,6 @@ Its lamp burned whale oil until 1902, when it was converted to electric light.
 
 The tower is 41 metres tall and is painted in red and white bands.
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: scripts/test.sh installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield launched
-        launched.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -6,29 +6,18 @@ test-artifacts/web/access-*.png."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
 from tests.e2e.conftest import Serve
-from tests.e2e.test_web import ADMIN, CHROMIUM, PASSWORD, VIEWER, create_accounts, shot, sign_in
+from tests.e2e.test_web import ADMIN, PASSWORD, VIEWER, create_accounts, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NEWCOMER = "newcomer@example.com"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: scripts/test.sh installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield launched
-        launched.close()
 
 
 def accept(dialog: Dialog) -> None:

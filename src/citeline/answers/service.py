@@ -15,6 +15,7 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import Job, JobState
 from citeline.jobs.service import JobService
+from citeline.knowledge.models import KnowledgeBase
 from citeline.knowledge.service import KnowledgeService, check_query
 
 # What /job-status reports: a scheduled retry is still waiting to run, as far as a client cares.
@@ -41,19 +42,19 @@ class AnswerService:
         new_conversation: bool = True,
     ) -> tuple[Job, uuid.UUID | None]:
         """Enqueue an answer; the job and the conversation it belongs to."""
-        query, kb_id, conversation_id = self.prepare(
+        query, kb, conversation_id = self.prepare(
             query, knowledge_base, conversation_id, owner=owner, new_conversation=new_conversation
         )
         job = self.jobs.enqueue(
             ANSWER_KIND,
             {
                 "query": query,
-                "knowledge_base_id": str(kb_id),
+                "knowledge_base_id": str(kb.id),
                 "conversation_id": str(conversation_id) if conversation_id else None,
                 "options": options or {},
             },
             owner=owner,
-            workspace_id=self.knowledge.get(kb_id).workspace_id,
+            workspace_id=kb.workspace_id,
         )
         return job, conversation_id
 
@@ -65,7 +66,7 @@ class AnswerService:
         *,
         owner: str | None = None,
         new_conversation: bool = True,
-    ) -> tuple[str, uuid.UUID, uuid.UUID | None]:
+    ) -> tuple[str, KnowledgeBase, uuid.UUID | None]:
         """Check a question before answering it: the cleaned query, the knowledge base, and
         the conversation (new unless one is given or `new_conversation` is false)."""
         query = check_query(query, field="query")
@@ -91,7 +92,7 @@ class AnswerService:
                 session.add(created)
                 session.flush()
                 conversation_id = created.id
-        return query, kb.id, conversation_id
+        return query, kb, conversation_id
 
     def status(self, job_id: uuid.UUID) -> dict[str, Any]:
         job = self._answer_job(job_id)

@@ -40,7 +40,6 @@ async def get_access(request: Request) -> Access:
     """Who is calling; every protected router depends on it, so it runs once per request."""
     gatekeeper = get_gatekeeper(request)
     access, quota = await run_in_threadpool(gatekeeper.identify, request)
-    request.state.access = access
     request.state.rate_quota = quota  # RequestContext adds the RateLimit headers
     return access
 

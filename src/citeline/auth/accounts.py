@@ -185,6 +185,10 @@ class Accounts:
             )
             session.delete(user)
 
+    def any_users(self) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(User.id).limit(1)) is not None
+
     def by_email(self, email: str) -> User | None:
         with self.sessions() as session:
             return session.scalars(select(User).where(User.email == email.strip().lower())).first()

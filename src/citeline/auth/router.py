@@ -16,6 +16,7 @@ from citeline.api.deps import AccessDep, GatekeeperDep, ResourcesDep, SettingsDe
 from citeline.auth import audit
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
+from citeline.auth.oidc import OidcClient
 from citeline.auth.schemas import (
     ApiKeyIn,
     ApiKeyOut,
@@ -32,6 +33,7 @@ from citeline.auth.schemas import (
 )
 from citeline.auth.signin import OidcIdentity, TokenPair
 from citeline.errors import InvalidInput, NotFound
+from citeline.resources import Resources
 from citeline.settings import Settings
 
 LOGIN_CODE_GRANT = "urn:citeline:login-code"
@@ -112,12 +114,10 @@ def _oidc_enabled(settings: Settings) -> bool:
     return bool(settings.oidc_issuer and settings.oidc_client_id)
 
 
-def _oidc_client(request: Request, resources: Any, settings: Settings) -> Any:
-    from citeline.auth.oidc import OidcClient
-
+def _oidc_client(request: Request, resources: Resources, settings: Settings) -> OidcClient:
     if not _oidc_enabled(settings):
         raise NotFound("single sign-on is not configured (CITELINE_OIDC_ISSUER)")
-    client = getattr(request.app.state, "oidc_client", None)
+    client: OidcClient | None = getattr(request.app.state, "oidc_client", None)
     if client is None:
         assert settings.oidc_issuer is not None and settings.oidc_client_id is not None
         secret = settings.oidc_client_secret

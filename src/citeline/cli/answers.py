@@ -48,13 +48,13 @@ def ask(
         raise typer.Exit(2) from None
     try:
         with opened(settings) as resources:
-            query, kb_id, conversation_id = resources.answers().prepare(
+            query, found, conversation_id = resources.answers().prepare(
                 question, kb, conversation_id
             )
             result = answer(
                 resources,
                 query,
-                kb_id,
+                found.id,
                 emit=emit,
                 conversation_id=conversation_id,
                 options=AnswerOptions(k=k, model=model),

@@ -297,7 +297,9 @@ class KnowledgeService:
             )
 
     def document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> Document:
-        kb = self.get(ref)
+        return self._document(self.get(ref), document_id)
+
+    def _document(self, kb: KnowledgeBase, document_id: uuid.UUID) -> Document:
         with self.sessions() as session:
             document = session.get(Document, document_id)
             if document is None or document.knowledge_base_id != kb.id:
@@ -316,7 +318,7 @@ class KnowledgeService:
 
     def delete_document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> None:
         kb = self.get(ref)
-        document = self.document(kb.id, document_id)
+        document = self._document(kb, document_id)
         self.access.require(Role.member, "delete documents")
         with unit_of_work(self.sessions) as session:
             index.lock_knowledge_base(session, document.knowledge_base_id)
