@@ -30,7 +30,6 @@ from citeline.api.app import create_app
 from citeline.auth.access import Access, Role
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
-from citeline.auth.ratelimit import RateLimits
 from citeline.auth.signin import SignIn
 from citeline.resources import Resources
 
@@ -78,8 +77,7 @@ def main() -> None:
             accounts.create_user("bench@example.com", PASSWORD, workspace_id="default")
             for index in range(5):
                 base.knowledge().create(f"kb-{index}")
-            limits = RateLimits(base.redis, settings)
-            token = SignIn(base.sessions, base.redis, settings, limits).password(
+            token = SignIn(base.sessions, base.redis, settings).password(
                 "bench@example.com", PASSWORD, "bench"
             )
             owner = Access("system", "default", Role.owner)

@@ -3,6 +3,7 @@ the external Redis named by CITELINE_TEST_REDIS_URL when it is set. Each test st
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -99,7 +100,7 @@ def empty_stores(database_url: str, redis_url: str) -> None:
             text(
                 "TRUNCATE jobs, job_events, knowledge_bases, chunk_terms, model_versions, "
                 "model_aliases, generations, token_usage, conversations, "
-                "conversation_turns, users, memberships, refresh_tokens, api_keys, "
+                "conversation_turns, users, memberships, refresh_tokens, api_keys, invitations, "
                 "audit_events CASCADE"
             )
         )
@@ -127,7 +128,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"CITELINE_{name.upper()}"] = str(value)
+            text = value if isinstance(value, str) else json.dumps(value)
+            env[f"CITELINE_{name.upper()}"] = text
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 

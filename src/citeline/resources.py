@@ -21,6 +21,7 @@ from citeline.settings import Settings
 
 if TYPE_CHECKING:
     from citeline.answers.service import AnswerService
+    from citeline.auth.accounts import Accounts
     from citeline.knowledge.service import KnowledgeService
     from citeline.llm.service import ModelService
 
@@ -93,6 +94,13 @@ class Resources:
         from citeline.llm.service import ModelService
 
         return ModelService(self.sessions, self.redis, self.settings, access or Access.system())
+
+    def accounts(self, access: Access | None = None) -> Accounts:
+        from citeline.auth.accounts import Accounts
+        from citeline.auth.revocations import Revocations
+
+        revocations = Revocations(self.redis, self.settings.access_token_minutes * 60)
+        return Accounts(self.sessions, access or Access.system(), revocations)
 
     def reaper(self) -> Reaper:
         return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * 2**20
     max_request_bytes: Annotated[int, Field(ge=1)] = 1024 * 2**20
+    # Bodies that are parsed whole in memory (JSON, forms without files) get a smaller limit.
+    max_json_bytes: Annotated[int, Field(ge=1024)] = 2 * 2**20
+    max_header_bytes: Annotated[int, Field(ge=1024, le=2**20)] = 32 * 1024
     # Browser origins allowed to call the API with credentials; "*" is refused (see below).
     cors_origins: list[str] = Field(default_factory=list)
 
@@ -99,8 +102,15 @@ class Settings(BaseSettings):
     rate_limit_user_per_minute: Annotated[int, Field(ge=0)] = 600
     rate_limit_api_key_per_minute: Annotated[int, Field(ge=0)] = 1200
     rate_limit_global_per_minute: Annotated[int, Field(ge=0)] = 20000
-    # Failed sign-ins allowed per account (and per client address) in 15 minutes.
+    # Failed sign-ins per account and client address before each attempt must wait, twice as
+    # long after every failure (see citeline.auth.throttle).
     sign_in_failures_allowed: Annotated[int, Field(ge=1)] = 5
+    sign_in_max_delay_seconds: Annotated[float, Field(gt=0)] = 900.0
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Hosts, addresses or networks that model providers and MCP servers may be reached at
+    # although they are loopback, link-local or private (see citeline.outbound).
+    outbound_allowed_hosts: list[str] = Field(default_factory=list)
     # OpenID Connect login (authorization code with PKCE); on when issuer and client id are set.
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -120,6 +130,20 @@ class Settings(BaseSettings):
                 "CITELINE_CORS_ORIGINS may not contain '*': the API takes credentials, so "
                 "list the origins that may call it"
             )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CITELINE_TRUSTED_PROXIES: {entry!r} is not an address or a network"
+                ) from None
         return value
 
     @field_validator("log_level")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -200,7 +201,11 @@ def test_concurrent_clients_of_one_job_each_get_every_event(
 
 def test_gateway_headers_body_limit_and_cors(resources: Resources) -> None:
     settings = resources.settings.model_copy(
-        update={"max_request_bytes": 4096, "cors_origins": ["https://app.example"]}
+        update={
+            "max_request_bytes": 8192,
+            "max_json_bytes": 4096,
+            "cors_origins": ["https://app.example"],
+        }
     )
     limited = Resources(**{**resources.__dict__, "settings": settings})
     with LiveServer(create_app(limited)) as url:
@@ -212,7 +217,14 @@ def test_gateway_headers_body_limit_and_cors(resources: Resources) -> None:
 
         declared = httpx.post(f"{url}/v1/knowledge-bases", content=b"x" * 5000)
         assert declared.status_code == 413
-        assert "CITELINE_MAX_REQUEST_BYTES" in declared.json()["detail"]
+        assert "CITELINE_MAX_JSON_BYTES" in declared.json()["detail"]
+        # Uploads have their own limit.
+        upload = httpx.post(
+            f"{url}/v1/knowledge-bases/{uuid.uuid4()}/documents",
+            files={"files": ("a.txt", b"z" * 9000)},
+        )
+        assert upload.status_code == 413
+        assert "CITELINE_MAX_REQUEST_BYTES" in upload.json()["detail"]
 
         def chunks() -> Iterator[bytes]:
             for _ in range(10):
@@ -231,3 +243,57 @@ def test_gateway_headers_body_limit_and_cors(resources: Resources) -> None:
         assert "access-control-allow-origin" not in refused.headers
     with pytest.raises(ValueError, match="may not contain"):
         Settings(cors_origins=["*"])
+
+
+FORM_BODIES = {
+    "application/x-www-form-urlencoded": {"data": {"name": "planted"}},
+    "multipart/form-data": {"files": {"files": ("planted.md", b"# Planted\n\nText.")}},
+    "text/plain": {"content": b'{"name": "planted"}'},
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORM_BODIES))
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_page_of_another_site_cannot_change_anything(
+    resources: Resources, form: str, method: str
+) -> None:
+    """Local mode signs in whoever reaches the port, so a page elsewhere could make the browser
+    send a form there; state-changing requests from another origin are refused."""
+    kb = resources.knowledge().create("kept")
+    targets = {
+        "POST": f"/v1/knowledge-bases/{kb.id}/documents",
+        "PUT": "/v1/workspaces/default/members/" + str(uuid.uuid4()),
+        "PATCH": "/v1/users/" + str(uuid.uuid4()),
+        "DELETE": f"/v1/knowledge-bases/{kb.id}",
+    }
+    body = FORM_BODIES[form]
+    with LiveServer(create_app(resources)) as url, httpx.Client(base_url=url) as client:
+        for evil in (
+            {"Origin": "http://evil.example.com"},
+            {"Origin": "null"},
+            {"Referer": "http://evil.example.com/page.html"},
+            {"Origin": "http://127.0.0.1:1"},  # another port is another origin
+        ):
+            refused = client.request(method, targets[method], headers=evil, **body)  # type: ignore[arg-type]
+            assert refused.status_code == 403, (evil, refused.text)
+            assert refused.json()["title"] == "Cross-site request refused"
+        assert resources.knowledge().get(kb.id).name == "kept"
+        assert resources.knowledge().count_documents(kb.id) == {}
+        own = client.request(method, targets[method], headers={"Origin": url}, **body)  # type: ignore[arg-type]
+        assert "Cross-site" not in own.text
+
+
+def test_non_browser_clients_and_configured_origins_are_not_refused(resources: Resources) -> None:
+    settings = resources.settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    allowed = Resources(**{**resources.__dict__, "settings": settings})
+    with LiveServer(create_app(allowed)) as url:
+        plain = httpx.post(f"{url}/v1/knowledge-bases", json={"name": "cli"})
+        assert plain.status_code == 201
+        configured = httpx.post(
+            f"{url}/v1/knowledge-bases",
+            json={"name": "app"},
+            headers={"Origin": "https://app.example"},
+        )
+        assert configured.status_code == 201
+        read = httpx.get(f"{url}/v1/knowledge-bases", headers={"Origin": "http://evil.example"})
+        assert read.status_code == 200  # reading is left to CORS: the page cannot see the answer

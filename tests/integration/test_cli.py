@@ -120,7 +120,12 @@ def test_users_admin_keys_and_workspaces(resources: Resources) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
     short = citeline(resources, "users", "create", "a@example.com", "--password", "short")
     assert short.returncode == 2 and "at least 10 characters" in short.stderr
-    assert citeline(resources, "workspaces", "create", "Team Two").returncode == 0
+    ownerless = citeline(resources, "workspaces", "create", "Team Two")
+    assert ownerless.returncode == 2 and "--owner" in ownerless.stderr
+    nobody = citeline(resources, "workspaces", "create", "Team Two", "--owner", "x@example.com")
+    assert nobody.returncode == 2 and "no user with the email x@example.com" in nobody.stderr
+    owned = citeline(resources, "workspaces", "create", "Team Two", "--owner", "root@example.com")
+    assert owned.returncode == 0, owned.stderr
     viewer = citeline(
         resources, "users", "create", "v@example.com", "--password", "z" * 12,
         "--role", "viewer", "--workspace", "team-two",
@@ -131,6 +136,8 @@ def test_users_admin_keys_and_workspaces(resources: Resources) -> None:
         ("root@example.com", "owner", True),
         ("v@example.com", "viewer", False),
     }
+    last_owner = citeline(resources, "users", "delete", "root@example.com")
+    assert last_owner.returncode == 2 and "last owner of workspace" in last_owner.stderr
     key = citeline(
         resources, "users", "create-key", "ci", "--role", "viewer", "--workspace", "team-two"
     )

@@ -51,6 +51,8 @@ def settings(tmp_path: Path, database_url: str, embedded_redis_url: str) -> Sett
         llm_model=SMOL,
         llm_retry_base_seconds=0.01,
         llm_timeout_seconds=30.0,
+        # The fake providers listen on loopback, which is refused unless listed.
+        outbound_allowed_hosts=["127.0.0.1"],
     )
 
 

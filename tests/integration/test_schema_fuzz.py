@@ -14,7 +14,6 @@ import pytest
 from citeline.api.app import create_app
 from citeline.auth.access import Access, Role
 from citeline.auth.accounts import Accounts
-from citeline.auth.ratelimit import RateLimits
 from citeline.auth.signin import SignIn
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -57,12 +56,7 @@ def admin_token(resources: Resources) -> str:
     Accounts(resources.sessions, Access.system()).create_user(
         EMAIL, PASSWORD, is_admin=True, workspace_id="default", role=Role.owner
     )
-    signin = SignIn(
-        resources.sessions,
-        resources.redis,
-        resources.settings,
-        RateLimits(resources.redis, resources.settings),
-    )
+    signin = SignIn(resources.sessions, resources.redis, resources.settings)
     return signin.password(EMAIL, PASSWORD, "127.0.0.1").access_token
 
 

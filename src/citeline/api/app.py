@@ -14,7 +14,7 @@ from citeline import __version__
 from citeline.answers.router import router as answers_router
 from citeline.api import errors
 from citeline.api.deps import get_access
-from citeline.api.gateway import BodyLimit, SecurityHeaders
+from citeline.api.gateway import RequestLimits, SameOrigin, SecurityHeaders
 from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
 from citeline.auth.identify import Gatekeeper
@@ -56,7 +56,7 @@ def create_app(resources: Resources) -> FastAPI:
     app.state.resources = resources
     app.state.settings = settings
     limits = RateLimits(resources.redis, settings)
-    signin = SignIn(resources.sessions, resources.redis, settings, limits)
+    signin = SignIn(resources.sessions, resources.redis, settings)
     app.state.gatekeeper = Gatekeeper(signin, limits, settings)
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(QueueCollector(resources.redis))
@@ -72,8 +72,14 @@ def create_app(resources: Resources) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Conversation-Id"],
             expose_headers=["X-Request-Id", "X-Job-Id", "X-Conversation-Id"],
         )
+    app.add_middleware(SameOrigin, allowed_origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.max_request_bytes,
+        max_parsed_bytes=settings.max_json_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(RequestContext)
     # Public: health, metrics, the web page and signing in. Everything else needs an Access,
     # and a router added later is protected by being added here.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -41,6 +42,7 @@ async def get_access(request: Request) -> Access:
     gatekeeper = get_gatekeeper(request)
     access, quota = await run_in_threadpool(gatekeeper.identify, request)
     request.state.rate_quota = quota  # RequestContext adds the RateLimit headers
+    request.state.access = access  # a refusal is audited under it (api.errors)
     return access
 
 
@@ -56,7 +58,17 @@ def get_job_service(resources: ResourcesDep, access: AccessDep) -> JobService:
     return resources.jobs(access)
 
 
+SubjectLabels = Callable[[set[str]], dict[str, str]]
+
+
+def get_subject_labels(resources: ResourcesDep, access: AccessDep) -> SubjectLabels:
+    """How "user:<id>" and "key:<id>" appear to the caller (see `Accounts.labels`)."""
+    accounts = resources.accounts(access)
+    return lambda subjects: accounts.labels(access.workspace_id, subjects)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
 StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
 GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]

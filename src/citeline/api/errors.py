@@ -11,9 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citeline.errors import CitelineError, InvalidInput, ProviderError, RateLimited, Unauthorized
+from citeline.auth import audit
+from citeline.auth.access import Access
+from citeline.errors import (
+    CitelineError,
+    Forbidden,
+    InvalidInput,
+    ProviderError,
+    RateLimited,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +36,10 @@ def problem(status: int, title: str, detail: str, type_: str, **extra: Any) -> J
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CitelineError)
+    if isinstance(exc, Forbidden):
+        await run_in_threadpool(_audit_refusal, request, exc)
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput) and exc.field:
         extra["errors"] = [{"field": exc.field, "message": exc.detail}]
@@ -47,6 +59,27 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="citeline"'
     return response
+
+
+def _audit_refusal(request: Request, exc: Forbidden) -> None:
+    """Every privileged action refused to a signed-in caller lands in the audit log."""
+    access: Access | None = getattr(request.state, "access", None)
+    if access is None:
+        return
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    entry = audit.Entry(
+        "request.denied",
+        access.subject,
+        access.workspace_id,
+        f"{request.method} {route}",
+        outcome="denied",
+        client=request.client.host if request.client else None,
+        detail={"reason": exc.detail, "path": request.url.path},
+    )
+    try:
+        audit.record(request.app.state.resources.sessions, entry)
+    except (OperationalError, PoolTimeout) as error:
+        log.warning("refusal not audited: database unavailable", extra={"error": str(error)})
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,14 @@ from citeline.errors import Forbidden, NotFound
 DEFAULT_WORKSPACE = "default"
 
 
+class Scope(StrEnum):
+    """What an API key may do beyond its role's reading and writing; a user's sign-in may do
+    everything its role allows, a key only what its scopes name."""
+
+    api_keys = "api_keys"  # make and revoke API keys
+    members = "members"  # invite, change and remove members
+
+
 class Role(StrEnum):
     viewer = "viewer"
     member = "member"
@@ -55,6 +63,8 @@ class Access:
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     instance_admin: bool = False  # may manage users, workspaces and model providers
+    scopes: frozenset[Scope] | None = None  # None: a person (or the system), bound only by role
+    session_id: str | None = None  # the sign-in an access token belongs to
 
     @classmethod
     def system(cls) -> Access:
@@ -75,6 +85,12 @@ class Access:
     def require(self, role: Role, action: str) -> None:
         if not self.role >= role:
             raise Forbidden(f"your role ({self.role}) may not {action}; it needs {role} or above")
+
+    def require_scope(self, scope: Scope, action: str) -> None:
+        if self.scopes is not None and scope not in self.scopes:
+            raise Forbidden(
+                f"this API key may not {action}: that needs a key with the {scope.value!r} scope"
+            )
 
     def require_instance_admin(self, action: str) -> None:
         if not self.instance_admin:

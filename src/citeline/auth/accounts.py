@@ -12,14 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth import audit
-from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
-from citeline.auth.models import Membership, RefreshToken, User, Workspace
+from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role, Scope
+from citeline.auth.models import ApiKey, Membership, RefreshToken, User, Workspace
 from citeline.auth.passwords import hash_password, verify
+from citeline.auth.revocations import Revocations, recent_sessions
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
-from citeline.errors import Conflict, Forbidden, InvalidInput, NotFound
+from citeline.errors import ConfigurationError, Conflict, Forbidden, InvalidInput, NotFound
 
 LOCAL_EMAIL = "local@localhost"
+OUTSIDER = "someone outside this workspace"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _WORKSPACE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -46,9 +48,18 @@ def parse_role(value: str) -> Role:
 
 
 class Accounts:
-    def __init__(self, sessions: sessionmaker[Session], access: Access) -> None:
+    """`revocations` ends sign-ins when a password changes or an account is disabled; an
+    Accounts built without it may do neither."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        access: Access,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.sessions = sessions
         self.access = access
+        self.revocations = revocations
 
     # users
 
@@ -62,11 +73,14 @@ class Accounts:
         workspace_id: str | None = None,
         role: Role = Role.member,
     ) -> User:
-        """A new user, a member of `workspace_id` (default: the caller's) with `role`."""
+        """A new account, a member of `workspace_id` (default: the caller's) with `role`.
+        Only instance administrators make accounts: anyone else could learn from the answer
+        whether an email has one. Workspace admins invite people instead (`Invitations`)."""
         workspace_id = workspace_id or self.access.owned_workspace()
-        self._require_manager(workspace_id, role, "add users")
-        if is_admin:
-            self.access.require_instance_admin("make instance administrators")
+        self.access.require_instance_admin(
+            "create accounts; workspace admins invite people with "
+            f"POST /v1/workspaces/{workspace_id}/invitations"
+        )
         user = User(
             id=uuid.uuid4(),
             email=clean_email(email),
@@ -146,12 +160,12 @@ class Accounts:
                 ):
                     raise Forbidden("give your current password to change it")
                 user.password_hash = hash_password(password)
+            if disabled:
+                self._check_not_last_owner(session, user_id, "disable")
             if password is not None or disabled:
-                session.execute(
-                    update(RefreshToken)
-                    .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-                    .values(revoked_at=utcnow())
-                )
+                # Your own new password ends your other sign-ins, not the one you are using.
+                keep = self.access.session_id if own and not disabled else None
+                self._end_sessions(session, user_id, keep)
             if disabled is not None:
                 user.disabled = disabled
             if is_admin is not None:
@@ -179,6 +193,8 @@ class Accounts:
             user = session.get(User, user_id)
             if user is None:
                 raise NotFound(f"user {user_id} not found")
+            self._check_not_last_owner(session, user_id, "delete")
+            self._end_sessions(session, user_id, None)
             audit.add(
                 session,
                 audit.by(self.access, "user.delete", f"user:{user_id}", email=user.email),
@@ -195,9 +211,19 @@ class Accounts:
 
     # workspaces
 
-    def create_workspace(self, name: str, workspace_id: str | None = None) -> Workspace:
-        """A new workspace, with the caller (when a user) as its owner."""
+    def create_workspace(
+        self, name: str, workspace_id: str | None = None, *, owner_id: uuid.UUID | None = None
+    ) -> Workspace:
+        """A new workspace whose owner is `owner_id`, else the calling user: a workspace
+        always has an owner."""
         self.access.require_instance_admin("create workspaces")
+        owner_id = owner_id or self.access.user_id
+        if owner_id is None:
+            raise InvalidInput(
+                "a workspace needs an owner: name one (citeline workspaces create NAME "
+                "--owner EMAIL)",
+                field="owner",
+            )
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidInput("the name must be 1 to 200 characters", field="name")
@@ -209,20 +235,24 @@ class Accounts:
         workspace = Workspace(id=workspace_id, name=name)
         try:
             with unit_of_work(self.sessions) as session:
+                owner = session.get(User, owner_id)
+                if owner is None or owner.disabled:
+                    raise InvalidInput(
+                        "the owner must be an account that exists and is enabled", field="owner"
+                    )
                 session.add(workspace)
                 session.flush()
-                if self.access.user_id is not None:
-                    session.add(
-                        Membership(
-                            user_id=self.access.user_id,
-                            workspace_id=workspace_id,
-                            role=Role.owner,
-                        )
-                    )
+                session.add(
+                    Membership(user_id=owner_id, workspace_id=workspace_id, role=Role.owner)
+                )
                 audit.add(
                     session,
                     audit.Entry(
-                        "workspace.create", self.access.subject, workspace_id, workspace_id
+                        "workspace.create",
+                        self.access.subject,
+                        workspace_id,
+                        workspace_id,
+                        detail={"owner": f"user:{owner_id}"},
                     ),
                 )
         except IntegrityError:
@@ -246,6 +276,13 @@ class Accounts:
             if not self.access.instance_admin:
                 statement = statement.where(Workspace.id.in_(list(mine)))
             return [(ws, mine.get(ws.id)) for ws in session.scalars(statement)]
+
+    def workspace_names(self, workspace_ids: set[str]) -> dict[str, str]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Workspace.id, Workspace.name).where(Workspace.id.in_(workspace_ids))
+            )
+            return {workspace_id: name for workspace_id, name in rows}
 
     def delete_workspace(self, workspace_id: str) -> None:
         """Remove a workspace and its memberships and keys; its data must be deleted first."""
@@ -272,7 +309,8 @@ class Accounts:
     # memberships
 
     def members(self, workspace_id: str) -> list[Member]:
-        self.access.check(workspace_id, f"workspace {workspace_id}")
+        if not self.access.instance_admin:
+            self.access.check(workspace_id, f"workspace {workspace_id}")
         with self.sessions() as session:
             self._workspace(session, workspace_id)
             rows = session.execute(
@@ -288,11 +326,18 @@ class Accounts:
         self._require_manager(workspace_id, role, "change members")
         with unit_of_work(self.sessions) as session:
             self._workspace(session, workspace_id)
-            if session.get(User, user_id) is None:
-                raise NotFound(f"user {user_id} not found")
             membership = session.get(Membership, (user_id, workspace_id))
             before = membership.role if membership else None
             if membership is None:
+                # Joining needs the person's consent: the same answer whether or not the id
+                # is an account, so ids cannot be probed.
+                if not self.access.instance_admin:
+                    raise Forbidden(
+                        "people join a workspace by accepting an invitation: invite them with "
+                        f"POST /v1/workspaces/{workspace_id}/invitations"
+                    )
+                if session.get(User, user_id) is None:
+                    raise NotFound(f"user {user_id} not found")
                 session.add(Membership(user_id=user_id, workspace_id=workspace_id, role=role))
             else:
                 self._keep_an_owner(session, workspace_id, membership, role)
@@ -353,6 +398,7 @@ class Accounts:
             return
         self.access.check(workspace_id, f"workspace {workspace_id}")
         self.access.require(Role.admin, action)
+        self.access.require_scope(Scope.members, action)
         if role == Role.owner:
             self.access.require(Role.owner, "make owners")
 
@@ -363,13 +409,63 @@ class Accounts:
             return
         if self.access.role != Role.owner and not self.access.instance_admin:
             raise Forbidden("only an owner may change an owner's role")
-        owners = session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.workspace_id == workspace_id, Membership.role == Role.owner)
-        )
-        if owners == 1:
+        if not _other_owners(session, workspace_id, membership.user_id):
             raise Conflict(f"workspace {workspace_id} must keep at least one owner")
+
+    def _check_not_last_owner(self, session: Session, user_id: uuid.UUID, action: str) -> None:
+        owned = session.scalars(
+            select(Membership.workspace_id).where(
+                Membership.user_id == user_id, Membership.role == Role.owner
+            )
+        ).all()
+        orphaned = sorted(ws for ws in owned if not _other_owners(session, ws, user_id))
+        if orphaned:
+            raise Conflict(
+                f"cannot {action} the last owner of workspace {', '.join(orphaned)}; make "
+                "someone else its owner first"
+            )
+
+    def _end_sessions(self, session: Session, user_id: uuid.UUID, keep: str | None) -> None:
+        """Revoke the user's refresh tokens and their live access tokens (all but `keep`)."""
+        if self.revocations is None:
+            raise ConfigurationError("this account service cannot end sign-ins")
+        statement = update(RefreshToken).where(
+            RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None)
+        )
+        if keep is not None:
+            statement = statement.where(RefreshToken.family != uuid.UUID(hex=keep))
+        session.execute(statement.values(revoked_at=utcnow()))
+        lifetime = self.revocations.ttl
+        self.revocations.revoke(recent_sessions(session, user_id, lifetime, keep=keep))
+
+    def labels(self, workspace_id: str | None, subjects: set[str]) -> dict[str, str]:
+        """How the subjects ("user:<id>", "key:<id>") of a workspace's records appear to its
+        members: members by name and email, the workspace's keys by name, anyone else as
+        someone outside the workspace (their ids and emails are not the members' to see).
+        Instance administrators see every subject as it is."""
+        users = {_ref(s, "user:") for s in subjects} - {None}
+        keys = {_ref(s, "key:") for s in subjects} - {None}
+        out: dict[str, str] = {}
+        with self.sessions() as session:
+            if users:
+                statement = select(User.id, User.name, User.email).where(User.id.in_(users))
+                if not self.access.instance_admin:
+                    statement = statement.join(
+                        Membership,
+                        (Membership.user_id == User.id) & (Membership.workspace_id == workspace_id),
+                    )
+                for user_id, name, email in session.execute(statement):
+                    out[f"user:{user_id}"] = f"{name} <{email}>" if name else email
+            if keys:
+                named = select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(keys))
+                if not self.access.instance_admin:
+                    named = named.where(ApiKey.workspace_id == workspace_id)
+                for key_id, key_name in session.execute(named):
+                    out[f"key:{key_id}"] = f"API key {key_name}"
+        for subject in subjects:
+            if subject.startswith(("user:", "key:")) and subject not in out:
+                out[subject] = subject if self.access.instance_admin else OUTSIDER
+        return out
 
     def _workspace(self, session: Session, workspace_id: str) -> Workspace:
         workspace = session.get(Workspace, workspace_id)
@@ -381,6 +477,33 @@ class Accounts:
         if self.access.instance_admin or user_id == self.access.user_id:
             return True
         return session.get(Membership, (user_id, self.access.workspace_id)) is not None
+
+
+def _other_owners(session: Session, workspace_id: str, user_id: uuid.UUID) -> int:
+    """Enabled owners of the workspace besides `user_id`."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(
+                Membership.workspace_id == workspace_id,
+                Membership.role == Role.owner,
+                Membership.user_id != user_id,
+                User.disabled.is_(False),
+            )
+        )
+        or 0
+    )
+
+
+def _ref(subject: str, prefix: str) -> uuid.UUID | None:
+    if not subject.startswith(prefix):
+        return None
+    try:
+        return uuid.UUID(subject[len(prefix) :])
+    except ValueError:
+        return None
 
 
 def _slug(name: str) -> str:

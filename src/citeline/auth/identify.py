@@ -12,6 +12,7 @@ from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import looks_like_key
 from citeline.auth.ratelimit import Quota, RateLimits
 from citeline.auth.signin import SignIn
+from citeline.auth.throttle import client_address, trusted_networks
 from citeline.errors import ConfigurationError, Unauthorized
 from citeline.settings import Settings
 
@@ -24,6 +25,12 @@ class Gatekeeper:
         self.limits = limits
         self.settings = settings
         self._local: Access | None = None
+        self._proxies = trusted_networks(settings.trusted_proxies)
+
+    def client(self, request: Request) -> str:
+        """The client's address, as the peer or a trusted proxy in front of it reports it."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self._proxies)
 
     def identify(self, request: Request) -> tuple[Access, Quota | None]:
         header = request.headers.get("authorization")

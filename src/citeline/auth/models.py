@@ -79,7 +79,12 @@ class RefreshToken(Base):
 
 class ApiKey(Base):
     """A service credential: `cl_<id hex>_<secret>`, shown once; the hash of the whole key
-    is kept, the id finds the row."""
+    is kept, the id finds the row.
+
+    A key made by a user (`creator_id`) acts with at most that user's current role in its
+    workspace, and not at all once they are disabled, removed or deleted (the row goes with
+    them). A key made with another key names it (`parent_id`); revoking a key revokes every
+    key made from it. Keys made by the system (the CLI on the server) have no creator."""
 
     __tablename__ = "api_keys"
 
@@ -91,10 +96,46 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(200))
+    creator_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    # What a key may do beyond its role's reading and writing: "api_keys" (make and revoke
+    # keys), "members" (invite, change and remove members).
+    scopes: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Invitation(Base):
+    """An offer to join a workspace, made by its admins to an email address; it becomes a
+    membership only when the person accepts it. Only the hash of its token is kept."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_email", "email"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))  # lower-cased
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # pending until one of these is set
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def pending(self) -> bool:
+        return self.accepted_at is None and self.declined_at is None and self.revoked_at is None
 
 
 class AuditEvent(Base):

@@ -1,5 +1,5 @@
-"""Request rate limits per user, per API key and for the whole deployment, and sign-in
-throttling, counted in Redis by `limits` so every API process shares one count.
+"""Request rate limits per user, per API key and for the whole deployment, counted in Redis by
+`limits` so every API process shares one count (sign-in throttling is `auth.throttle`).
 
 Sliding-window counters: two integers per key and window, however high the limit."""
 
@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 import redis
-from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -20,9 +20,6 @@ from citeline.errors import RateLimited
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-SIGN_IN_WINDOW = "15 minutes"
-CLIENT_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -50,10 +47,6 @@ class RateLimits:
         self._user = _per_minute(settings.rate_limit_user_per_minute)
         self._api_key = _per_minute(settings.rate_limit_api_key_per_minute)
         self._global = _per_minute(settings.rate_limit_global_per_minute)
-        allowed = settings.sign_in_failures_allowed
-        self._sign_in = parse(f"{allowed} per {SIGN_IN_WINDOW}")
-        # An address may be shared (an office behind NAT), so it gets more room than an account.
-        self._sign_in_client = parse(f"{allowed * CLIENT_FACTOR} per {SIGN_IN_WINDOW}")
 
     def hit(self, access: Access) -> Quota | None:
         """Count one request by `access`; refuse it when a limit is used up. While Redis is
@@ -75,22 +68,6 @@ class RateLimits:
                 raise self._refusal(item, ("request", key), "requests")
             quotas.append(self._quota(item, ("request", key)))
         return min(quotas, key=lambda q: q.remaining) if quotas else None
-
-    def check_sign_in(self, email: str, client: str) -> None:
-        """Refuse a sign-in attempt while the account, or the address, has failed too often."""
-        for item, key in (
-            (self._sign_in, ("sign-in", "account", email)),
-            (self._sign_in_client, ("sign-in", "client", client)),
-        ):
-            if not self._limiter.test(item, *key):
-                raise self._refusal(item, key, "failed sign-ins")
-
-    def sign_in_failed(self, email: str, client: str) -> None:
-        self._limiter.hit(self._sign_in, "sign-in", "account", email)
-        self._limiter.hit(self._sign_in_client, "sign-in", "client", client)
-
-    def sign_in_succeeded(self, email: str) -> None:
-        self._limiter.clear(self._sign_in, "sign-in", "account", email)
 
     def _quota(self, item: RateLimitItem, key: tuple[str, ...]) -> Quota:
         stats = self._limiter.get_window_stats(item, *key)

@@ -14,13 +14,18 @@ from starlette.concurrency import run_in_threadpool
 
 from citeline.api.deps import AccessDep, GatekeeperDep, ResourcesDep, SettingsDep, get_access
 from citeline.auth import audit
+from citeline.auth.access import Role
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
+from citeline.auth.invitations import Invitations, accept_with_token
 from citeline.auth.oidc import OidcClient
 from citeline.auth.schemas import (
+    AcceptIn,
     ApiKeyIn,
     ApiKeyOut,
     AuditOut,
+    InvitationIn,
+    InvitationOut,
     LogoutIn,
     MemberIn,
     MeOut,
@@ -40,10 +45,6 @@ LOGIN_CODE_GRANT = "urn:citeline:login-code"
 
 public = APIRouter(prefix="/v1/auth", tags=["auth"])
 router = APIRouter(prefix="/v1", tags=["auth"], dependencies=[Depends(get_access)])
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _tokens(pair: TokenPair) -> TokenOut:
@@ -81,7 +82,7 @@ async def token(
 ) -> TokenOut:
     """OAuth2 token endpoint: `password` (username is the email), `refresh_token` (the old
     refresh token stops working), or a one-time login code after single sign-on."""
-    signin, client = gatekeeper.signin, _client(request)
+    signin, client = gatekeeper.signin, gatekeeper.client(request)
     if grant_type == "password":
         if not username or password is None:
             raise InvalidInput("the password grant needs username and password", field="username")
@@ -100,6 +101,31 @@ async def token(
             f"{LOGIN_CODE_GRANT}",
             field="grant_type",
         )
+    return _tokens(pair)
+
+
+@public.post(
+    "/invitations/accept",
+    responses={401: {"description": "the password does not match the invited account"}},
+)
+async def accept_invitation_link(
+    body: AcceptIn, request: Request, gatekeeper: GatekeeperDep
+) -> TokenOut:
+    """Accept an invitation from its link: with the invited address's password, or, when it
+    has no account yet, making one with that password. Signs the person in to the workspace."""
+    signin, client = gatekeeper.signin, gatekeeper.client(request)
+    accepted = await run_in_threadpool(
+        accept_with_token,
+        signin.sessions,
+        signin.throttle,
+        body.token,
+        body.password,
+        name=body.name,
+        client=client,
+    )
+    pair = await run_in_threadpool(
+        signin.issue, accepted.user_id, accepted.workspace_id, client=client, method="invitation"
+    )
     return _tokens(pair)
 
 
@@ -173,9 +199,15 @@ def oidc_callback(
 # signed in
 
 
+def _accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
+    return resources.accounts(access)
+
+
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
+
+
 @router.get("/auth/me")
-def me(access: AccessDep, resources: ResourcesDep, settings: SettingsDep) -> MeOut:
-    accounts = Accounts(resources.sessions, access)
+def me(access: AccessDep, accounts: AccountsDep, settings: SettingsDep) -> MeOut:
     if access.user_id is None:
         raise NotFound("an API key has no user; see /v1/api-keys")
     user = accounts.user(access.user_id)
@@ -188,13 +220,6 @@ def me(access: AccessDep, resources: ResourcesDep, settings: SettingsDep) -> MeO
         mode=settings.auth,
         workspaces=[w for w in workspaces if w.role is not None or w.id == current.id],
     )
-
-
-def _accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
-    return Accounts(resources.sessions, access)
-
-
-AccountsDep = Annotated[Accounts, Depends(_accounts)]
 
 
 @router.get("/users")
@@ -238,10 +263,10 @@ def list_workspaces(accounts: AccountsDep) -> dict[str, list[WorkspaceOut]]:
 
 @router.post("/workspaces", status_code=status.HTTP_201_CREATED)
 def create_workspace(body: WorkspaceIn, accounts: AccountsDep) -> WorkspaceOut:
-    from citeline.auth.access import Role
-
-    workspace = accounts.create_workspace(body.name, body.id)
-    return WorkspaceOut.of(workspace, Role.owner if accounts.access.user_id else None)
+    """A new workspace (instance administrators); its owner is `owner_id`, else you."""
+    workspace = accounts.create_workspace(body.name, body.id, owner_id=body.owner_id)
+    mine = body.owner_id in (None, accounts.access.user_id)
+    return WorkspaceOut.of(workspace, Role.owner if mine else None)
 
 
 @router.delete("/workspaces/{workspace_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -259,7 +284,8 @@ def list_members(workspace_id: str, accounts: AccountsDep) -> dict[str, list[Use
 def set_member(
     workspace_id: str, user_id: uuid.UUID, body: MemberIn, accounts: AccountsDep
 ) -> UserOut:
-    """Add a user to the workspace, or change their role in it."""
+    """Change a member's role. Only instance administrators add people directly; workspace
+    admins invite them (`POST /v1/workspaces/{id}/invitations`)."""
     accounts.set_member(workspace_id, user_id, body.role)
     return UserOut.of(accounts.user(user_id), body.role)
 
@@ -272,6 +298,66 @@ def remove_member(workspace_id: str, user_id: uuid.UUID, accounts: AccountsDep) 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _invitations(resources: ResourcesDep, access: AccessDep) -> Invitations:
+    return Invitations(resources.sessions, access)
+
+
+InvitationsDep = Annotated[Invitations, Depends(_invitations)]
+
+
+@router.post("/workspaces/{workspace_id}/invitations", status_code=status.HTTP_201_CREATED)
+def invite(
+    workspace_id: str, body: InvitationIn, request: Request, invitations: InvitationsDep
+) -> InvitationOut:
+    """Invite an email address; the answer is the same whether or not it has an account.
+    Send the person `accept_url` (shown only now); they join when they accept."""
+    row, token = invitations.invite(workspace_id, body.email, body.role)
+    return InvitationOut.of(row, token, str(request.base_url).rstrip("/"))
+
+
+@router.get("/workspaces/{workspace_id}/invitations")
+def list_invitations(
+    workspace_id: str, invitations: InvitationsDep
+) -> dict[str, list[InvitationOut]]:
+    return {"invitations": [InvitationOut.of(row) for row in invitations.pending(workspace_id)]}
+
+
+@router.delete(
+    "/workspaces/{workspace_id}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def revoke_invitation(
+    workspace_id: str, invitation_id: uuid.UUID, invitations: InvitationsDep
+) -> Response:
+    invitations.revoke(workspace_id, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/invitations")
+def my_invitations(
+    invitations: InvitationsDep, accounts: AccountsDep
+) -> dict[str, list[InvitationOut]]:
+    """Invitations waiting for your answer."""
+    rows = invitations.mine()
+    names = accounts.workspace_names({row.workspace_id for row in rows})
+    out = []
+    for row in rows:
+        item = InvitationOut.of(row)
+        item.workspace_name = names.get(row.workspace_id)
+        out.append(item)
+    return {"invitations": out}
+
+
+@router.post("/invitations/{invitation_id}/accept")
+def accept_invitation(invitation_id: uuid.UUID, invitations: InvitationsDep) -> InvitationOut:
+    return InvitationOut.of(invitations.respond(invitation_id, accept=True))
+
+
+@router.post("/invitations/{invitation_id}/decline")
+def decline_invitation(invitation_id: uuid.UUID, invitations: InvitationsDep) -> InvitationOut:
+    return InvitationOut.of(invitations.respond(invitation_id, accept=False))
+
+
 def _keys(resources: ResourcesDep, access: AccessDep) -> ApiKeys:
     return ApiKeys(resources.sessions, access)
 
@@ -280,14 +366,19 @@ ApiKeysDep = Annotated[ApiKeys, Depends(_keys)]
 
 
 @router.get("/api-keys")
-def list_api_keys(keys: ApiKeysDep) -> dict[str, list[ApiKeyOut]]:
-    return {"api_keys": [ApiKeyOut.of(row) for row in keys.list()]}
+def list_api_keys(keys: ApiKeysDep, accounts: AccountsDep) -> dict[str, list[ApiKeyOut]]:
+    rows = keys.list()
+    labels = accounts.labels(keys.access.workspace_id, {row.created_by for row in rows})
+    return {"api_keys": [ApiKeyOut.of(row, created_by=labels.get(row.created_by)) for row in rows]}
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
 def create_api_key(body: ApiKeyIn, keys: ApiKeysDep) -> ApiKeyOut:
-    """A key for your workspace with at most your role; `key` is shown this once only."""
-    row, secret = keys.create(body.name, body.role, expires_in_days=body.expires_in_days)
+    """A key for your workspace with at most your role and scopes; `key` is shown this once
+    only. The key acts with at most its maker's role at the time it is used."""
+    row, secret = keys.create(
+        body.name, body.role, expires_in_days=body.expires_in_days, scopes=body.scopes
+    )
     return ApiKeyOut.of(row, secret)
 
 
@@ -300,6 +391,7 @@ def revoke_api_key(key_id: uuid.UUID, keys: ApiKeysDep) -> ApiKeyOut:
 def audit_log(
     access: AccessDep,
     resources: ResourcesDep,
+    accounts: AccountsDep,
     action: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     since: datetime | None = None,
@@ -317,4 +409,6 @@ def audit_log(
         before_id=before_id,
         limit=limit,
     )
-    return {"events": [AuditOut.of(event) for event in events]}
+    subjects = {event.actor for event in events} | {event.target or "" for event in events}
+    labels = accounts.labels(access.workspace_id, subjects)
+    return {"events": [AuditOut.of(event, labels) for event in events]}

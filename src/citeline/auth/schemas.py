@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from citeline.auth.access import Role
-from citeline.auth.models import ApiKey, AuditEvent, User, Workspace
+from citeline.auth.access import Role, Scope
+from citeline.auth.models import ApiKey, AuditEvent, Invitation, User, Workspace
 
 
 class TokenOut(BaseModel):
@@ -88,6 +88,7 @@ class WorkspaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     id: str | None = Field(default=None, max_length=63, description="default: from the name")
+    owner_id: uuid.UUID | None = Field(default=None, description="default: you")
 
 
 class MemberIn(BaseModel):
@@ -108,6 +109,11 @@ class ApiKeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.member
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+    scopes: list[Scope] = Field(
+        default_factory=list,
+        max_length=len(Scope),
+        description="api_keys: may make and revoke keys; members: may manage members",
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -120,16 +126,20 @@ class ApiKeyOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[Scope]
+    parent_id: uuid.UUID | None
     key: str | None = Field(default=None, description="the secret; shown only at creation")
 
     @classmethod
-    def of(cls, row: ApiKey, key: str | None = None) -> ApiKeyOut:
+    def of(cls, row: ApiKey, key: str | None = None, created_by: str | None = None) -> ApiKeyOut:
         return cls(
             id=row.id,
             name=row.name,
             workspace_id=row.workspace_id,
             role=Role(row.role),
-            created_by=row.created_by,
+            scopes=[Scope(scope) for scope in row.scopes],
+            parent_id=row.parent_id,
+            created_by=created_by or row.created_by,
             created_at=row.created_at,
             expires_at=row.expires_at,
             last_used_at=row.last_used_at,
@@ -151,5 +161,61 @@ class AuditOut(BaseModel):
     detail: dict[str, Any]
 
     @classmethod
-    def of(cls, event: AuditEvent) -> AuditOut:
-        return cls.model_validate(event, from_attributes=True)
+    def of(cls, event: AuditEvent, labels: dict[str, str]) -> AuditOut:
+        """The event with user and key ids shown as `labels` gives them."""
+        out = cls.model_validate(event, from_attributes=True)
+        out.actor = labels.get(event.actor, event.actor)
+        if event.target is not None:
+            out.target = labels.get(event.target, event.target)
+        return out
+
+
+class InvitationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=320)
+    role: Role = Role.member
+
+
+class InvitationOut(BaseModel):
+    id: uuid.UUID
+    workspace_id: str
+    workspace_name: str | None = None
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    status: str  # pending | accepted | declined | revoked
+    token: str | None = Field(
+        default=None, description="the one-time secret of the invitation link; shown once"
+    )
+    accept_url: str | None = Field(default=None, description="the link to send the person")
+
+    @classmethod
+    def of(cls, row: Invitation, token: str | None = None, base_url: str = "") -> InvitationOut:
+        status = (
+            "accepted"
+            if row.accepted_at
+            else "declined"
+            if row.declined_at
+            else "revoked"
+            if row.revoked_at
+            else "pending"
+        )
+        return cls(
+            id=row.id,
+            workspace_id=row.workspace_id,
+            email=row.email,
+            role=Role(row.role),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            status=status,
+            token=token,
+            accept_url=f"{base_url}/#/invitation/{token}" if token else None,
+        )
+
+
+class AcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=10, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+    name: str = Field(default="", max_length=200)

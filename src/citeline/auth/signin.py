@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -20,7 +21,8 @@ from citeline.auth.access import Access, Role
 from citeline.auth.api_keys import access_for_key, looks_like_key
 from citeline.auth.models import Membership, RefreshToken, User, Workspace
 from citeline.auth.passwords import hash_password, needs_rehash, verify
-from citeline.auth.ratelimit import RateLimits
+from citeline.auth.revocations import Revocations
+from citeline.auth.throttle import SignInThrottle, ThrottlePolicy
 from citeline.auth.tokens import (
     digest,
     issue_access,
@@ -31,7 +33,7 @@ from citeline.auth.tokens import (
 )
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
-from citeline.errors import Unauthorized
+from citeline.errors import RateLimited, Unauthorized
 from citeline.settings import Settings
 
 LOGIN_CODE_KEY = "citeline:auth:login-code:"
@@ -62,12 +64,18 @@ class SignIn:
         sessions: sessionmaker[Session],
         connection: redis.Redis,
         settings: Settings,
-        limits: RateLimits,
     ) -> None:
         self.sessions = sessions
         self.redis = connection
         self.settings = settings
-        self.limits = limits
+        self.throttle = SignInThrottle(
+            connection,
+            ThrottlePolicy(
+                free=settings.sign_in_failures_allowed,
+                max_delay=settings.sign_in_max_delay_seconds,
+            ),
+        )
+        self.revocations = Revocations(connection, settings.access_token_minutes * 60)
         self._keys: list[str] = []
         self._keys_read = 0.0
 
@@ -83,7 +91,20 @@ class SignIn:
         self, email: str, password: str, client: str, workspace_id: str | None = None
     ) -> TokenPair:
         email = email.strip().lower()
-        self.limits.check_sign_in(email, client)
+        try:
+            self.throttle.check(email, client)
+        except RateLimited as exc:
+            audit.record(
+                self.sessions,
+                audit.Entry(
+                    "auth.sign_in",
+                    email,
+                    outcome="denied",
+                    client=client,
+                    detail={"why": "throttled", "retry_after": exc.retry_after},
+                ),
+            )
+            raise
         with unit_of_work(self.sessions) as session:
             user = session.scalars(select(User).where(User.email == email)).first()
             stored = user.password_hash if user is not None else None
@@ -97,9 +118,9 @@ class SignIn:
             elif stored is not None and needs_rehash(stored):
                 user.password_hash = hash_password(password)
         if user is None:
-            self.limits.sign_in_failed(email, client)
+            self.throttle.failed(email, client)
             raise Unauthorized("wrong email or password")
-        self.limits.sign_in_succeeded(email)
+        self.throttle.succeeded(email, client)
         return self.issue(user.id, workspace_id, client=client, method="password")
 
     def issue(
@@ -137,8 +158,9 @@ class SignIn:
                 )
             refresh = f"{row.id.hex}.{secret}"
             workspace, role = membership.workspace_id, Role(membership.role)
+            session_id = row.family.hex
         access, lifetime = issue_access(
-            self.keys[0], user_id, workspace, self.settings.access_token_minutes * 60
+            self.keys[0], user_id, workspace, self.settings.access_token_minutes * 60, session_id
         )
         return TokenPair(access, refresh, lifetime, workspace, role)
 
@@ -156,6 +178,7 @@ class SignIn:
                     .where(RefreshToken.family == row.family, RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
+                self.revocations.revoke([row.family.hex])
                 audit.add(
                     session,
                     audit.Entry(
@@ -191,6 +214,7 @@ class SignIn:
                 .where(RefreshToken.family == row.family, RefreshToken.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            self.revocations.revoke([row.family.hex])
             audit.add(
                 session, audit.Entry("auth.sign_out", f"user:{row.user_id}", row.workspace_id)
             )
@@ -267,7 +291,13 @@ class SignIn:
                 raise Unauthorized("an API key works only in its own workspace")
             return access
         claims = read_access(self.keys, credential)
-        return self.user_access(claims.user_id, workspace_id or claims.workspace_id)
+        if self.revocations.revoked(claims.session_id):
+            raise Unauthorized(
+                "this sign-in has ended (signed out, a new password, or a disabled account); "
+                "sign in again"
+            )
+        access = self.user_access(claims.user_id, workspace_id or claims.workspace_id)
+        return dataclasses.replace(access, session_id=claims.session_id)
 
     def user_access(self, user_id: uuid.UUID, workspace_id: str | None) -> Access:
         with self.sessions() as session:

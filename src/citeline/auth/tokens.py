@@ -31,6 +31,7 @@ class AccessClaims:
     user_id: uuid.UUID
     workspace_id: str
     token_id: str
+    session_id: str  # the sign-in (refresh-token family) the token was issued under
 
 
 def signing_keys(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
@@ -78,9 +79,9 @@ def key_id(key: str) -> str:
 
 
 def issue_access(
-    key: str, user_id: uuid.UUID, workspace_id: str, lifetime_seconds: float
+    key: str, user_id: uuid.UUID, workspace_id: str, lifetime_seconds: float, session_id: str
 ) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+    """A signed access token of the sign-in `session_id`, and its lifetime in seconds."""
     now = int(time.time())
     lifetime = int(lifetime_seconds)
     claims = {
@@ -91,6 +92,7 @@ def issue_access(
         "nbf": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
+        "sid": session_id,
         "typ": "access",
     }
     token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
@@ -123,11 +125,13 @@ def read_access(keys: Sequence[str], token: str) -> AccessClaims:
         raise Unauthorized(f"the access token is not valid: {exc}") from None
     if claims.get("typ") != "access" or not isinstance(claims.get("ws"), str):
         raise Unauthorized("the bearer token is not a Citeline access token")
+    if not isinstance(claims.get("sid"), str) or not claims["sid"]:
+        raise Unauthorized("the access token names no sign-in session; refresh it")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
         raise Unauthorized("the access token names no user") from None
-    return AccessClaims(user_id, claims["ws"], str(claims.get("jti", "")))
+    return AccessClaims(user_id, claims["ws"], str(claims.get("jti", "")), claims["sid"])
 
 
 def new_secret() -> str:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
+from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role, Scope
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
 from citeline.cli.common import fail, load_settings, opened
@@ -40,7 +40,7 @@ def _as_system(data_dir: Path | None, workspace: str | None = None) -> Iterator[
             access = Access.system()
             if workspace is not None:
                 access = Access("system", workspace, Role.owner, instance_admin=True)
-            yield Accounts(resources.sessions, access)
+            yield resources.accounts(access)
     except CitelineError as exc:
         raise fail(exc) from exc
 
@@ -171,12 +171,19 @@ def create_key(
     role: RoleOption = Role.member,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     expires_in_days: Annotated[float | None, typer.Option(min=0.001)] = None,
+    scope: Annotated[
+        list[Scope] | None,
+        typer.Option(help="What the key may do beyond its role (repeatable)."),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Make an API key for a service; the key is printed once and never again."""
+    """Make an API key for a service; the key is printed once and never again. A key made
+    here belongs to the system (no person's authority bounds it): revoke it when done."""
     with _as_system(data_dir, workspace) as accounts:
         keys = ApiKeys(accounts.sessions, accounts.access)
-        row, secret = keys.create(name, role, expires_in_days=expires_in_days)
+        row, secret = keys.create(
+            name, role, expires_in_days=expires_in_days, scopes=[s.value for s in scope or []]
+        )
     typer.echo(f"API key {row.id} ({role} of {workspace}); store it now, it is not shown again:")
     typer.echo(secret)
 
@@ -223,14 +230,18 @@ def rotate_key(data_dir: DataDirOption = None) -> None:
 @workspaces_app.command("create")
 def create_workspace(
     name: str,
+    owner: Annotated[str, typer.Option(help="Email of the owner (a workspace always has one).")],
     workspace_id: Annotated[
         str | None, typer.Option("--id", help="Default: from the name.")
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
+    """Make a workspace owned by an existing account."""
     with _as_system(data_dir) as accounts:
-        workspace = accounts.create_workspace(name, workspace_id)
-    typer.echo(f"created workspace {workspace.id} ({workspace.name})")
+        workspace = accounts.create_workspace(
+            name, workspace_id, owner_id=_user_id(accounts, owner)
+        )
+    typer.echo(f"created workspace {workspace.id} ({workspace.name}), owned by {owner}")
 
 
 @workspaces_app.command("list")

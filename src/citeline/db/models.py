@@ -4,6 +4,7 @@ from citeline.answers.models import Conversation, Turn
 from citeline.auth.models import (
     ApiKey,
     AuditEvent,
+    Invitation,
     Membership,
     RefreshToken,
     ServerSecret,
@@ -24,6 +25,7 @@ __all__ = [
     "Conversation",
     "Document",
     "Generation",
+    "Invitation",
     "Job",
     "JobEvent",
     "KnowledgeBase",

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep
+from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep, SubjectLabelsDep
 from citeline.jobs.models import JobState
 from citeline.jobs.schemas import JobList, JobOut, JobResult
 from citeline.jobs.stream import job_events
@@ -21,21 +21,21 @@ MAX_INT = 2**31 - 1  # event sequence numbers and offsets are PostgreSQL integer
 @router.get("")
 def list_jobs(
     jobs: JobServiceDep,
+    labels: SubjectLabelsDep,
     state: JobState | None = None,
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> JobList:
-    return JobList(
-        jobs=[
-            JobOut.of(job) for job in jobs.list(state=state, kind=kind, limit=limit, offset=offset)
-        ]
-    )
+    found = jobs.list(state=state, kind=kind, limit=limit, offset=offset)
+    names = labels({job.owner for job in found if job.owner})
+    return JobList(jobs=[JobOut.of(job, names) for job in found])
 
 
 @router.get("/{job_id}")
-def get_job(job_id: uuid.UUID, jobs: JobServiceDep) -> JobOut:
-    return JobOut.of(jobs.get(job_id))
+def get_job(job_id: uuid.UUID, jobs: JobServiceDep, labels: SubjectLabelsDep) -> JobOut:
+    job = jobs.get(job_id)
+    return JobOut.of(job, labels({job.owner} if job.owner else set()))
 
 
 @router.get("/{job_id}/result", responses={409: {"description": "the job has not finished"}})
@@ -44,8 +44,9 @@ def get_result(job_id: uuid.UUID, jobs: JobServiceDep) -> JobResult:
 
 
 @router.post("/{job_id}/cancel", responses={409: {"description": "the job already ended"}})
-def cancel_job(job_id: uuid.UUID, jobs: JobServiceDep) -> JobOut:
-    return JobOut.of(jobs.cancel(job_id))
+def cancel_job(job_id: uuid.UUID, jobs: JobServiceDep, labels: SubjectLabelsDep) -> JobOut:
+    job = jobs.cancel(job_id)
+    return JobOut.of(job, labels({job.owner} if job.owner else set()))
 
 
 @router.get(

@@ -34,7 +34,8 @@ class JobOut(BaseModel):
     run_seconds: float | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, labels: dict[str, str] | None = None) -> JobOut:
+        """The job, its owner shown as `labels` names them for the reader."""
         queue_seconds = run_seconds = None
         if job.started_at and job.enqueued_at:
             queue_seconds = max(0.0, (job.started_at - job.enqueued_at).total_seconds())
@@ -45,7 +46,7 @@ class JobOut(BaseModel):
             kind=job.kind,
             queue=job.queue,
             state=job.state,
-            owner=job.owner,
+            owner=(labels or {}).get(job.owner, job.owner) if job.owner else None,
             args=job.args,
             progress=job.progress,
             progress_message=job.progress_message,

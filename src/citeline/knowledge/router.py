@@ -125,8 +125,15 @@ def get_document(
 def download_original(
     kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
 ) -> FileResponse:
+    """The uploaded file, always as an attachment; should a browser render it anyway, the
+    sandbox keeps it from running script or reading anything of this origin."""
     document, path = knowledge.original(kb_id, document_id)
-    return FileResponse(path, media_type=document.media_type, filename=document.filename)
+    return FileResponse(
+        path,
+        media_type=document.media_type,
+        filename=document.filename,
+        headers={"Content-Security-Policy": "sandbox; default-src 'none'"},
+    )
 
 
 @router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

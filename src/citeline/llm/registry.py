@@ -27,6 +27,7 @@ from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.llm.bundled import BUNDLED
 from citeline.llm.models import ModelAlias, ModelVersion, ProviderKind
 from citeline.llm.routing import choose
+from citeline.outbound import check_url
 
 STANDARD_ALIASES = ("default", "answer", "report", "assistant")
 SHARED = ""  # the workspace id of aliases every workspace sees
@@ -111,9 +112,16 @@ class ModelRegistry:
     change them. Aliases are either shared (instance administrators) or a workspace's own
     (its admins), and a workspace's alias hides the shared one of the same name there."""
 
-    def __init__(self, sessions: sessionmaker[Session], access: Access | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        access: Access | None = None,
+        *,
+        allowed_hosts: Sequence[str] = (),
+    ) -> None:
         self.sessions = sessions
         self.access = access or Access.system()
+        self.allowed_hosts = list(allowed_hosts)  # internal hosts providers may live at
 
     def ensure_defaults(self) -> None:
         """Create the built-in local version and point the standard aliases at it, unless
@@ -169,8 +177,8 @@ class ModelRegistry:
                 f"({', '.join(BUNDLED)}) or a path to a .gguf file",
                 field="model",
             )
-        if new.base_url is not None and not re.match(r"^https?://", new.base_url):
-            raise InvalidInput("base_url must be an http(s) URL", field="base_url")
+        if new.base_url is not None:
+            check_url(new.base_url, self.allowed_hosts, field="base_url")
         try:
             parameters = VersionParameters.model_validate(new.parameters or {})
         except ValidationError as exc:

@@ -77,7 +77,9 @@ class ModelService:
         self.connection = connection
         self.settings = settings
         self.access = access or Access.system()
-        self.registry = ModelRegistry(sessions, self.access)
+        self.registry = ModelRegistry(
+            sessions, self.access, allowed_hosts=settings.outbound_allowed_hosts
+        )
 
     def start(
         self,

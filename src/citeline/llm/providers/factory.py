@@ -10,6 +10,7 @@ from citeline.llm.models import ProviderKind
 from citeline.llm.providers.base import ChatProvider
 from citeline.llm.providers.local import LocalModelConfig, LocalProvider
 from citeline.llm.registry import FOLLOWS_SETTINGS, VersionSpec
+from citeline.outbound import check_url
 from citeline.settings import Settings
 
 _lock = threading.Lock()
@@ -51,6 +52,9 @@ def _build(version: VersionSpec, key: tuple[object, ...], settings: Settings) ->
         config = key[1]
         assert isinstance(config, LocalModelConfig)
         return LocalProvider(config)
+    if version.base_url is not None:
+        # Checked again here: the name may resolve elsewhere than when it was registered.
+        check_url(version.base_url, settings.outbound_allowed_hosts, field="base_url")
     api_key = key[2] if isinstance(key[2], str) else None
     if version.provider == ProviderKind.openai:
         from citeline.llm.providers.openai_compat import OpenAICompatibleProvider

@@ -2,14 +2,15 @@
 // workspace admins and owners, and instance administrators.
 
 import { badge, el, errorBox, toast } from "./dom.js";
-import { api, canManageAccess, session } from "./session.js";
+import { api, canManageAccess, isInstanceAdmin, session } from "./session.js";
 
 const ROLES = ["viewer", "member", "admin", "owner"];
 const AUDIT_PAGE = 50;
 const ACTIONS = ["auth.sign_in", "auth.refresh_reuse", "auth.sign_out", "api_key.create",
   "api_key.revoke", "user.create", "user.update", "user.delete", "member.role", "member.remove",
-  "workspace.create", "workspace.delete", "knowledge_base.delete", "document.delete",
-  "model.delete", "alias.delete"];
+  "invitation.create", "invitation.accept", "invitation.decline", "invitation.revoke",
+  "request.denied", "workspace.create", "workspace.delete", "knowledge_base.delete",
+  "document.delete", "model.delete", "alias.delete"];
 
 const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" },
   body: JSON.stringify(body) });
@@ -45,10 +46,12 @@ export function accessView(root) {
   const names = new Map();  // "user:<id>" → email, for the audit log
   const audit = auditSection(names);
   const members = membersSection(session.me.workspace.id, names, audit.load);
+  const invitations = invitationsSection(session.me.workspace.id, audit.load);
   const keys = keysSection(audit.load);
   root.append(el("p", { class: "muted", text: `Who may use the workspace ${session.me.workspace.name}, ` +
-    "and what they did." }), members.node, keys.node, audit.node);
+    "and what they did." }), members.node, invitations.node, keys.node, audit.node);
   members.load().finally(audit.load);
+  invitations.load();
   keys.load();
 }
 
@@ -128,7 +131,84 @@ function membersSection(ws, names, onChange) {
       ? "At least 10 characters; leave it empty for an account that only signs in with single sign-on."
       : "At least 10 characters." }));
 
-  return { node: section("members-title", "Members", list, problem, form), load };
+  // Making accounts is for instance administrators; everyone else invites (see below).
+  return { node: section("members-title", "Members", list, problem, isInstanceAdmin() ? form : null),
+    load };
+}
+
+// ---------- invitations ----------
+
+function invitationsSection(ws, onChange) {
+  const base = `/v1/workspaces/${encodeURIComponent(ws)}/invitations`;
+  const list = listBox();
+  const problem = problemBox();
+  const shown = el("div");  // the new invitation's link, this once
+
+  async function load() {
+    try {
+      const { invitations } = await api(base);
+      list.replaceChildren(invitations.length ? el("table", { "data-testid": "invitations" },
+        head("Email", "Role", "~Expires", ""), el("tbody", {}, invitations.map(row)))
+        : el("p", { class: "empty", text: "No invitations waiting for an answer." }));
+    } catch (error) { list.replaceChildren(errorBox(error)); }
+  }
+
+  const row = (invitation) => el("tr", { "data-invited": invitation.email },
+    el("td", { text: invitation.email }), el("td", { text: invitation.role }),
+    el("td", { class: "optional" }, when(invitation.expires_at)),
+    el("td", {}, el("button", { type: "button", class: "danger", text: "Withdraw",
+      "aria-label": `Withdraw the invitation of ${invitation.email}`, onclick: async () => {
+        problem.textContent = "";
+        try {
+          await api(`${base}/${invitation.id}`, { method: "DELETE" });
+          toast(`Withdrew the invitation of ${invitation.email}`);
+          onChange();
+        } catch (error) { problem.textContent = `Could not withdraw it: ${error.message}`; }
+        await load();
+      } })));
+
+  function reveal(created) {
+    const value = el("input", { type: "text", id: "invite-link", readonly: true,
+      value: created.accept_url, class: "secret-value", spellcheck: "false" });
+    shown.replaceChildren(el("div", { class: "secret", role: "group", "aria-labelledby": "invite-link-label" },
+      el("label", { for: "invite-link", id: "invite-link-label",
+        text: `Invitation link for ${created.email} (${created.role})` }),
+      el("div", { class: "row center" }, el("div", { class: "grow" }, value),
+        el("button", { type: "button", text: "Copy", onclick: async () => {
+          try { await navigator.clipboard.writeText(created.accept_url); toast("Copied the link"); } catch {
+            value.focus(); value.select(); toast("Selected the link: press Ctrl+C (⌘C) to copy it");
+          }
+        } }),
+        el("button", { type: "button", class: "secondary", text: "Done",
+          onclick: () => { shown.replaceChildren(); email.focus(); } })),
+      el("p", { class: "meta", text: "Send it to them: they join when they open it and accept. " +
+        "It works once, for 7 days, and won't be shown again. If they already use Citeline, " +
+        "they can also accept it after signing in." })));
+    value.focus();
+    value.select();
+  }
+
+  const email = el("input", { type: "email", id: "invite-email", required: true, autocomplete: "off" });
+  const role = roleSelect({ id: "invite-role" }, "member");
+  const form = el("form", { "aria-labelledby": "invite-title", onsubmit: async (event) => {
+    event.preventDefault();
+    problem.textContent = "";
+    try {
+      const created = await api(base, json("POST", { email: email.value.trim(), role: role.value }));
+      form.reset();
+      role.value = "member";
+      await load();
+      reveal(created);
+      onChange();
+    } catch (error) { problem.textContent = `Could not invite: ${error.message}`; }
+  } },
+    el("h3", { id: "invite-title", text: "Invite someone" }),
+    el("div", { class: "row" },
+      el("div", { class: "grow" }, el("label", { for: "invite-email", text: "Email to invite" }), email),
+      el("div", {}, el("label", { for: "invite-role", text: "Role to offer" }), role),
+      el("button", { type: "submit", text: "Invite" })));
+
+  return { node: section("invitations-title", "Invitations", shown, list, problem, form), load };
 }
 
 // ---------- API keys ----------

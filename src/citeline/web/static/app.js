@@ -8,6 +8,7 @@ import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { knowledgeView } from "./knowledge.js";
 import { modelsView } from "./models.js";
+import { invitationsBanner, invitationView } from "./invitations.js";
 import {
   canManageAccess, loadMe, onSessionEnd, openFile, session, setWorkspace, signOut, signedIn, start,
 } from "./session.js";
@@ -46,6 +47,13 @@ function route() {
   leaveView = () => {};
   closeSource();
   const name = viewName();
+  if (name === "invitation") {
+    // An invitation link works signed in or not: accepting it signs the person in.
+    renderHeader(name);
+    main.replaceChildren();
+    invitationView(main, location.hash.split("/")[2] || "", () => location.replace("#/ask"));
+    return;
+  }
   if (session.mode === "required" && !signedIn() && name !== "signin") {
     toSignin(notice);
     return;
@@ -60,6 +68,9 @@ function route() {
     ? signinView(main, { notice, onSignedIn: () => { notice = ""; location.replace(takeReturn()); } })
     : (views[name] || askView)(main);
   if (typeof cleanup === "function") leaveView = cleanup;
+  if (name !== "signin" && session.mode === "required" && signedIn()) {
+    invitationsBanner(main, () => loadMe().then(() => renderHeader(viewName())));
+  }
   if (!main.contains(document.activeElement)) main.focus();
 }
 
@@ -125,10 +136,11 @@ async function switchWorkspace(id) {
 function wireStaticParts() {
   document.getElementById("source-close").addEventListener("click", closeSource);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeSource(); });
-  // Stored files need the bearer token, which a plain link cannot carry.
+  // Stored files need the bearer token, which a plain link cannot carry; and they open only as
+  // PDF or text (see openFile).
   document.addEventListener("click", (event) => {
     const link = event.target.closest && event.target.closest("a[data-file]");
-    if (!link || session.mode !== "required") return;
+    if (!link) return;
     event.preventDefault();
     openFile(link.href).catch((error) => toast(`Could not open the file: ${error.message}`));
   });

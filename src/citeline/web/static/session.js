@@ -69,6 +69,10 @@ async function grant(fields) {
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams(fields),
   });
+  return keep(response);
+}
+
+async function keep(response) {
   if (!response.ok) throw await toError(response);
   const tokens = await response.json();
   session.accessToken = tokens.access_token;
@@ -115,6 +119,17 @@ function end(reason) {
 
 export async function signIn(email, password) {
   await grant({ grant_type: "password", username: email, password });
+  await loadMe();
+}
+
+/** Accepts an invitation from its link (with the invited account's password, or a new one)
+ * and signs in to the workspace it is for. */
+export async function acceptInvitation(token, password, name) {
+  const tokens = await keep(await fetch("/v1/auth/invitations/accept", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token, password, name }),
+  }));
+  setWorkspace(tokens.workspace_id);
   await loadMe();
 }
 
@@ -210,16 +225,26 @@ export async function start() {
   if (response.status !== 404) await loadMe();
 }
 
-/** Opens a stored file in a new tab; the bearer token cannot ride on a plain link. */
+// What may open in a tab, and as which type. An original opens as PDF or as plain text only:
+// in its own type an uploaded HTML page would run in this origin (and read this tab's storage).
+const VIEWABLE = new Map([
+  ["application/pdf", "application/pdf"], ["text/plain", "text/plain"],
+  ["text/markdown", "text/plain"], ["text/csv", "text/plain"],
+]);
+
+/** Opens a stored file: PDF and text in a new tab (without access to this one), anything else
+ * as a download. The bearer token cannot ride on a plain link, so the page fetches it. */
 export async function openFile(url) {
   const response = await request(url);
   if (!response.ok) throw await toError(response);
-  const blob = await response.blob();
+  const served = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
+  const view = VIEWABLE.get(served);
+  const blob = new Blob([await response.arrayBuffer()], { type: view || "application/octet-stream" });
   const objectUrl = URL.createObjectURL(blob);
   setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
-  if (window.open(objectUrl, "_blank")) return;
   const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(response.headers.get("Content-Disposition") || "");
-  const link = Object.assign(document.createElement("a"),
-    { href: objectUrl, download: match ? decodeURIComponent(match[1]) : "" });
-  link.click();  // the pop-up was blocked: download it instead
+  const link = Object.assign(document.createElement("a"), { href: objectUrl, rel: "noopener" });
+  if (view) link.target = "_blank";
+  else link.download = match ? decodeURIComponent(match[1]) : "download";
+  link.click();
 }
