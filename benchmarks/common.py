@@ -48,7 +48,8 @@ def ingest_files(
     settings: Settings, endpoints: Endpoints, kb_id: uuid.UUID, files: list[tuple[Path, str]]
 ) -> list[UploadOutcome]:
     """Upload `(path, source)` pairs and run them through an in-process burst worker."""
-    from citeline.jobs.worker import WorkerMode, run_worker
+    from citeline.jobs.worker import WorkerMode
+    from citeline.resources import run_worker_process
 
     resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
     try:
@@ -57,7 +58,7 @@ def ingest_files(
         outcomes = resources.knowledge().add(kb_id, uploads)
     finally:
         resources.close()
-    run_worker(
+    run_worker_process(
         settings, endpoints.database_url, endpoints.redis_url, burst=True, mode=WorkerMode.inprocess
     )
     return outcomes

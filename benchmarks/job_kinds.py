@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 
 from citeline.jobs.context import JobContext
-from citeline.jobs.registry import job_kind
+from citeline.jobs.registry import JobKind
 
 
-@job_kind("bench.noop")
-def noop(context: JobContext) -> None:
+def noop(context: JobContext[object]) -> None:
     return None
 
 
-@job_kind("bench.emit")
-def emit(context: JobContext) -> int:
+def emit(context: JobContext[object]) -> int:
     """Wait for the go signal, then emit `count` events stamped with the wall clock."""
     go = f"bench:go:{context.job_id}"
     deadline = time.monotonic() + 120
@@ -27,3 +25,6 @@ def emit(context: JobContext) -> int:
         context.emit("tick", {"index": index, "sent": time.time()})
         time.sleep(float(context.args.get("pause", 0.02)))
     return count
+
+
+BENCH_KINDS = (JobKind("bench.noop", noop), JobKind("bench.emit", emit))

@@ -17,9 +17,9 @@ from rq import Queue
 from rq.job import Job as RQJob
 from sqlalchemy import select
 
-import benchmarks.job_kinds  # noqa: F401  (registers the bench kinds)
 from benchmarks.bare_jobs import noop as bare_noop
 from benchmarks.common import PYTHON, bench_engines, child_env, summary
+from benchmarks.job_kinds import BENCH_KINDS
 from citeline.jobs.models import Job
 from citeline.resources import Resources
 
@@ -98,7 +98,9 @@ def main() -> None:
     n = args.jobs
     print(f"{n} no-op jobs per run, one burst worker, embedded Valkey and PostgreSQL")
     with bench_engines() as (settings, endpoints):
-        resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        resources = Resources.connect(
+            settings, endpoints.database_url, endpoints.redis_url, job_kinds=BENCH_KINDS
+        )
         env = child_env(settings)
         try:
             for mode in ("fork", "inprocess"):

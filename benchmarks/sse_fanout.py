@@ -18,8 +18,8 @@ import time
 import httpx
 import psutil
 
-import benchmarks.job_kinds  # noqa: F401
 from benchmarks.common import PYTHON, bench_engines, child_env, summary
+from benchmarks.job_kinds import BENCH_KINDS
 from citeline.resources import Resources
 
 
@@ -77,7 +77,9 @@ def main() -> None:
         env = child_env(settings.model_copy(update={"port": port, "workers": 1}))
         serve = subprocess.Popen([PYTHON, "-m", "citeline", "serve"], env=env)
         base = f"http://127.0.0.1:{port}"
-        resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        resources = Resources.connect(
+            settings, endpoints.database_url, endpoints.redis_url, job_kinds=BENCH_KINDS
+        )
         try:
             deadline = time.monotonic() + 60
             while True:

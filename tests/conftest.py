@@ -24,6 +24,7 @@ from citeline.jobs.embedded import EmbeddedValkey
 from citeline.jobs.queue import connect
 from citeline.resources import Resources
 from citeline.settings import Settings
+from tests.jobs_for_tests import TEST_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout, as on every developer machine and in CI.
@@ -119,7 +120,9 @@ def empty_stores(database_url: str, redis_url: str) -> None:
 def resources(settings: Settings) -> Iterator[Resources]:
     assert settings.database_url is not None and settings.redis_url is not None
     empty_stores(settings.database_url, settings.redis_url)
-    opened = Resources.connect(settings, settings.database_url, settings.redis_url)
+    opened = Resources.connect(
+        settings, settings.database_url, settings.redis_url, job_kinds=TEST_KINDS
+    )
     yield opened
     opened.close()
 

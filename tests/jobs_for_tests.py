@@ -7,22 +7,19 @@ from typing import Any
 
 from citeline.errors import InvalidInput
 from citeline.jobs.context import JobContext
-from citeline.jobs.registry import job_kind
+from citeline.jobs.registry import JobKind
 
 
-@job_kind("test.echo")
-def echo(context: JobContext) -> Any:
+def echo(context: JobContext[object]) -> Any:
     context.progress(0.5, "halfway")
     return {"echo": context.args.get("value"), "attempt": context.attempt}
 
 
-@job_kind("test.noop")
-def noop(context: JobContext) -> None:
+def noop(context: JobContext[object]) -> None:
     return None
 
 
-@job_kind("test.events")
-def many_events(context: JobContext) -> int:
+def many_events(context: JobContext[object]) -> int:
     count = int(context.args["count"])
     for index in range(count):
         context.emit("tick", {"index": index})
@@ -30,8 +27,7 @@ def many_events(context: JobContext) -> int:
     return count
 
 
-@job_kind("test.flaky")
-def flaky(context: JobContext) -> str:
+def flaky(context: JobContext[object]) -> str:
     """Fails until attempt `succeed_on` (never, if absent)."""
     succeed_on = context.args.get("succeed_on")
     if succeed_on is None or context.attempt < int(succeed_on):
@@ -39,13 +35,11 @@ def flaky(context: JobContext) -> str:
     return f"ok on attempt {context.attempt}"
 
 
-@job_kind("test.bad_input")
-def bad_input(context: JobContext) -> None:
+def bad_input(context: JobContext[object]) -> None:
     raise InvalidInput("the document is empty", field="document")
 
 
-@job_kind("test.block")
-def block(context: JobContext) -> str:
+def block(context: JobContext[object]) -> str:
     """Beats a counter in Redis until released (key `release`), cancelled or out of time."""
     key = f"test:block:{context.job_id}"
     deadline = time.monotonic() + float(context.args.get("max_seconds", 60))
@@ -57,3 +51,13 @@ def block(context: JobContext) -> str:
             context.check_cancelled()
         time.sleep(0.05)
     raise TimeoutError("never released")
+
+
+TEST_KINDS = (
+    JobKind("test.echo", echo),
+    JobKind("test.noop", noop),
+    JobKind("test.events", many_events),
+    JobKind("test.flaky", flaky),
+    JobKind("test.bad_input", bad_input),
+    JobKind("test.block", block),
+)

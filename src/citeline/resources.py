@@ -1,29 +1,42 @@
-"""The connections one Citeline process holds, and the services built on them."""
+"""The composition root: the connections one Citeline process holds, every domain's job kinds,
+and the services built on them. It is the one module that knows every layer; nothing below it
+(domains, the job layer, the database layer) imports it.
+
+See docs/adr/0001-composition-root.md.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline import answers, knowledge, llm
+from citeline.answers.pipeline import AnswerDeps
+from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
+from citeline.auth.accounts import Accounts
+from citeline.auth.revocations import Revocations
 from citeline.db.engine import make_engine, make_sessionmaker
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
-from citeline.jobs.queue import connect
+from citeline.jobs.queue import QUEUE_NAMES, connect
 from citeline.jobs.reaper import Reaper
-from citeline.jobs.registry import register_domain_kinds
+from citeline.jobs.registry import JobKind, JobRegistry
+from citeline.jobs.runtime import JobRuntime
 from citeline.jobs.service import JobService
+from citeline.jobs.worker import WorkerMode, run_worker
+from citeline.knowledge.service import KnowledgeService
+from citeline.knowledge.storage import FileStore
+from citeline.llm.providers.base import Lease
+from citeline.llm.service import ModelService
 from citeline.settings import Settings
 
-if TYPE_CHECKING:
-    from citeline.answers.service import AnswerService
-    from citeline.auth.accounts import Accounts
-    from citeline.knowledge.service import KnowledgeService
-    from citeline.llm.service import ModelService
+# Every domain's job kinds; a new domain adds its own here.
+JOB_KINDS: tuple[JobKind, ...] = (*knowledge.JOB_KINDS, *llm.JOB_KINDS, *answers.JOB_KINDS)
 
 
 @dataclass
@@ -36,6 +49,7 @@ class Resources:
     redis: redis.Redis
     events: EventLog
     lifecycle: Lifecycle
+    registry: JobRegistry
 
     @classmethod
     def connect(
@@ -47,8 +61,10 @@ class Resources:
         redis_timeout: float | None = 5.0,
         pool_size: int = 10,
         wait_for_flush: bool = True,
+        job_kinds: Sequence[JobKind] = (),
     ) -> Resources:
-        register_domain_kinds()
+        """Connect to the database and Redis; `job_kinds` adds kinds beyond the domains' own
+        (tests and benchmarks register theirs)."""
         engine = make_engine(database_url, pool_size=pool_size, wait_for_flush=wait_for_flush)
         sessions = make_sessionmaker(engine)
         connection = connect(redis_url, timeout=redis_timeout)
@@ -56,8 +72,17 @@ class Resources:
         lifecycle = Lifecycle(
             sessions, connection, events, backoff_seconds=settings.job_retry_backoff_seconds
         )
+        registry = JobRegistry((*JOB_KINDS, *job_kinds))
         return cls(
-            settings, database_url, redis_url, engine, sessions, connection, events, lifecycle
+            settings,
+            database_url,
+            redis_url,
+            engine,
+            sessions,
+            connection,
+            events,
+            lifecycle,
+            registry,
         )
 
     # Services act for `access`; without one they act as the system itself, which sees every
@@ -70,13 +95,11 @@ class Resources:
             self.events,
             self.lifecycle,
             self.settings,
+            self.registry,
             access or Access.system(),
         )
 
     def knowledge(self, access: Access | None = None) -> KnowledgeService:
-        from citeline.knowledge.service import KnowledgeService
-        from citeline.knowledge.storage import FileStore
-
         return KnowledgeService(
             self.sessions,
             self.jobs(access),
@@ -86,25 +109,74 @@ class Resources:
         )
 
     def answers(self, access: Access | None = None) -> AnswerService:
-        from citeline.answers.service import AnswerService
-
         return AnswerService(self.sessions, self.jobs(access), self.knowledge(access))
 
-    def models(self, access: Access | None = None) -> ModelService:
-        from citeline.llm.service import ModelService
-
-        return ModelService(self.sessions, self.redis, self.settings, access or Access.system())
+    def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
+        return ModelService(
+            self.sessions, self.redis, self.settings, access or Access.system(), lease=lease
+        )
 
     def accounts(self, access: Access | None = None) -> Accounts:
-        from citeline.auth.accounts import Accounts
-        from citeline.auth.revocations import Revocations
-
         revocations = Revocations(self.redis, self.settings.access_token_minutes * 60)
-        return Accounts(self.sessions, access or Access.system(), revocations)
+        return Accounts(
+            self.sessions,
+            access or Access.system(),
+            revocations,
+            on_workspace_delete=(llm.forget_workspace,),
+        )
 
     def reaper(self) -> Reaper:
         return Reaper(self.sessions, self.redis, self.events, self.lifecycle, self.settings)
 
+    def job_runtime(self) -> JobRuntime:
+        """What this process's workers run jobs with; the job functions see this object as
+        their `context.services`."""
+        return JobRuntime(
+            self.settings, self.sessions, self.redis, self.events, self.lifecycle, services=self
+        )
+
     def close(self) -> None:
         self.redis.close()
         self.engine.dispose()
+
+
+def run_worker_process(
+    settings: Settings,
+    database_url: str,
+    redis_url: str,
+    queues: Sequence[str] = QUEUE_NAMES,
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    mode: WorkerMode = WorkerMode.inprocess,
+    job_kinds: Sequence[JobKind] = (),
+) -> bool:
+    """Run one worker on its own connections until it stops; True if any job ran."""
+    # The blocking dequeue must not hit a socket timeout, so this client blocks freely. Job
+    # transitions are re-run by the reaper if lost, so they need not wait for the WAL flush.
+    resources = Resources.connect(
+        settings,
+        database_url,
+        redis_url,
+        redis_timeout=None,
+        pool_size=2,
+        wait_for_flush=False,
+        job_kinds=job_kinds,
+    )
+    try:
+        return run_worker(
+            resources.job_runtime(),
+            queues,
+            burst=burst,
+            name=name,
+            mode=mode,
+            # A forked work-horse must open its own database connections.
+            after_fork=lambda: resources.engine.dispose(close=False),
+        )
+    finally:
+        resources.close()
+
+
+def _provides(resources: Resources) -> tuple[AnswerDeps]:
+    """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
+    return (resources,)

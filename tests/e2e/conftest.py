@@ -22,6 +22,7 @@ from citeline.db.embedded import EmbeddedPostgres
 from citeline.jobs.embedded import EmbeddedValkey
 from citeline.resources import Resources
 from tests.conftest import ROOT, fast_settings, wait_for
+from tests.jobs_for_tests import TEST_KINDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -109,4 +110,5 @@ def attach(data_dir: Path) -> tuple[Resources, EmbeddedPostgres, EmbeddedValkey]
     postgres, valkey = EmbeddedPostgres(data_dir), EmbeddedValkey(data_dir)
     database_url, redis_url = postgres.start(), valkey.start()
     settings = fast_settings(data_dir, database_url, redis_url)
-    return Resources.connect(settings, database_url, redis_url), postgres, valkey
+    resources = Resources.connect(settings, database_url, redis_url, job_kinds=TEST_KINDS)
+    return resources, postgres, valkey

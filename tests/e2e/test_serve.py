@@ -11,7 +11,6 @@ import httpx
 import openai
 import pytest
 
-import tests.jobs_for_tests  # noqa: F401
 from citeline.jobs.embedded import EmbeddedValkey
 from tests.conftest import wait_for
 from tests.e2e.conftest import Serve, attach, free_port

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import tests.jobs_for_tests  # noqa: F401
 from citeline.api.app import create_app
 from citeline.resources import Resources
 from citeline.settings import Settings

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import tests.jobs_for_tests  # noqa: F401
 from citeline.db.migrate import head_revision
 from citeline.resources import Resources
 from tests.conftest import settings_env

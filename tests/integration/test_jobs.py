@@ -8,7 +8,6 @@ import uuid
 import psutil
 import pytest
 
-import tests.jobs_for_tests  # noqa: F401  (registers the test job kinds)
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import JobState
 from citeline.resources import Resources

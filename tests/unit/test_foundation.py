@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from citeline.errors import CitelineError, InvalidInput, NotFound, ServiceUnavailable
 from citeline.jobs.events import Event
-from citeline.jobs.registry import get_kind, job_kind, resolve
+from citeline.jobs.metrics import _group
+from citeline.jobs.registry import JobKind, JobRegistry, resolve
 from citeline.jobs.stream import format_event
 from citeline.observability.logs import JsonFormatter, job_id_var, request_id_var
-from citeline.observability.metrics import _group
 from citeline.settings import Settings
 
 
@@ -53,15 +53,20 @@ def _sample(_: object) -> str:
     return "sample"
 
 
+def _other(_: object) -> str:
+    return "other"
+
+
 def test_registry_records_import_targets_and_refuses_clashes() -> None:
-    job_kind("unit.sample", queue="high")(_sample)
-    kind = get_kind("unit.sample")
+    registry = JobRegistry([JobKind("unit.sample", _sample, queue="high")])
+    kind = registry.get("unit.sample")
     assert (kind.queue, kind.target) == ("high", f"{__name__}:_sample")
     assert resolve(kind.target) is _sample
+    registry.register(JobKind("unit.sample", _sample))  # the same function again is fine
     with pytest.raises(ValueError, match="already registered"):
-        job_kind("unit.sample")(lambda _context: None)
+        registry.register(JobKind("unit.sample", _other))
     with pytest.raises(InvalidInput, match="unknown job kind"):
-        get_kind("unit.missing")
+        registry.get("unit.missing")
 
 
 def test_sse_event_format_round_trips() -> None:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from citeline.answers.pipeline import AnswerOptions, answer
+from citeline.answers.pipeline import AnswerDeps, AnswerOptions, answer
 from citeline.errors import CitelineError, InvalidInput
 from citeline.llm.messages import ChatRequest, Message
-from citeline.resources import Resources
 
 RUN = 8
 JUDGE_SCHEMA = {
@@ -127,7 +126,7 @@ class Report:
 
 
 def evaluate(
-    resources: Resources,
+    resources: AnswerDeps,
     knowledge_base: str,
     questions: Sequence[Question],
     *,
@@ -147,7 +146,7 @@ def evaluate(
 
 
 def _one(
-    resources: Resources,
+    resources: AnswerDeps,
     kb_id: uuid.UUID,
     question: Question,
     options: AnswerOptions,
@@ -194,7 +193,7 @@ def _one(
     )
 
 
-def _judged_supporting(resources: Resources, judge: str, claim: str, span: str) -> bool:
+def _judged_supporting(resources: AnswerDeps, judge: str, claim: str, span: str) -> bool:
     request = ChatRequest(
         messages=[
             Message.system(

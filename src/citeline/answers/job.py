@@ -6,21 +6,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from citeline.answers.pipeline import AnswerOptions, answer
+from citeline.answers.pipeline import AnswerDeps, AnswerOptions, answer
 from citeline.db.base import utcnow
 from citeline.jobs.context import JobContext
 from citeline.jobs.models import Job
-from citeline.jobs.registry import job_kind
-from citeline.jobs.runtime import worker_resources
+from citeline.jobs.registry import JobKind
 
 ANSWER_KIND = "answers.answer"
 
 
-@job_kind(ANSWER_KIND, queue="high", timeout_seconds=900, max_attempts=1)
-def answer_job(context: JobContext) -> dict[str, Any]:
-    resources = worker_resources()
+def answer_job(context: JobContext[AnswerDeps]) -> dict[str, Any]:
     args = context.args
-    with resources.sessions() as session:
+    with context.sessions() as session:
         job = session.get_one(Job, context.job_id)
         started = job.started_at or utcnow()
         queue_ms = round((started - job.created_at).total_seconds() * 1000, 1)
@@ -37,7 +34,7 @@ def answer_job(context: JobContext) -> dict[str, Any]:
 
     conversation = args.get("conversation_id")
     return answer(
-        resources,
+        context.services,
         str(args["query"]),
         uuid.UUID(str(args["knowledge_base_id"])),
         emit=emit,
@@ -46,4 +43,8 @@ def answer_job(context: JobContext) -> dict[str, Any]:
         owner=context.owner,
         job_id=context.job_id,
         queue_ms=queue_ms,
+        lease=context.lease,
     )
+
+
+ANSWER = JobKind(ANSWER_KIND, answer_job, queue="high", timeout_seconds=900, max_attempts=1)

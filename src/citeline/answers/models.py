@@ -17,7 +17,9 @@ class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    workspace_id: Mapped[str | None] = mapped_column(String(64))
+    workspace_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
     owner: Mapped[str | None] = mapped_column(String(64))
     knowledge_base_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("knowledge_bases.id", ondelete="CASCADE"), index=True

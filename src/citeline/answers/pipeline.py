@@ -11,9 +11,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.answers.citations import verify
 from citeline.answers.models import Conversation, Turn
@@ -24,9 +25,32 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError
 from citeline.llm.batching import TokenBatches
 from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
-from citeline.resources import Resources
+from citeline.llm.providers.base import Lease
+from citeline.llm.service import ModelService
+from citeline.settings import Settings
+
+if TYPE_CHECKING:
+    from citeline.auth.access import Access
+    from citeline.knowledge.service import KnowledgeService
 
 Emit = Callable[[str, Mapping[str, Any]], object]
+
+
+class AnswerDeps(Protocol):
+    """What answering needs of the process it runs in (the composition root provides it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    def knowledge(self, access: Access | None = None) -> KnowledgeService: ...
+
+    def models(
+        self, access: Access | None = None, *, lease: Lease | None = None
+    ) -> ModelService: ...
+
 
 HISTORY_TURNS = 3
 CLOSEST = 3
@@ -70,7 +94,7 @@ class _Caller:
 
 
 def answer(
-    resources: Resources,
+    deps: AnswerDeps,
     question: str,
     knowledge_base_id: uuid.UUID,
     *,
@@ -80,17 +104,20 @@ def answer(
     owner: str | None = None,
     job_id: uuid.UUID | None = None,
     queue_ms: float | None = None,
+    lease: Lease | None = None,
 ) -> dict[str, Any]:
-    settings = resources.settings
+    settings = deps.settings
+    sessions = deps.sessions
     options = options or AnswerOptions()
-    knowledge = resources.knowledge()
+    knowledge = deps.knowledge()
+    models = deps.models(lease=lease)
     alias = options.model or settings.answer_model
     clock = Clock.start()
     kb = knowledge.get(knowledge_base_id)
 
     # The knowledge base's workspace decides which of its aliases apply.
     owner_of = _Caller(owner, kb.workspace_id)
-    search_query = _rewrite(resources, alias, question, conversation_id, owner_of)
+    search_query = _rewrite(models, sessions, alias, question, conversation_id, owner_of)
     clock.mark("rewritten")
 
     hits = knowledge.search(kb.id, search_query, k=options.k or settings.answer_candidates)
@@ -110,7 +137,7 @@ def answer(
     )
     if relevance is None or relevance < threshold:
         result = _not_found(base, kb.name, found, "nothing in it is relevant enough", clock)
-        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+        return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
 
     budget = options.context_tokens or settings.answer_context_tokens
     embedder = knowledge.embedder
@@ -118,7 +145,7 @@ def answer(
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
     clock.mark("prompt_start")
     generated, served_by = _generate(
-        resources, alias, request, emit, clock, owner_of, conversation_id, job_id
+        models, alias, request, emit, clock, owner_of, conversation_id, job_id
     )
     clock.mark("generated")
     base["model"] = served_by
@@ -126,7 +153,7 @@ def answer(
 
     if is_not_found(generated.text):
         result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
-        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+        return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
     verified = verify(generated.text, packed, embedder.embed, settings.answer_support_threshold)
     clock.mark("verified")
     if not verified.citations:
@@ -134,7 +161,7 @@ def answer(
         result = _not_found(
             base, kb.name, packed, "no passage found supports a drafted answer", clock
         )
-        return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+        return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
     citations = [c.as_json() for c in verified.citations]
     for citation in citations:
         emit("citation", citation)
@@ -149,21 +176,22 @@ def answer(
         "passages": [p.as_json() for p in packed],
         "timings": _timings(clock),
     }
-    return _finish(resources, emit, result, conversation_id, job_id, queue_ms)
+    return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
 
 
 def _rewrite(
-    resources: Resources,
+    models: ModelService,
+    sessions: sessionmaker[Session],
     alias: str,
     question: str,
     conversation_id: uuid.UUID | None,
     caller: _Caller,
 ) -> str:
     """A follow-up made standalone for retrieval, using the conversation's last turns."""
-    history = _history(resources, conversation_id)
+    history = _history(sessions, conversation_id)
     if not history:
         return question
-    rewritten = resources.models().complete(
+    rewritten = models.complete(
         alias,
         rewrite_request(history, question),
         subject=caller.subject,
@@ -175,7 +203,7 @@ def _rewrite(
 
 
 def _generate(
-    resources: Resources,
+    models: ModelService,
     alias: str,
     request: ChatRequest,
     emit: Emit,
@@ -185,7 +213,7 @@ def _generate(
     job_id: uuid.UUID | None,
 ) -> tuple[ChatResult, str]:
     """Stream the draft to listeners in small batches; the version that served it."""
-    reply = resources.models().start(
+    reply = models.start(
         alias,
         request,
         subject=caller.subject,
@@ -241,7 +269,7 @@ def _timings(clock: Clock) -> dict[str, float | None]:
 
 
 def _finish(
-    resources: Resources,
+    sessions: sessionmaker[Session],
     emit: Emit,
     result: dict[str, Any],
     conversation_id: uuid.UUID | None,
@@ -250,15 +278,17 @@ def _finish(
 ) -> dict[str, Any]:
     result["timings"]["queue_ms"] = queue_ms
     if conversation_id is not None:
-        result["turn"] = _save_turn(resources, conversation_id, result, job_id)
+        result["turn"] = _save_turn(sessions, conversation_id, result, job_id)
     emit("complete", result)
     return result
 
 
-def _history(resources: Resources, conversation_id: uuid.UUID | None) -> list[tuple[str, str]]:
+def _history(
+    sessions: sessionmaker[Session], conversation_id: uuid.UUID | None
+) -> list[tuple[str, str]]:
     if conversation_id is None:
         return []
-    with resources.sessions() as session:
+    with sessions() as session:
         turns = session.scalars(
             select(Turn)
             .where(Turn.conversation_id == conversation_id)
@@ -269,12 +299,12 @@ def _history(resources: Resources, conversation_id: uuid.UUID | None) -> list[tu
 
 
 def _save_turn(
-    resources: Resources,
+    sessions: sessionmaker[Session],
     conversation_id: uuid.UUID,
     result: dict[str, Any],
     job_id: uuid.UUID | None,
 ) -> int:
-    with unit_of_work(resources.sessions) as session:
+    with unit_of_work(sessions) as session:
         # Lock the conversation so two answers to it number their turns one after the other.
         conversation = session.get_one(Conversation, conversation_id, with_for_update=True)
         ordinal = (

@@ -22,13 +22,13 @@ from citeline.auth.ratelimit import RateLimits
 from citeline.auth.router import public as auth_public_router
 from citeline.auth.router import router as auth_router
 from citeline.auth.signin import SignIn
+from citeline.jobs.metrics import QueueCollector
 from citeline.jobs.queue import connect_async
 from citeline.jobs.router import router as jobs_router
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import router as models_router
-from citeline.observability.metrics import QueueCollector
 from citeline.resources import Resources
 from citeline.web.router import install as install_web
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -47,19 +48,27 @@ def parse_role(value: str) -> Role:
         raise InvalidInput(f"unknown role {value!r}; use one of {roles}", field="role") from None
 
 
+# Run in the deleting transaction before a workspace goes: a domain drops what it keeps of
+# the workspace (or raises Conflict). Rows with a foreign key to the workspace need none.
+WorkspaceHook = Callable[[Session, str], None]
+
+
 class Accounts:
     """`revocations` ends sign-ins when a password changes or an account is disabled; an
-    Accounts built without it may do neither."""
+    Accounts built without it may do neither. `on_workspace_delete` are the domains' hooks."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         access: Access,
         revocations: Revocations | None = None,
+        *,
+        on_workspace_delete: Sequence[WorkspaceHook] = (),
     ) -> None:
         self.sessions = sessions
         self.access = access
         self.revocations = revocations
+        self.on_workspace_delete = tuple(on_workspace_delete)
 
     # users
 
@@ -285,25 +294,23 @@ class Accounts:
             return {workspace_id: name for workspace_id, name in rows}
 
     def delete_workspace(self, workspace_id: str) -> None:
-        """Remove a workspace and its memberships and keys; its data must be deleted first."""
+        """Remove a workspace with its memberships, keys, invitations, jobs and records; what
+        its members made that matters (knowledge bases, reports) must be deleted first."""
         self.access.require_instance_admin("delete workspaces")
         if workspace_id == DEFAULT_WORKSPACE:
             raise Conflict("the default workspace cannot be deleted")
-        from citeline.knowledge.models import KnowledgeBase
-
         with unit_of_work(self.sessions) as session:
             self._workspace(session, workspace_id)
-            remaining = session.scalar(
-                select(func.count())
-                .select_from(KnowledgeBase)
-                .where(KnowledgeBase.workspace_id == workspace_id)
-            )
-            if remaining:
+            for hook in self.on_workspace_delete:
+                hook(session, workspace_id)
+            try:
+                with session.begin_nested():
+                    session.execute(delete(Workspace).where(Workspace.id == workspace_id))
+            except IntegrityError as exc:
+                held = _held_by(exc) or "data"
                 raise Conflict(
-                    f"workspace {workspace_id} still has {remaining} knowledge base(s); "
-                    "delete them first"
-                )
-            session.execute(delete(Workspace).where(Workspace.id == workspace_id))
+                    f"workspace {workspace_id} still has {held}; delete them first"
+                ) from None
             audit.add(session, audit.by(self.access, "workspace.delete", workspace_id))
 
     # memberships
@@ -495,6 +502,12 @@ def _other_owners(session: Session, workspace_id: str, user_id: uuid.UUID) -> in
         )
         or 0
     )
+
+
+def _held_by(exc: IntegrityError) -> str | None:
+    """The table whose rows still point at a deleted row, from PostgreSQL's message."""
+    match = re.search(r'on table "(\w+)"\s*$', str(exc.orig).splitlines()[0])
+    return match.group(1).replace("_", " ") if match else None
 
 
 def _ref(subject: str, prefix: str) -> uuid.UUID | None:

@@ -145,10 +145,12 @@ def _wait(resources: Resources, job_ids: list[uuid.UUID]) -> int:
     from rq import Worker
 
     if job_ids and Worker.count(connection=resources.redis) == 0:
-        from citeline.jobs.worker import run_worker
+        from citeline.resources import run_worker_process
 
         typer.echo("no worker is running; ingesting in this process", err=True)
-        run_worker(resources.settings, resources.database_url, resources.redis_url, burst=True)
+        run_worker_process(
+            resources.settings, resources.database_url, resources.redis_url, burst=True
+        )
     jobs = resources.jobs()
     with typer.progressbar(length=len(job_ids), label="ingesting") as bar:
         ended: set[uuid.UUID] = set()

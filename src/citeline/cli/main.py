@@ -77,13 +77,13 @@ def worker(
     data_dir: DataDirOption = None,
 ) -> None:
     """Run one worker against the configured (or embedded) database and Redis."""
-    from citeline.jobs.worker import run_worker
+    from citeline.resources import run_worker_process
 
     settings = load_settings(data_dir)
     names = [name.strip() for name in queues.split(",") if name.strip()]
     try:
         with running_engines(settings) as endpoints:
-            run_worker(
+            run_worker_process(
                 settings,
                 endpoints.database_url,
                 endpoints.redis_url,

@@ -1,24 +1,34 @@
-"""What a running job function sees: its arguments, and ways to report progress and events."""
+"""What a running job function sees: its arguments, the process's connections and services,
+and ways to report progress and events."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 import redis
+from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.jobs.events import Event, EventLog
+from citeline.jobs.heartbeat import Heartbeat
 from citeline.jobs.models import JobState
 from citeline.jobs.queue import cancel_key
+from citeline.settings import Settings
+
+ServicesT_co = TypeVar("ServicesT_co", covariant=True)
 
 
 class JobCancelled(Exception):
     """Raised inside a job whose cancellation was requested; the runtime stops it cleanly."""
 
 
-class JobContext:
-    """Handed to every job function; all writes are guarded by the job's attempt and state."""
+class JobContext(Generic[ServicesT_co]):
+    """Handed to every job function; all writes are guarded by the job's attempt and state.
+
+    `services` is whatever the process's composition root built for its jobs; a job function
+    names the part it needs as a Protocol of its own domain (`JobContext[AnswerDeps]`)."""
 
     def __init__(
         self,
@@ -32,6 +42,10 @@ class JobContext:
         events: EventLog,
         workspace_id: str | None = None,
         connection: redis.Redis,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        services: ServicesT_co,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.job_id = job_id
         self.kind = kind
@@ -42,6 +56,25 @@ class JobContext:
         self.workspace_id = workspace_id
         self.events = events
         self.connection = connection
+        self.sessions = sessions
+        self.settings = settings
+        self.services = services
+        self._heartbeat = heartbeat
+
+    @contextmanager
+    def lease(self, seconds: float) -> Iterator[None]:
+        """Around a call that keeps the GIL for long (llama.cpp loading a model holds it for
+        seconds), during which the heartbeat cannot beat: the job stays alive for `seconds`
+        instead of being taken for dead by the reaper."""
+        beat = self._heartbeat
+        if beat is None:
+            yield
+            return
+        beat.hold(seconds)
+        try:
+            yield
+        finally:
+            beat.release()
 
     @property
     def last_attempt(self) -> bool:

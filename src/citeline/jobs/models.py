@@ -40,7 +40,9 @@ class Job(Base):
     queue: Mapped[str] = mapped_column(String(50))
     state: Mapped[str] = mapped_column(String(20), default=JobState.queued.value)
     owner: Mapped[str | None] = mapped_column(String(200))
-    workspace_id: Mapped[str | None] = mapped_column(String(64))
+    workspace_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
     args: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     progress_message: Mapped[str | None] = mapped_column(Text)

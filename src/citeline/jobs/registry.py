@@ -1,8 +1,14 @@
-"""Job kinds: the named functions a job may run, registered by the domain packages."""
+"""Job kinds: the named functions a job may run.
+
+The job layer knows none of them. Each domain declares its kinds (`JobKind` values exported
+from its package) and the composition root registers them in the process's `JobRegistry`;
+a worker runs a job by the `module:function` target stored on its row, so it needs no
+registration to run one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -12,62 +18,47 @@ from citeline.errors import InvalidInput
 if TYPE_CHECKING:
     from citeline.jobs.context import JobContext
 
-JobFunction = Callable[["JobContext"], Any]
+JobFunction = Callable[["JobContext[Any]"], Any]
 
 
 @dataclass(frozen=True)
 class JobKind:
+    """A kind of job: its name, the module-level function that runs it, and its defaults."""
+
     name: str
-    target: str  # "module:function", imported by the worker that runs it
+    function: JobFunction
     queue: str = "default"
     timeout_seconds: int | None = None
     max_attempts: int | None = None
 
-
-_KINDS: dict[str, JobKind] = {}
-
-# Modules whose import registers the domain packages' job kinds.
-DOMAIN_JOB_MODULES = (
-    "citeline.knowledge.ingest",
-    "citeline.llm.chat_job",
-    "citeline.answers.job",
-)
+    @property
+    def target(self) -> str:
+        """Where a worker finds the function: `module:qualified name`."""
+        return f"{self.function.__module__}:{self.function.__qualname__}"
 
 
-def register_domain_kinds() -> None:
-    for module in DOMAIN_JOB_MODULES:
-        import_module(module)
+class JobRegistry:
+    def __init__(self, kinds: Iterable[JobKind] = ()) -> None:
+        self._kinds: dict[str, JobKind] = {}
+        self.register(*kinds)
 
+    def register(self, *kinds: JobKind) -> None:
+        for kind in kinds:
+            existing = self._kinds.get(kind.name)
+            if existing is not None and existing.target != kind.target:
+                raise ValueError(
+                    f"job kind {kind.name!r} is already registered to {existing.target}"
+                )
+            self._kinds[kind.name] = kind
 
-def job_kind(
-    name: str,
-    *,
-    queue: str = "default",
-    timeout_seconds: int | None = None,
-    max_attempts: int | None = None,
-) -> Callable[[JobFunction], JobFunction]:
-    """Register a module-level function as the job kind `name`; it receives a JobContext."""
+    def get(self, name: str) -> JobKind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise InvalidInput(f"unknown job kind {name!r}", field="kind") from None
 
-    def register(func: JobFunction) -> JobFunction:
-        target = f"{func.__module__}:{func.__qualname__}"
-        existing = _KINDS.get(name)
-        if existing is not None and existing.target != target:
-            raise ValueError(f"job kind {name!r} is already registered to {existing.target}")
-        _KINDS[name] = JobKind(name, target, queue, timeout_seconds, max_attempts)
-        return func
-
-    return register
-
-
-def get_kind(name: str) -> JobKind:
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise InvalidInput(f"unknown job kind {name!r}", field="kind") from None
-
-
-def kinds() -> list[JobKind]:
-    return sorted(_KINDS.values(), key=lambda kind: kind.name)
+    def kinds(self) -> list[JobKind]:
+        return sorted(self._kinds.values(), key=lambda kind: kind.name)
 
 
 def resolve(target: str) -> JobFunction:

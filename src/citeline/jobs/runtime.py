@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 from rq.timeouts import JobTimeoutException
+from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
@@ -25,109 +24,53 @@ from citeline.errors import (
     ProviderError,
 )
 from citeline.jobs.context import JobCancelled, JobContext
+from citeline.jobs.events import EventLog
+from citeline.jobs.heartbeat import Heartbeat
+from citeline.jobs.lifecycle import Lifecycle
+from citeline.jobs.metrics import record_job_outcome
 from citeline.jobs.models import Job, JobState
-from citeline.jobs.queue import alive_key
 from citeline.jobs.registry import resolve
 from citeline.observability.logs import job_id_var
-from citeline.observability.metrics import record_job_outcome
-
-if TYPE_CHECKING:
-    from citeline.resources import Resources
+from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-_resources: Resources | None = None
+@dataclass(frozen=True)
+class JobRuntime:
+    """What a worker process runs jobs with: the job layer's own connections, and `services`,
+    the object the composition root built for job functions (opaque to this layer)."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    events: EventLog
+    lifecycle: Lifecycle
+    services: object
 
 
-def configure(resources: Resources) -> None:
-    """Called once by a worker process before it takes jobs; job code reaches them here."""
-    global _resources
-    _resources = resources
+_runtime: JobRuntime | None = None
 
 
-def worker_resources() -> Resources:
-    if _resources is None:
+def configure(runtime: JobRuntime) -> None:
+    """Called once by a worker process before it takes jobs."""
+    global _runtime
+    _runtime = runtime
+
+
+def current_runtime() -> JobRuntime:
+    if _runtime is None:
         raise ConfigurationError("this process is not a configured Citeline worker")
-    return _resources
-
-
-_heartbeat: Heartbeat | None = None
-
-
-@contextmanager
-def holding_lease(seconds: float) -> Iterator[None]:
-    """Around a call that keeps the GIL for long (llama.cpp loading a model holds it for
-    seconds), during which the heartbeat thread cannot run: the running job, if any, stays
-    alive for `seconds` instead of being taken for dead by the reaper."""
-    beat = _heartbeat
-    if beat is None:
-        yield
-        return
-    beat.hold(seconds)
-    try:
-        yield
-    finally:
-        beat.release()
-
-
-class Heartbeat:
-    """Keeps `alive_key` fresh while a job runs; it lapses soon after the process dies."""
-
-    def __init__(
-        self, connection: redis.Redis, job_id: uuid.UUID, attempt: int, interval: float, ttl: float
-    ) -> None:
-        self.connection = connection
-        self.key = alive_key(job_id)
-        self.attempt = attempt
-        self.interval = interval
-        self.ttl_ms = int(ttl * 1000)
-        self._hold_until = 0.0
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="citeline-heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        global _heartbeat
-        self._beat()
-        self._thread.start()
-        _heartbeat = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        global _heartbeat
-        _heartbeat = None
-        # The key is left to expire: the reaper only reads it for jobs still `started`.
-        self._stopped.set()
-        self._thread.join(timeout=self.interval + 1)
-
-    def hold(self, seconds: float) -> None:
-        """Keep the job alive for `seconds` whether or not this thread gets to beat."""
-        self._hold_until = time.monotonic() + seconds
-        self._beat()
-
-    def release(self) -> None:
-        self._hold_until = 0.0
-        self._beat()
-
-    def _beat(self) -> None:
-        held = int((self._hold_until - time.monotonic()) * 1000)
-        try:
-            self.connection.set(self.key, self.attempt, px=max(self.ttl_ms, held))
-        except redis.RedisError as exc:
-            log.warning("heartbeat missed", extra={"error": str(exc)})
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            self._beat()
+    return _runtime
 
 
 def run_job(job_id: str, attempt: int, target: str) -> None:
     """RQ's entry point for attempt `attempt` of the Citeline job `job_id`."""
-    resources = worker_resources()
+    runtime = current_runtime()
     job_uuid = uuid.UUID(job_id)
     token = job_id_var.set(job_id)
     try:
-        _run(resources, job_uuid, attempt, target)
+        _run(runtime, job_uuid, attempt, target)
     finally:
         job_id_var.reset(token)
 
@@ -147,9 +90,9 @@ def error_json(exc: CitelineError) -> dict[str, Any]:
     return body
 
 
-def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> None:
-    with unit_of_work(resources.sessions) as session:
-        started = resources.events.append_in(
+def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> None:
+    with unit_of_work(runtime.sessions) as session:
+        started = runtime.events.append_in(
             session,
             job_id,
             "started",
@@ -162,32 +105,34 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
     if started is None or job is None:
         log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})
         return
-    resources.events.publish(started)
-    kind, owner, args, max_attempts = job.kind, job.owner, job.args, job.max_attempts
-    workspace_id = job.workspace_id
-
-    settings = resources.settings
-    context = JobContext(
-        job_id=job_id,
-        kind=kind,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        args=args,
-        owner=owner,
-        events=resources.events,
-        connection=resources.redis,
-        workspace_id=workspace_id,
-    )
+    runtime.events.publish(started)
+    settings = runtime.settings
     began = time.monotonic()
     outcome = "failed"
-    lifecycle = resources.lifecycle
+    lifecycle = runtime.lifecycle
+    kind, max_attempts = job.kind, job.max_attempts
     with Heartbeat(
-        resources.redis,
+        runtime.redis,
         job_id,
         attempt,
         settings.job_heartbeat_seconds,
         settings.job_lost_after_seconds,
-    ):
+    ) as heartbeat:
+        context = JobContext(
+            job_id=job_id,
+            kind=kind,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            args=job.args,
+            owner=job.owner,
+            events=runtime.events,
+            connection=runtime.redis,
+            workspace_id=job.workspace_id,
+            sessions=runtime.sessions,
+            settings=settings,
+            services=runtime.services,
+            heartbeat=heartbeat,
+        )
         try:
             result = resolve(target)(context)
             json.dumps(result)
@@ -216,4 +161,4 @@ def _run(resources: Resources, job_id: uuid.UUID, attempt: int, target: str) -> 
         else:
             finished = lifecycle.finish(job_id, attempt, result)
             outcome = "finished" if finished is not None else "stopped"
-    record_job_outcome(resources.redis, kind, outcome, time.monotonic() - began)
+    record_job_outcome(runtime.redis, kind, outcome, time.monotonic() - began)

@@ -21,7 +21,7 @@ from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
 from citeline.jobs.models import Job, JobEvent, JobState
 from citeline.jobs.queue import QUEUE_NAMES, rq_job_id
-from citeline.jobs.registry import get_kind
+from citeline.jobs.registry import JobRegistry
 from citeline.settings import Settings
 
 MAX_LIST_LIMIT = 500
@@ -35,6 +35,7 @@ class JobService:
         events: EventLog,
         lifecycle: Lifecycle,
         settings: Settings,
+        registry: JobRegistry,
         access: Access | None = None,
     ) -> None:
         self.sessions = sessions
@@ -42,6 +43,7 @@ class JobService:
         self.events = events
         self.lifecycle = lifecycle
         self.settings = settings
+        self.registry = registry
         self.access = access or Access.system()
 
     def enqueue(
@@ -61,7 +63,7 @@ class JobService:
             workspace_id = self.access.workspace_id
             owner = owner or self.access.subject
         workspace_id = workspace_id or DEFAULT_WORKSPACE
-        spec = get_kind(kind)
+        spec = self.registry.get(kind)
         queue_name = queue or spec.queue
         if queue_name not in QUEUE_NAMES:
             raise InvalidInput(

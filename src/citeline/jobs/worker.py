@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from importlib import import_module
 
@@ -14,9 +14,8 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from citeline.jobs.queue import QUEUE_NAMES
-from citeline.jobs.runtime import configure, run_job
-from citeline.resources import Resources
-from citeline.settings import Settings
+from citeline.jobs.reaper import Reaper
+from citeline.jobs.runtime import JobRuntime, configure, run_job
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +54,36 @@ def _preload(job: Job) -> None:
 
 
 def run_worker(
-    settings: Settings,
-    database_url: str,
-    redis_url: str,
+    runtime: JobRuntime,
     queues: Sequence[str] = QUEUE_NAMES,
     *,
     burst: bool = False,
     name: str | None = None,
     mode: WorkerMode = WorkerMode.inprocess,
+    after_fork: Callable[[], None] | None = None,
 ) -> bool:
-    """Take jobs from `queues` (in priority order) until stopped; True if any job ran."""
+    """Take jobs from `queues` (in priority order) until stopped; True if any job ran.
+
+    `runtime` should use a Redis client without a socket timeout (the dequeue blocks);
+    `after_fork` runs in each forked work-horse (to drop the parent's database connections)."""
     unknown = [q for q in queues if q not in QUEUE_NAMES]
     if unknown:
         raise ValueError(f"unknown queues {unknown}; queues are {', '.join(QUEUE_NAMES)}")
-    # The blocking dequeue must not hit a socket timeout, so this client blocks freely. Job
-    # transitions are re-run by the reaper if lost, so they need not wait for the WAL flush.
-    resources = Resources.connect(
-        settings, database_url, redis_url, redis_timeout=None, pool_size=2, wait_for_flush=False
-    )
-    configure(resources)
-    if mode is WorkerMode.fork:
-        # A forked work-horse must open its own database connections.
-        os.register_at_fork(after_in_child=lambda: resources.engine.dispose(close=False))
+    configure(runtime)
+    if mode is WorkerMode.fork and after_fork is not None:
+        os.register_at_fork(after_in_child=after_fork)
     stop = threading.Event()
-    reaper = threading.Thread(
-        target=resources.reaper().run, args=(stop,), name="citeline-reaper", daemon=True
+    reaper = Reaper(
+        runtime.sessions, runtime.redis, runtime.events, runtime.lifecycle, runtime.settings
     )
-    reaper.start()
+    watcher = threading.Thread(target=reaper.run, args=(stop,), name="citeline-reaper", daemon=True)
+    watcher.start()
     worker_class = ForkingWorker if mode is WorkerMode.fork else InProcessWorker
     worker = worker_class(
-        list(queues), connection=resources.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
+        list(queues), connection=runtime.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
     )
     try:
-        return bool(worker.work(burst=burst, logging_level=settings.log_level))
+        return bool(worker.work(burst=burst, logging_level=runtime.settings.log_level))
     finally:
         stop.set()
-        reaper.join(timeout=5)
-        resources.close()
+        watcher.join(timeout=5)

@@ -14,8 +14,7 @@ from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import ConfigurationError, NotFound
 from citeline.jobs.context import JobCancelled, JobContext
-from citeline.jobs.registry import job_kind
-from citeline.jobs.runtime import worker_resources
+from citeline.jobs.registry import JobKind
 from citeline.knowledge import index
 from citeline.knowledge.chunking import chunk_document
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
@@ -24,7 +23,7 @@ from citeline.knowledge.service import INGEST_KIND
 from citeline.knowledge.storage import FileStore
 from citeline.llm.embedders import embedder_for
 from citeline.llm.embedding import count_tokens
-from citeline.resources import Resources
+from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +40,33 @@ def embedding_input(title: str | None, heading_path: tuple[str, ...], text: str)
     return " > ".join(deduped) + "\n" + text if deduped else text
 
 
-@job_kind(INGEST_KIND, queue="default", max_attempts=3)
-def ingest(context: JobContext) -> dict[str, Any]:
-    resources = worker_resources()
+def ingest(context: JobContext[object]) -> dict[str, Any]:
     document_id = uuid.UUID(str(context.args["document_id"]))
+    sessions = context.sessions
     try:
-        return _ingest(context, resources, document_id)
+        return _ingest(context, sessions, context.settings, document_id)
     except InvalidDocument as exc:
-        _mark_failed(resources.sessions, document_id, exc.detail)
+        _mark_failed(sessions, document_id, exc.detail)
         raise
     except JobCancelled:
-        _mark_failed(resources.sessions, document_id, "ingestion was cancelled")
+        _mark_failed(sessions, document_id, "ingestion was cancelled")
         raise
     except Exception as exc:
         if context.last_attempt:
-            _mark_failed(resources.sessions, document_id, f"ingestion failed: {exc}")
+            _mark_failed(sessions, document_id, f"ingestion failed: {exc}")
         raise
 
 
-def _ingest(context: JobContext, resources: Resources, document_id: uuid.UUID) -> dict[str, Any]:
-    sessions = resources.sessions
-    files = FileStore(resources.settings.data_path / "files")
+INGEST = JobKind(INGEST_KIND, ingest, queue="default", max_attempts=3)
+
+
+def _ingest(
+    context: JobContext[object],
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    document_id: uuid.UUID,
+) -> dict[str, Any]:
+    files = FileStore(settings.data_path / "files")
     with unit_of_work(sessions) as session:
         document = session.get(Document, document_id)
         if document is None:
@@ -85,7 +90,7 @@ def _ingest(context: JobContext, resources: Resources, document_id: uuid.UUID) -
     )
     context.progress(0.1, f"embedding {len(spans)} chunks")
 
-    embedder = embedder_for(resources.settings)
+    embedder = embedder_for(settings)
     if embedder.name != kb.embedding_model:
         raise ConfigurationError(
             f"knowledge base {kb.name!r} uses {kb.embedding_model}; this worker has {embedder.name}"

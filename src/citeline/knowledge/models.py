@@ -35,7 +35,10 @@ class KnowledgeBase(Base):
     __tablename__ = "knowledge_bases"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    workspace_id: Mapped[str | None] = mapped_column(String(64))
+    # RESTRICT: a workspace goes only once its knowledge bases have been deleted.
+    workspace_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("workspaces.id", ondelete="RESTRICT")
+    )
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     embedding_model: Mapped[str] = mapped_column(String(200))
@@ -93,7 +96,10 @@ class Document(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
-    __table_args__ = (UniqueConstraint("knowledge_base_id", "source", name="uq_documents_source"),)
+    __table_args__ = (
+        UniqueConstraint("knowledge_base_id", "source", name="uq_documents_source"),
+        Index("ix_documents_metadata", "metadata", postgresql_using="gin"),
+    )
 
 
 class Chunk(Base):

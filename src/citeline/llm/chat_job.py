@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from citeline.jobs.context import JobContext
-from citeline.jobs.registry import job_kind
-from citeline.jobs.runtime import worker_resources
+from citeline.jobs.registry import JobKind
 from citeline.llm.batching import TokenBatches
 from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
 from citeline.llm.service import ModelService
@@ -15,10 +14,10 @@ from citeline.llm.service import ModelService
 CHAT_KIND = "llm.chat"
 
 
-@job_kind(CHAT_KIND, queue="high", timeout_seconds=900, max_attempts=1)
-def chat(context: JobContext) -> dict[str, Any]:
-    resources = worker_resources()
-    service = ModelService(resources.sessions, resources.redis, resources.settings)
+def chat(context: JobContext[object]) -> dict[str, Any]:
+    service = ModelService(
+        context.sessions, context.connection, context.settings, lease=context.lease
+    )
     request = ChatRequest.model_validate(context.args["request"])
     reply = service.start(
         str(context.args["model"]),
@@ -40,6 +39,9 @@ def chat(context: JobContext) -> dict[str, Any]:
         reply.close()
     result = ChatResult.collect(events)
     return {"model": reply.served_by.label, **result.model_dump(mode="json")}
+
+
+CHAT = JobKind(CHAT_KIND, chat, queue="high", timeout_seconds=900, max_attempts=1)
 
 
 def chat_args(model: str, request: ChatRequest, conversation: str | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.llm.bundled import BUNDLED
-from citeline.llm.models import ModelAlias, ModelVersion, ProviderKind
+from citeline.llm.models import Generation, ModelAlias, ModelVersion, ProviderKind
 from citeline.llm.routing import choose
 from citeline.outbound import check_url
 
@@ -406,3 +406,10 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}"
+
+
+def forget_workspace(session: Session, workspace_id: str) -> None:
+    """Before a workspace is deleted: drop its own aliases and its generations' records, so a
+    later workspace of the same id starts with neither."""
+    session.execute(delete(ModelAlias).where(ModelAlias.workspace_id == workspace_id))
+    session.execute(delete(Generation).where(Generation.workspace_id == workspace_id))

@@ -36,6 +36,7 @@ from citeline.llm.messages import (
     Usage,
 )
 from citeline.llm.models import Generation, Outcome, ProviderKind, TokenUsage
+from citeline.llm.providers.base import Lease
 from citeline.llm.providers.factory import provider_for
 from citeline.llm.registry import ModelRegistry, Route, VersionSpec
 from citeline.llm.resilience import ConcurrencyLimit, RetryPolicy, breaker_for, guarded_stream
@@ -72,11 +73,14 @@ class ModelService:
         connection: redis.Redis,
         settings: Settings,
         access: Access | None = None,
+        *,
+        lease: Lease | None = None,
     ) -> None:
         self.sessions = sessions
         self.connection = connection
         self.settings = settings
         self.access = access or Access.system()
+        self.lease = lease  # keeps the running job alive while a local model loads
         self.registry = ModelRegistry(
             sessions, self.access, allowed_hosts=settings.outbound_allowed_hosts
         )
@@ -174,7 +178,7 @@ class ModelService:
             )
         yield from guarded_stream(
             provider.endpoint,
-            lambda: provider.stream(version.model, prepared),
+            lambda: provider.stream(version.model, prepared, lease=self.lease),
             breaker=breaker_for(
                 provider.endpoint,
                 settings.llm_breaker_failures,

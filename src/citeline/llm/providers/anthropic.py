@@ -39,6 +39,7 @@ from citeline.llm.messages import (
     ToolCallEvent,
     Usage,
 )
+from citeline.llm.providers.base import Lease
 from citeline.llm.providers.http_errors import connection_failed, status_error, timed_out
 from citeline.llm.providers.openai_wire import parse_arguments
 
@@ -65,7 +66,10 @@ class AnthropicProvider:
             api_key=api_key or _NO_KEY, base_url=url, timeout=timeout_seconds, max_retries=0
         )
 
-    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
+    def stream(
+        self, model: str, request: ChatRequest, *, lease: Lease | None = None
+    ) -> Iterator[ChatEvent]:
+        del lease  # nothing here stops the caller's heartbeat
         params = request_params(model, request)
         reader = _EventReader()
         try:

@@ -6,10 +6,16 @@ timeouts (SIGALRM) and cancellation simple. Closing the iterator early stops the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from citeline.llm.messages import ChatEvent, ChatRequest
+
+# Keeps the caller (a running job) alive for so many seconds around a call that may stop its
+# heartbeat, such as llama.cpp loading a model while it holds the GIL. The job layer hands one
+# over (`JobContext.lease`); outside a job there is none.
+Lease = Callable[[float], AbstractContextManager[None]]
 
 
 class ChatProvider(Protocol):
@@ -17,7 +23,9 @@ class ChatProvider(Protocol):
     # and the concurrency limit are keyed by it.
     endpoint: str
 
-    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
+    def stream(
+        self, model: str, request: ChatRequest, *, lease: Lease | None = None
+    ) -> Iterator[ChatEvent]:
         """Generate a reply as text deltas and tool calls, ending with one `Finish`.
         Raises ProviderError, or InvalidInput for a request the model cannot take."""
         ...

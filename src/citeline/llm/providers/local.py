@@ -13,15 +13,16 @@ import logging
 import queue
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from citeline.errors import InvalidInput, ProviderError
-from citeline.jobs.runtime import holding_lease
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
+from citeline.llm.providers.base import Lease
 from citeline.llm.providers.local_tools import constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
@@ -61,20 +62,35 @@ class LocalModel:
         return self.server.handle_chat_completions(body, on_chunk)
 
 
-# Loading keeps the GIL; a job's heartbeat cannot beat meanwhile (see holding_lease).
+# Loading keeps the GIL; a job's heartbeat cannot beat meanwhile (see `Lease`).
 LOAD_LEASE_SECONDS = 600.0
+KEPT_MODELS = 2
+
+_loaded: OrderedDict[LocalModelConfig, LocalModel] = OrderedDict()
+_loading = threading.Lock()
 
 
-@lru_cache(maxsize=2)
-def load_model(config: LocalModelConfig) -> LocalModel:
-    log.info("loading local model", extra={"path": str(config.path)})
-    with holding_lease(LOAD_LEASE_SECONDS):
-        return LocalModel(config)
+def load_model(config: LocalModelConfig, lease: Lease | None = None) -> LocalModel:
+    """The model for `config`, loaded once per process (the last two stay loaded)."""
+    with _loading:
+        model = _loaded.get(config)
+        if model is None:
+            log.info("loading local model", extra={"path": str(config.path)})
+            with (lease or _no_lease)(LOAD_LEASE_SECONDS):
+                model = _loaded[config] = LocalModel(config)
+            while len(_loaded) > KEPT_MODELS:
+                _loaded.popitem(last=False)
+        _loaded.move_to_end(config)
+        return model
+
+
+def _no_lease(_seconds: float) -> nullcontext[None]:
+    return nullcontext()
 
 
 # Free loaded models before the interpreter tears down: llama.cpp's server threads must be
 # joined by its destructor, not killed mid-flight (which aborts the process at exit).
-atexit.register(load_model.cache_clear)
+atexit.register(_loaded.clear)
 
 
 @dataclass
@@ -88,23 +104,25 @@ class LocalProvider:
         self.config = config
         self.endpoint = f"local:{config.path.name}"
 
-    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
+    def stream(
+        self, model: str, request: ChatRequest, *, lease: Lease | None = None
+    ) -> Iterator[ChatEvent]:
         del model  # the loaded file is the model
         if request.tools and request.json_schema is None:
-            yield from self._with_tools(request)
+            yield from self._with_tools(request, lease)
             return
-        yield from self._generate(request)
+        yield from self._generate(request, lease)
 
-    def _with_tools(self, request: ChatRequest) -> Iterator[ChatEvent]:
+    def _with_tools(self, request: ChatRequest, lease: Lease | None) -> Iterator[ChatEvent]:
         text: list[str] = []
-        for event in self._generate(constrained(request)):
+        for event in self._generate(constrained(request), lease):
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, Finish):
                 yield from read_reply("".join(text), event)
 
-    def _generate(self, request: ChatRequest) -> Iterator[ChatEvent]:
-        loaded = load_model(self.config)
+    def _generate(self, request: ChatRequest, lease: Lease | None) -> Iterator[ChatEvent]:
+        loaded = load_model(self.config, lease)
         body = request_body(None, request, stream=True)
         items: queue.Queue[dict[str, Any] | _Ended] = queue.Queue()
         stop = threading.Event()

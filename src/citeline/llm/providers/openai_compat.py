@@ -13,6 +13,7 @@ import openai
 
 from citeline.errors import CitelineError, ProviderError
 from citeline.llm.messages import ChatEvent, ChatRequest
+from citeline.llm.providers.base import Lease
 from citeline.llm.providers.http_errors import connection_failed, status_error, timed_out
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
@@ -34,7 +35,10 @@ class OpenAICompatibleProvider:
             base_url=url, api_key=api_key or _NO_KEY, timeout=timeout_seconds, max_retries=0
         )
 
-    def stream(self, model: str, request: ChatRequest) -> Iterator[ChatEvent]:
+    def stream(
+        self, model: str, request: ChatRequest, *, lease: Lease | None = None
+    ) -> Iterator[ChatEvent]:
+        del lease  # nothing here stops the caller's heartbeat
         body = request_body(model, request, stream=True)
         del body["stream"]
         reader = ChunkReader(self.endpoint)

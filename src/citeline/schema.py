@@ -1,4 +1,6 @@
-"""Every ORM model, imported in one place so Alembic and `create_all` see the whole schema."""
+"""Every ORM model, imported in one place: the whole schema, which the migrations must match
+(tests compare them; `scripts/new_migration.py` drafts a revision from the difference).
+Like the composition root, it knows every domain, and nothing below it imports it."""
 
 from citeline.answers.models import Conversation, Turn
 from citeline.auth.models import (
