@@ -13,6 +13,7 @@ check: setup
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/ruff format --check src tests benchmarks
 	.venv/bin/mypy
+	PYTHONPATH=src .venv/bin/lint-imports --no-cache
 
 bench: setup
 	.venv/bin/python -m benchmarks.jobs_throughput

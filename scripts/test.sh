@@ -31,4 +31,7 @@ fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
-.venv/bin/pytest "$@"
+PYTHONPATH=src .venv/bin/lint-imports --no-cache
+# Branch coverage of the whole run, worker and server processes included; below 80% fails.
+rm -f .coverage .coverage.*
+.venv/bin/pytest --cov --cov-report=term "$@"

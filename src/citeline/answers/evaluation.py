@@ -21,7 +21,7 @@ from typing import Any
 
 from citeline.answers.pipeline import AnswerDeps, AnswerOptions, answer
 from citeline.errors import CitelineError, InvalidInput
-from citeline.llm.messages import ChatRequest, Message
+from citeline.llm import ChatRequest, Message
 
 RUN = 8
 JUDGE_SCHEMA = {

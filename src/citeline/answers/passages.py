@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from citeline.knowledge.retrieval import Hit
+from citeline.knowledge import Hit
 
 
 @dataclass(frozen=True)

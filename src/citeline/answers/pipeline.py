@@ -23,15 +23,12 @@ from citeline.answers.prompt import answer_request, is_not_found, rewrite_reques
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError
-from citeline.llm.batching import TokenBatches
-from citeline.llm.messages import ChatRequest, ChatResult, TextDelta
-from citeline.llm.providers.base import Lease
-from citeline.llm.service import ModelService
+from citeline.llm import ChatRequest, ChatResult, Lease, ModelService, TextDelta, TokenBatches
 from citeline.settings import Settings
 
 if TYPE_CHECKING:
-    from citeline.auth.access import Access
-    from citeline.knowledge.service import KnowledgeService
+    from citeline.auth import Access
+    from citeline.knowledge import KnowledgeService
 
 Emit = Callable[[str, Mapping[str, Any]], object]
 

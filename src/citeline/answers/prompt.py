@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from citeline.answers.passages import Passage, header
-from citeline.llm.messages import ChatRequest, Message
+from citeline.llm import ChatRequest, Message
 
 NOT_FOUND = "NOT FOUND"
 

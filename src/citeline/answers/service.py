@@ -15,8 +15,7 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import Job, JobState
 from citeline.jobs.service import JobService
-from citeline.knowledge.models import KnowledgeBase
-from citeline.knowledge.service import KnowledgeService, check_query
+from citeline.knowledge import KnowledgeBase, KnowledgeService, check_query
 
 # What /job-status reports: a scheduled retry is still waiting to run, as far as a client cares.
 STATUS = {JobState.scheduled.value: "queued"}

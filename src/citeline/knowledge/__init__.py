@@ -1,7 +1,10 @@
 """Knowledge bases: documents, parsing, chunking, embedding, the BM25 and vector index."""
 
 from citeline.knowledge.ingest import INGEST
+from citeline.knowledge.models import KnowledgeBase
+from citeline.knowledge.retrieval import Hit
+from citeline.knowledge.service import KnowledgeService, check_query
 
 JOB_KINDS = (INGEST,)
 
-__all__ = ["JOB_KINDS"]
+__all__ = ["JOB_KINDS", "Hit", "KnowledgeBase", "KnowledgeService", "check_query"]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from citeline.knowledge.chunking import ChunkSpan
 from citeline.knowledge.models import Chunk, KnowledgeBase
-from citeline.llm.embedding import Vectors
+from citeline.llm import Vectors
 
 TEXT_SEARCH_CONFIG = "english"
 

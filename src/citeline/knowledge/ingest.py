@@ -21,8 +21,7 @@ from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, parse
 from citeline.knowledge.service import INGEST_KIND
 from citeline.knowledge.storage import FileStore
-from citeline.llm.embedders import embedder_for
-from citeline.llm.embedding import count_tokens
+from citeline.llm import count_tokens, embedder_for
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from citeline.knowledge.index import TEXT_SEARCH_CONFIG
 from citeline.knowledge.models import KnowledgeBase
-from citeline.llm.embedding import Embedder
+from citeline.llm import Embedder
 
 K1 = 1.2
 B = 0.75

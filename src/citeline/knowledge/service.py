@@ -14,8 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth import audit
-from citeline.auth.access import Access, Role
+from citeline.auth import Access, Role, audit
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.service import JobService
@@ -24,7 +23,7 @@ from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
 from citeline.knowledge.storage import FileStore
-from citeline.llm.embedding import Embedder
+from citeline.llm import Embedder
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ class KnowledgeService:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from citeline.llm.embedders import embedder_for
+            from citeline.llm import embedder_for
 
             self._embedder = embedder_for(self.settings)
         return self._embedder

@@ -1,8 +1,29 @@
-"""The model service: providers, the registry of model versions, routing and resilience."""
+"""The model service: providers, the registry of model versions, routing and resilience; and
+the embedders that turn text into vectors."""
 
+from citeline.llm.batching import TokenBatches
 from citeline.llm.chat_job import CHAT
+from citeline.llm.embedders import embedder_for
+from citeline.llm.embedding import Embedder, Vectors, count_tokens
+from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta
+from citeline.llm.providers.base import Lease
 from citeline.llm.registry import forget_workspace
+from citeline.llm.service import ModelService
 
 JOB_KINDS = (CHAT,)
 
-__all__ = ["JOB_KINDS", "forget_workspace"]
+__all__ = [
+    "JOB_KINDS",
+    "ChatRequest",
+    "ChatResult",
+    "Embedder",
+    "Lease",
+    "Message",
+    "ModelService",
+    "TextDelta",
+    "TokenBatches",
+    "Vectors",
+    "count_tokens",
+    "embedder_for",
+    "forget_workspace",
+]

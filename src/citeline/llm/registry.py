@@ -19,8 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth import audit
-from citeline.auth.access import Access, Role
+from citeline.auth import Access, Role, audit
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound

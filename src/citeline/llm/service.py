@@ -20,7 +20,7 @@ from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth.access import Access
+from citeline.auth import Access
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError, ProviderError, QuotaExceeded
