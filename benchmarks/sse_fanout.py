@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
 import time
 
 import httpx
 import psutil
 
-from benchmarks.common import PYTHON, bench_engines, child_env, summary
+from benchmarks.common import bench_engines, serving, summary
 from benchmarks.job_kinds import BENCH_KINDS
 from citeline.resources import Resources
 
@@ -60,38 +58,17 @@ async def fan_out(base: str, job_id: str, clients: int, events: int, go: object)
     return [latency for lat, _ in results for latency in lat]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--events", type=int, default=50)
     args = parser.parse_args()
-    with bench_engines() as (settings, endpoints):
-        port = free_port()
-        env = child_env(settings.model_copy(update={"port": port, "workers": 1}))
-        serve = subprocess.Popen([PYTHON, "-m", "citeline", "serve"], env=env)
-        base = f"http://127.0.0.1:{port}"
+    with bench_engines() as (settings, endpoints), serving(settings, workers=1) as (base, pid):
         resources = Resources.connect(
             settings, endpoints.database_url, endpoints.redis_url, job_kinds=BENCH_KINDS
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("serve did not become ready")
-                time.sleep(0.2)
-            api = psutil.Process(serve.pid)
+            api = psutil.Process(pid)
             idle_rss = api.memory_info().rss
 
             job = resources.jobs().enqueue("bench.emit", {"count": args.events, "pause": 0.02})
@@ -118,8 +95,6 @@ def main() -> None:
             replay_seconds = time.perf_counter() - began
         finally:
             resources.close()
-            serve.terminate()
-            serve.wait(60)
     total = args.clients * args.events
     print(
         f"{args.clients} SSE clients x {args.events} events = {total} deliveries, all in order, none lost"

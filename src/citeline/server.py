@@ -23,6 +23,7 @@ from citeline.errors import ConfigurationError
 from citeline.jobs.queue import QUEUE_NAMES
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
+from citeline.observability import tracing
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -78,6 +79,7 @@ def serve(settings: Settings) -> None:
     """Run until Ctrl-C or SIGTERM, which arrive as KeyboardInterrupt after uvicorn has drained
     its connections; the blocks below then stop the workers, Valkey and PostgreSQL in order."""
     check_bind(settings)
+    tracing.configure("citeline-api")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
@@ -124,4 +126,5 @@ def serve(settings: Settings) -> None:
                 pool.stop()
         finally:
             resources.close()
+            tracing.shutdown()
     log.info("citeline stopped")

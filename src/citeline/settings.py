@@ -83,6 +83,9 @@ class Settings(BaseSettings):
 
     # Grounded answers: what the model reads, when to say "not found", what counts as support.
     answer_model: str = "answer"
+    # Where a question that names no knowledge base goes (a name or id); unset: the
+    # workspace's only knowledge base.
+    default_knowledge_base: str | None = None
     answer_candidates: Annotated[int, Field(ge=1, le=50)] = 8
     answer_context_tokens: Annotated[int, Field(ge=100, le=32000)] = 700
     answer_max_tokens: Annotated[int, Field(ge=16, le=4096)] = 256

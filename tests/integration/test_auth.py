@@ -135,6 +135,7 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "user_id": str(uuid.uuid4()),
         "key_id": str(uuid.uuid4()),
         "invitation_id": str(uuid.uuid4()),
+        "model_id": "default",
         "workspace_id": "alpha",
         "name": "default",
         "alias": "default",

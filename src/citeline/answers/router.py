@@ -6,52 +6,28 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Query, status
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from citeline.answers.schemas import (
+    AnswerOut,
+    AnswerStatusOut,
+    AskIn,
+    AskOut,
+    ConversationOut,
+    TurnOut,
+)
 from citeline.answers.service import AnswerService
-from citeline.api.deps import AccessDep, ResourcesDep, StreamHubDep
-from citeline.jobs.stream import job_events
+from citeline.api.deps import AnswerServiceDep, ResourcesDep, StreamHubDep
+from citeline.errors import InvalidInput
+from citeline.jobs.stream import sse_response
 
 router = APIRouter(tags=["answers"])
 
-
-def get_answer_service(resources: ResourcesDep, access: AccessDep) -> AnswerService:
-    return resources.answers(access)
-
-
-AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
-
-
-class AskOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    k: int | None = Field(default=None, ge=1, le=50, description="Passages to retrieve")
-    model: str | None = Field(default=None, description="Model alias or name[@N]")
-    context_tokens: int | None = Field(default=None, ge=100, le=32000)
-    max_tokens: int | None = Field(default=None, ge=16, le=4096)
-    min_relevance: float | None = Field(default=None, ge=-1, le=1)
-
-
-class AskIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(description="The question")
-    knowledge_base: str = Field(description="Knowledge base id or name")
-    conversation_id: uuid.UUID | None = Field(
-        default=None, description="Continue this conversation (a follow-up)"
-    )
-    options: AskOptions = Field(default_factory=AskOptions)
-
-
-class AskOut(BaseModel):
-    job_id: uuid.UUID
-    conversation_id: uuid.UUID | None
-    status_url: str
-    result_url: str
-    events_url: str
+NOT_FINISHED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the answer is not finished yet"}
+}
 
 
 def _enqueue(body: AskIn, answers: AnswerService, prefix: str) -> AskOut:
@@ -71,27 +47,41 @@ def _enqueue(body: AskIn, answers: AnswerService, prefix: str) -> AskOut:
 
 
 @router.post("/chat", status_code=status.HTTP_202_ACCEPTED)
-def chat(body: AskIn, answers: AnswerServiceDep) -> AskOut:
-    """Ask a question of a knowledge base; the answer is computed by a worker."""
+def chat(
+    answers: AnswerServiceDep,
+    body: Annotated[AskIn | None, Body()] = None,
+    query: Annotated[
+        str | None, Query(max_length=2000, description="The question, instead of a body")
+    ] = None,
+) -> AskOut:
+    """Ask a question; the answer is computed by a worker. Send a JSON body, or just
+    `?query=...` to ask the workspace's default knowledge base."""
+    if body is None:
+        if query is None:
+            raise InvalidInput("send the question as `?query=` or a JSON body", field="query")
+        body = AskIn(query=query)
     return _enqueue(body, answers, "")
 
 
 @router.get("/job-status/{job_id}")
-def job_status(job_id: uuid.UUID, answers: AnswerServiceDep) -> dict[str, Any]:
-    return answers.status(job_id)
+def job_status(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerStatusOut:
+    return AnswerStatusOut.model_validate(answers.status(job_id))
 
 
-@router.get("/result/{job_id}")
-def result(job_id: uuid.UUID, answers: AnswerServiceDep) -> dict[str, Any]:
+@router.get("/result/{job_id}", responses=NOT_FINISHED, response_model_exclude_unset=True)
+def result(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerOut:
     """The answer, or 409 with the status while it is not finished."""
-    return answers.result(job_id)
+    return AnswerOut.model_validate(answers.result(job_id))
 
 
 @router.post(
     "/v1/answers",
     status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        202: {"model": AskOut, "description": "The question is queued"},
+        200: {"content": {"text/event-stream": {}}, "description": "With `stream=true`"},
+    },
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def ask(
     body: AskIn,
@@ -99,54 +89,41 @@ async def ask(
     resources: ResourcesDep,
     hub: StreamHubDep,
     stream: Annotated[bool, Query(description="Answer with Server-Sent Events")] = False,
-) -> JSONResponse | StreamingResponse:
+) -> AskOut | StreamingResponse:
     """Ask; with `stream=true` the response is the job's events: `retrieval`, `token`,
     `citation`, `error`, `complete`, then the job's terminal event."""
     out = await run_in_threadpool(_enqueue, body, answers, "/v1/answers")
     if not stream:
-        return JSONResponse(out.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
-    events = job_events(out.job_id, 0, events=resources.events, hub=hub)
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "X-Job-Id": str(out.job_id),
-            "X-Conversation-Id": str(out.conversation_id or ""),
-        },
+        return out
+    return sse_response(
+        out.job_id,
+        0,
+        events=resources.events,
+        hub=hub,
+        headers={"X-Job-Id": str(out.job_id), "X-Conversation-Id": str(out.conversation_id or "")},
     )
 
 
 @router.get("/v1/answers/{job_id}")
-def answer_status(job_id: uuid.UUID, answers: AnswerServiceDep) -> dict[str, Any]:
-    return answers.status(job_id)
+def answer_status(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerStatusOut:
+    return AnswerStatusOut.model_validate(answers.status(job_id))
 
 
-@router.get("/v1/answers/{job_id}/result")
-def answer_result(job_id: uuid.UUID, answers: AnswerServiceDep) -> dict[str, Any]:
-    return answers.result(job_id)
+@router.get(
+    "/v1/answers/{job_id}/result", responses=NOT_FINISHED, response_model_exclude_unset=True
+)
+def answer_result(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerOut:
+    return AnswerOut.model_validate(answers.result(job_id))
 
 
 @router.get("/v1/conversations/{conversation_id}")
-def conversation(conversation_id: uuid.UUID, answers: AnswerServiceDep) -> dict[str, Any]:
+def conversation(conversation_id: uuid.UUID, answers: AnswerServiceDep) -> ConversationOut:
     found = answers.conversation(conversation_id)
-    return {
-        "id": str(found.id),
-        "knowledge_base_id": str(found.knowledge_base_id),
-        "title": found.title,
-        "created_at": found.created_at.isoformat(),
-        "turns": [
-            {
-                "ordinal": t.ordinal,
-                "question": t.question,
-                "search_query": t.search_query,
-                "status": t.status,
-                "answer": t.answer,
-                "citations": t.citations,
-                "job_id": str(t.job_id) if t.job_id else None,
-                "created_at": t.created_at.isoformat(),
-            }
-            for t in answers.turns(conversation_id)
-        ],
-    }
+    turns = [TurnOut.model_validate(turn, from_attributes=True) for turn in answers.turns(found.id)]
+    return ConversationOut(
+        id=found.id,
+        knowledge_base_id=found.knowledge_base_id,
+        title=found.title,
+        created_at=found.created_at,
+        turns=turns,
+    )

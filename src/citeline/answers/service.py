@@ -33,7 +33,7 @@ class AnswerService:
     def ask(
         self,
         query: str,
-        knowledge_base: str,
+        knowledge_base: str | None,
         *,
         conversation_id: uuid.UUID | None = None,
         options: dict[str, Any] | None = None,
@@ -60,16 +60,21 @@ class AnswerService:
     def prepare(
         self,
         query: str,
-        knowledge_base: str,
+        knowledge_base: str | None,
         conversation_id: uuid.UUID | None,
         *,
         owner: str | None = None,
         new_conversation: bool = True,
     ) -> tuple[str, KnowledgeBase, uuid.UUID | None]:
         """Check a question before answering it: the cleaned query, the knowledge base, and
-        the conversation (new unless one is given or `new_conversation` is false)."""
+        the conversation (new unless one is given or `new_conversation` is false). Without a
+        knowledge base the question goes to the default one."""
         query = check_query(query, field="query")
-        kb = self.knowledge.get(knowledge_base)
+        kb = (
+            self.knowledge.default()
+            if knowledge_base is None
+            else self.knowledge.get(knowledge_base)
+        )
         if kb.chunk_count == 0:
             raise Conflict(
                 f"knowledge base {kb.name!r} has no indexed documents yet; ingest some first"
@@ -115,7 +120,8 @@ class AnswerService:
             raise Conflict(
                 f"the answer is {STATUS.get(job.state, job.state)}; it exists once finished"
             )
-        result: dict[str, Any] = job.result or {}
+        result: dict[str, Any] = dict(job.result or {})
+        result["result"] = result.get("answer", "")
         return result
 
     def conversation(self, conversation_id: uuid.UUID) -> Conversation:

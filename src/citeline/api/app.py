@@ -28,6 +28,7 @@ from citeline.jobs.router import router as jobs_router
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
+from citeline.llm.router import gateway as model_gateway_router
 from citeline.llm.router import router as models_router
 from citeline.resources import Resources
 from citeline.web.router import install as install_web
@@ -48,6 +49,8 @@ def create_app(resources: Resources) -> FastAPI:
             await connection.aclose()
 
     app = FastAPI(
+        # Server spans when tracing is on (observability.tracing); no-ops otherwise.
+        telemetry={"operation_spans": False, "metrics": False, "logs": False},
         title="Citeline",
         version=__version__,
         description="Answers, reports and agents whose every sentence cites its source.",
@@ -92,6 +95,7 @@ def create_app(resources: Resources) -> FastAPI:
         jobs_router,
         knowledge_router,
         models_router,
+        model_gateway_router,
         answers_router,
         openai_router,
     ):

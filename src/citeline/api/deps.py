@@ -1,4 +1,5 @@
-"""`Annotated` dependency aliases for routes."""
+"""`Annotated` dependency aliases for routes: the one place that says how a request gets its
+caller, the process's resources, and each service acting for that caller."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from opentelemetry import trace
 from starlette.concurrency import run_in_threadpool
 
+from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
+from citeline.auth.accounts import Accounts
+from citeline.auth.api_keys import ApiKeys
 from citeline.auth.identify import Gatekeeper
+from citeline.auth.invitations import Invitations
 from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
+from citeline.llm.service import ModelService
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -43,33 +50,63 @@ async def get_access(request: Request) -> Access:
     access, quota = await run_in_threadpool(gatekeeper.identify, request)
     request.state.rate_quota = quota  # RequestContext adds the RateLimit headers
     request.state.access = access  # a refusal is audited under it (api.errors)
+    span = trace.get_current_span()
+    span.set_attribute("enduser.id", access.subject)
+    span.set_attribute("citeline.workspace", access.workspace_id or "")
     return access
 
 
 AccessDep = Annotated[Access, Depends(get_access)]
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
+GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]
 
 
-def get_knowledge_service(resources: ResourcesDep, access: AccessDep) -> KnowledgeService:
-    return resources.knowledge(access)
+# Services, each acting for the caller.
 
 
 def get_job_service(resources: ResourcesDep, access: AccessDep) -> JobService:
     return resources.jobs(access)
 
 
+def get_knowledge_service(resources: ResourcesDep, access: AccessDep) -> KnowledgeService:
+    return resources.knowledge(access)
+
+
+def get_answer_service(resources: ResourcesDep, access: AccessDep) -> AnswerService:
+    return resources.answers(access)
+
+
+def get_model_service(resources: ResourcesDep, access: AccessDep) -> ModelService:
+    return resources.models(access)
+
+
+def get_accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
+    return resources.accounts(access)
+
+
+def get_invitations(resources: ResourcesDep, access: AccessDep) -> Invitations:
+    return Invitations(resources.sessions, access)
+
+
+def get_api_keys(resources: ResourcesDep, access: AccessDep) -> ApiKeys:
+    return ApiKeys(resources.sessions, access)
+
+
 SubjectLabels = Callable[[set[str]], dict[str, str]]
 
 
-def get_subject_labels(resources: ResourcesDep, access: AccessDep) -> SubjectLabels:
+def get_subject_labels(accounts: Annotated[Accounts, Depends(get_accounts)]) -> SubjectLabels:
     """How "user:<id>" and "key:<id>" appear to the caller (see `Accounts.labels`)."""
-    accounts = resources.accounts(access)
-    return lambda subjects: accounts.labels(access.workspace_id, subjects)
+    return lambda subjects: accounts.labels(accounts.access.workspace_id, subjects)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
-StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
-GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]
+AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
+ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
+ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
+SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import redis
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
 from rq import Worker
 from starlette.concurrency import run_in_threadpool
 
@@ -16,14 +18,28 @@ from citeline.errors import ServiceUnavailable
 router = APIRouter(tags=["operations"])
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]
+    detail: str | None = None
+
+
 @router.get("/health")
-def health() -> dict[str, str]:
+def health() -> HealthOut:
     """The process is up."""
-    return {"status": "ok"}
+    return HealthOut()
 
 
-@router.get("/ready", responses={503: {"description": "a dependency is not ready"}})
-async def ready(resources: ResourcesDep) -> JSONResponse:
+@router.get(
+    "/ready",
+    responses={503: {"model": ReadyOut, "description": "a dependency is not ready"}},
+    response_model_exclude_none=True,
+)
+async def ready(resources: ResourcesDep, response: Response) -> ReadyOut:
     """The database and Redis answer and at least one worker is registered."""
     checks: dict[str, str] = {}
     try:
@@ -40,14 +56,17 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
         checks["workers"] = "unknown: redis unavailable"
     failing = {name: reason for name, reason in checks.items() if reason != "ok"}
     if failing:
+        response.status_code = 503
         detail = "; ".join(f"{name}: {reason}" for name, reason in failing.items())
-        return JSONResponse(
-            {"status": "unavailable", "detail": detail, "checks": checks}, status_code=503
-        )
-    return JSONResponse({"status": "ready", "checks": checks})
+        return ReadyOut(status="unavailable", detail=detail, checks=checks)
+    return ReadyOut(status="ready", checks=checks)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text format: this process's HTTP metrics, then queues and jobs from Redis."""
     own = await run_in_threadpool(generate_latest, REGISTRY)

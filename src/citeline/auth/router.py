@@ -5,35 +5,50 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from citeline.api.deps import AccessDep, GatekeeperDep, ResourcesDep, SettingsDep, get_access
+from citeline.api.deps import (
+    AccessDep,
+    AccountsDep,
+    ApiKeysDep,
+    GatekeeperDep,
+    InvitationsDep,
+    ResourcesDep,
+    SettingsDep,
+    get_access,
+)
 from citeline.auth import audit
 from citeline.auth.access import Role
-from citeline.auth.accounts import Accounts
-from citeline.auth.api_keys import ApiKeys
-from citeline.auth.invitations import Invitations, accept_with_token
+from citeline.auth.invitations import accept_with_token
 from citeline.auth.oidc import OidcClient
 from citeline.auth.schemas import (
     AcceptIn,
     ApiKeyIn,
+    ApiKeyList,
     ApiKeyOut,
+    AuditList,
     AuditOut,
+    AuthConfigOut,
     InvitationIn,
+    InvitationList,
     InvitationOut,
     LogoutIn,
     MemberIn,
+    MemberList,
     MeOut,
+    OidcConfigOut,
     TokenOut,
     UserIn,
+    UserList,
     UserOut,
     UserPatch,
     WorkspaceIn,
+    WorkspaceList,
     WorkspaceOut,
 )
 from citeline.auth.signin import OidcIdentity, TokenPair
@@ -58,12 +73,12 @@ def _tokens(pair: TokenPair) -> TokenOut:
 
 
 @public.get("/config")
-def auth_config(settings: SettingsDep) -> dict[str, Any]:
+def auth_config(settings: SettingsDep) -> AuthConfigOut:
     """How to sign in here; public, so the web page knows what to show."""
-    return {
-        "mode": settings.auth,
-        "oidc": {"enabled": _oidc_enabled(settings), "login_url": "/v1/auth/oidc/login"},
-    }
+    return AuthConfigOut(
+        mode=settings.auth,
+        oidc=OidcConfigOut(enabled=_oidc_enabled(settings), login_url="/v1/auth/oidc/login"),
+    )
 
 
 @public.post(
@@ -199,13 +214,6 @@ def oidc_callback(
 # signed in
 
 
-def _accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
-    return resources.accounts(access)
-
-
-AccountsDep = Annotated[Accounts, Depends(_accounts)]
-
-
 @router.get("/auth/me")
 def me(access: AccessDep, accounts: AccountsDep, settings: SettingsDep) -> MeOut:
     if access.user_id is None:
@@ -223,8 +231,8 @@ def me(access: AccessDep, accounts: AccountsDep, settings: SettingsDep) -> MeOut
 
 
 @router.get("/users")
-def list_users(accounts: AccountsDep) -> dict[str, list[UserOut]]:
-    return {"users": [UserOut.of(m.user, m.role) for m in accounts.users()]}
+def list_users(accounts: AccountsDep) -> UserList:
+    return UserList(users=[UserOut.of(m.user, m.role) for m in accounts.users()])
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
@@ -257,8 +265,10 @@ def delete_user(user_id: uuid.UUID, accounts: AccountsDep) -> Response:
 
 
 @router.get("/workspaces")
-def list_workspaces(accounts: AccountsDep) -> dict[str, list[WorkspaceOut]]:
-    return {"workspaces": [WorkspaceOut.of(ws, role) for ws, role in accounts.workspaces()]}
+def list_workspaces(accounts: AccountsDep) -> WorkspaceList:
+    return WorkspaceList(
+        workspaces=[WorkspaceOut.of(ws, role) for ws, role in accounts.workspaces()]
+    )
 
 
 @router.post("/workspaces", status_code=status.HTTP_201_CREATED)
@@ -276,8 +286,8 @@ def delete_workspace(workspace_id: str, accounts: AccountsDep) -> Response:
 
 
 @router.get("/workspaces/{workspace_id}/members")
-def list_members(workspace_id: str, accounts: AccountsDep) -> dict[str, list[UserOut]]:
-    return {"members": [UserOut.of(m.user, m.role) for m in accounts.members(workspace_id)]}
+def list_members(workspace_id: str, accounts: AccountsDep) -> MemberList:
+    return MemberList(members=[UserOut.of(m.user, m.role) for m in accounts.members(workspace_id)])
 
 
 @router.put("/workspaces/{workspace_id}/members/{user_id}")
@@ -298,13 +308,6 @@ def remove_member(workspace_id: str, user_id: uuid.UUID, accounts: AccountsDep) 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _invitations(resources: ResourcesDep, access: AccessDep) -> Invitations:
-    return Invitations(resources.sessions, access)
-
-
-InvitationsDep = Annotated[Invitations, Depends(_invitations)]
-
-
 @router.post("/workspaces/{workspace_id}/invitations", status_code=status.HTTP_201_CREATED)
 def invite(
     workspace_id: str, body: InvitationIn, request: Request, invitations: InvitationsDep
@@ -316,10 +319,10 @@ def invite(
 
 
 @router.get("/workspaces/{workspace_id}/invitations")
-def list_invitations(
-    workspace_id: str, invitations: InvitationsDep
-) -> dict[str, list[InvitationOut]]:
-    return {"invitations": [InvitationOut.of(row) for row in invitations.pending(workspace_id)]}
+def list_invitations(workspace_id: str, invitations: InvitationsDep) -> InvitationList:
+    return InvitationList(
+        invitations=[InvitationOut.of(row) for row in invitations.pending(workspace_id)]
+    )
 
 
 @router.delete(
@@ -334,9 +337,7 @@ def revoke_invitation(
 
 
 @router.get("/invitations")
-def my_invitations(
-    invitations: InvitationsDep, accounts: AccountsDep
-) -> dict[str, list[InvitationOut]]:
+def my_invitations(invitations: InvitationsDep, accounts: AccountsDep) -> InvitationList:
     """Invitations waiting for your answer."""
     rows = invitations.mine()
     names = accounts.workspace_names({row.workspace_id for row in rows})
@@ -345,7 +346,7 @@ def my_invitations(
         item = InvitationOut.of(row)
         item.workspace_name = names.get(row.workspace_id)
         out.append(item)
-    return {"invitations": out}
+    return InvitationList(invitations=out)
 
 
 @router.post("/invitations/{invitation_id}/accept")
@@ -358,18 +359,13 @@ def decline_invitation(invitation_id: uuid.UUID, invitations: InvitationsDep) ->
     return InvitationOut.of(invitations.respond(invitation_id, accept=False))
 
 
-def _keys(resources: ResourcesDep, access: AccessDep) -> ApiKeys:
-    return ApiKeys(resources.sessions, access)
-
-
-ApiKeysDep = Annotated[ApiKeys, Depends(_keys)]
-
-
 @router.get("/api-keys")
-def list_api_keys(keys: ApiKeysDep, accounts: AccountsDep) -> dict[str, list[ApiKeyOut]]:
+def list_api_keys(keys: ApiKeysDep, accounts: AccountsDep) -> ApiKeyList:
     rows = keys.list()
     labels = accounts.labels(keys.access.workspace_id, {row.created_by for row in rows})
-    return {"api_keys": [ApiKeyOut.of(row, created_by=labels.get(row.created_by)) for row in rows]}
+    return ApiKeyList(
+        api_keys=[ApiKeyOut.of(row, created_by=labels.get(row.created_by)) for row in rows]
+    )
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
@@ -397,7 +393,7 @@ def audit_log(
     since: datetime | None = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
-) -> dict[str, list[AuditOut]]:
+) -> AuditList:
     """Sign-ins, failed sign-ins, key and role changes, deletions, tool runs; newest first.
     Page with `before_id` (the last id of the previous page)."""
     events = audit.query(
@@ -411,4 +407,4 @@ def audit_log(
     )
     subjects = {event.actor for event in events} | {event.target or "" for event in events}
     labels = accounts.labels(access.workspace_id, subjects)
-    return {"events": [AuditOut.of(event, labels) for event in events]}
+    return AuditList(events=[AuditOut.of(event, labels) for event in events])

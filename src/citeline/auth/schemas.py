@@ -219,3 +219,37 @@ class AcceptIn(BaseModel):
     token: str = Field(min_length=10, max_length=200)
     password: str = Field(min_length=1, max_length=1024)
     name: str = Field(default="", max_length=200)
+
+
+class OidcConfigOut(BaseModel):
+    enabled: bool
+    login_url: str
+
+
+class AuthConfigOut(BaseModel):
+    mode: str = Field(description="local: no sign-in (loopback only); required: tokens or keys")
+    oidc: OidcConfigOut
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class MemberList(BaseModel):
+    members: list[UserOut]
+
+
+class WorkspaceList(BaseModel):
+    workspaces: list[WorkspaceOut]
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyOut]
+
+
+class AuditList(BaseModel):
+    events: list[AuditOut]
+
+
+class InvitationList(BaseModel):
+    invitations: list[InvitationOut]

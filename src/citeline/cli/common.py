@@ -16,12 +16,28 @@ from citeline.resources import Resources
 from citeline.settings import Settings
 
 
-def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+class Output:
+    """How much a command says on stderr: `--verbose` (before the command) asks for all."""
+
+    verbose = False
+
+
+def load_settings(
+    data_dir: Path | None = None, *, service: bool = False, **overrides: object
+) -> Settings:
+    """The settings, and logging set up for the command: a service (`serve`, `worker`) logs as
+    configured (JSON by default); any other command says only warnings and errors, in plain
+    text, unless `--verbose`."""
     values = {key: value for key, value in overrides.items() if value is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
     settings = Settings(**values)  # type: ignore[arg-type]
-    configure_logging(settings.log_level, settings.log_format.value)
+    if service:
+        configure_logging(settings.log_level, settings.log_format.value)
+    elif Output.verbose:
+        configure_logging(settings.log_level, "text")
+    else:
+        configure_logging("WARNING", "text")
     return settings
 
 

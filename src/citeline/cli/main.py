@@ -10,7 +10,7 @@ import typer
 
 from citeline import __version__
 from citeline.cli import answers, jobs, knowledge, models, users
-from citeline.cli.common import fail, load_settings, opened
+from citeline.cli.common import Output, fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
 from citeline.jobs.queue import QUEUE_NAMES
@@ -36,6 +36,17 @@ app.command()(knowledge.ingest)
 app.command()(knowledge.search)
 app.command()(knowledge.reindex)
 
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log everything (commands log only problems).")
+    ] = False,
+) -> None:
+    """Citeline: answers whose every sentence cites the passage behind it."""
+    Output.verbose = verbose
+
+
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where embedded data lives (CITELINE_DATA_DIR).")
 ]
@@ -53,7 +64,7 @@ def serve(
     """Run the API and web UI, with embedded PostgreSQL, Valkey and workers unless configured."""
     from citeline.server import serve as run
 
-    settings = load_settings(data_dir, host=host, port=port, workers=workers)
+    settings = load_settings(data_dir, service=True, host=host, port=port, workers=workers)
     try:
         run(settings)
     except KeyboardInterrupt:
@@ -77,9 +88,11 @@ def worker(
     data_dir: DataDirOption = None,
 ) -> None:
     """Run one worker against the configured (or embedded) database and Redis."""
+    from citeline.observability import tracing
     from citeline.resources import run_worker_process
 
-    settings = load_settings(data_dir)
+    settings = load_settings(data_dir, service=True)
+    tracing.configure("citeline-worker")
     names = [name.strip() for name in queues.split(",") if name.strip()]
     try:
         with running_engines(settings) as endpoints:
@@ -95,6 +108,8 @@ def worker(
         raise typer.BadParameter(str(exc), param_hint="--queues") from exc
     except CitelineError as exc:
         raise fail(exc) from exc
+    finally:
+        tracing.shutdown()
 
 
 @app.command()

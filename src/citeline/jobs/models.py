@@ -51,6 +51,8 @@ class Job(Base):
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[Any | None] = mapped_column(JSONB)
+    # The W3C trace context of whoever enqueued the job, so its run joins their trace.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep, SubjectLabelsDep
 from citeline.jobs.models import JobState
 from citeline.jobs.schemas import JobList, JobOut, JobResult
-from citeline.jobs.stream import job_events
+from citeline.jobs.stream import sse_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -68,9 +68,4 @@ def stream_events(
     `Last-Event-ID` to receive exactly the events after it."""
     jobs.get(job_id)
     start = last_event_id if last_event_id is not None else (after or 0)
-    stream = job_events(job_id, start, events=resources.events, hub=hub)
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(job_id, start, events=resources.events, hub=hub)

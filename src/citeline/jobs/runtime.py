@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,8 +21,14 @@ from citeline.errors import (
     CitelineError,
     ClientError,
     ConfigurationError,
+    Conflict,
+    Forbidden,
     InvalidInput,
+    NotFound,
     ProviderError,
+    QuotaExceeded,
+    ServiceUnavailable,
+    UpstreamError,
 )
 from citeline.jobs.context import JobCancelled, JobContext
 from citeline.jobs.events import EventLog
@@ -30,7 +37,9 @@ from citeline.jobs.lifecycle import Lifecycle
 from citeline.jobs.metrics import record_job_outcome
 from citeline.jobs.models import Job, JobState
 from citeline.jobs.registry import resolve
+from citeline.observability import tracing
 from citeline.observability.logs import job_id_var
+from citeline.observability.tracing import tracer
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ def run_job(job_id: str, attempt: int, target: str) -> None:
         _run(runtime, job_uuid, attempt, target)
     finally:
         job_id_var.reset(token)
+        tracing.flush_if_forked()
 
 
 def error_json(exc: CitelineError) -> dict[str, Any]:
@@ -88,6 +98,38 @@ def error_json(exc: CitelineError) -> dict[str, Any]:
     if isinstance(exc, ProviderError):
         body["provider"] = exc.provider
     return body
+
+
+_BY_STATUS: dict[int, type[ClientError]] = {
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    429: QuotaExceeded,
+}
+
+
+def error_from_event(ended: str, data: dict[str, Any]) -> CitelineError:
+    """The domain error a failed or stopped job ended with, from its terminal event, so an
+    API that waited for the job can answer as if it had done the work itself."""
+    if ended == "stopped":
+        return Conflict(f"the job was stopped: {data.get('reason') or 'cancelled'}")
+    error = data.get("error") or {}
+    detail = str(error.get("detail") or data.get("reason") or "the job failed")
+    status = int(error.get("status") or 502)
+    if error.get("provider"):
+        return ProviderError(
+            detail,
+            provider=str(error["provider"]),
+            retryable=bool(error.get("retryable")),
+            status=status,
+        )
+    if status == 422:
+        return InvalidInput(detail, field=error.get("field"))
+    if status in _BY_STATUS:
+        return _BY_STATUS[status](detail)
+    if status == 503:
+        return ServiceUnavailable(detail)
+    return UpstreamError(detail)
 
 
 def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> None:
@@ -106,6 +148,27 @@ def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> N
         log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})
         return
     runtime.events.publish(started)
+    with tracer.start_as_current_span(
+        f"job.run {job.kind}",
+        context=tracing.extract(job.trace_context),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "citeline.job.id": str(job_id),
+            "citeline.job.kind": job.kind,
+            "citeline.job.attempt": attempt,
+            "citeline.workspace": job.workspace_id or "",
+            "enduser.id": job.owner or "system",
+        },
+    ) as span:
+        outcome = _attempt(runtime, job, attempt, target)
+        span.set_attribute("citeline.job.outcome", outcome)
+        if outcome != "finished":
+            span.set_status(Status(StatusCode.ERROR, outcome))
+
+
+def _attempt(runtime: JobRuntime, job: Job, attempt: int, target: str) -> str:
+    """Run the job function around its heartbeat; the outcome, as the metrics count it."""
+    job_id = job.id
     settings = runtime.settings
     began = time.monotonic()
     outcome = "failed"
@@ -162,3 +225,4 @@ def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> N
             finished = lifecycle.finish(job_id, attempt, result)
             outcome = "finished" if finished is not None else "stopped"
     record_job_outcome(runtime.redis, kind, outcome, time.monotonic() - began)
+    return outcome

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
 from citeline.jobs.models import Job
 
@@ -30,37 +30,38 @@ class JobOut(BaseModel):
     enqueued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
-    queue_seconds: float | None
-    run_seconds: float | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, value: Any) -> Any:
+        if isinstance(value, Job):
+            return {
+                **{name: getattr(value, name) for name in cls.model_fields if hasattr(value, name)},
+                "has_result": value.result is not None,
+            }
+        return value
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def queue_seconds(self) -> float | None:
+        if self.started_at and self.enqueued_at:
+            return max(0.0, (self.started_at - self.enqueued_at).total_seconds())
+        return None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def run_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return max(0.0, (self.finished_at - self.started_at).total_seconds())
+        return None
 
     @classmethod
     def of(cls, job: Job, labels: dict[str, str] | None = None) -> JobOut:
         """The job, its owner shown as `labels` names them for the reader."""
-        queue_seconds = run_seconds = None
-        if job.started_at and job.enqueued_at:
-            queue_seconds = max(0.0, (job.started_at - job.enqueued_at).total_seconds())
-        if job.started_at and job.finished_at:
-            run_seconds = max(0.0, (job.finished_at - job.started_at).total_seconds())
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            queue=job.queue,
-            state=job.state,
-            owner=(labels or {}).get(job.owner, job.owner) if job.owner else None,
-            args=job.args,
-            progress=job.progress,
-            progress_message=job.progress_message,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            error=job.error,
-            has_result=job.result is not None,
-            created_at=job.created_at,
-            enqueued_at=job.enqueued_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            queue_seconds=queue_seconds,
-            run_seconds=run_seconds,
-        )
+        out = cls.model_validate(job)
+        if job.owner is not None and labels:
+            out.owner = labels.get(job.owner, job.owner)
+        return out
 
 
 class JobList(BaseModel):

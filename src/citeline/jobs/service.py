@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from opentelemetry.trace import SpanKind
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from sqlalchemy import insert, select
@@ -21,7 +22,9 @@ from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
 from citeline.jobs.models import Job, JobEvent, JobState
 from citeline.jobs.queue import QUEUE_NAMES, rq_job_id
-from citeline.jobs.registry import JobRegistry
+from citeline.jobs.registry import JobKind, JobRegistry
+from citeline.observability import tracing
+from citeline.observability.tracing import tracer
 from citeline.settings import Settings
 
 MAX_LIST_LIMIT = 500
@@ -74,6 +77,28 @@ class JobService:
             json.dumps(arguments)
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"job arguments must be JSON: {exc}", field="args") from exc
+        with tracer.start_as_current_span(
+            f"job.enqueue {kind}",
+            kind=SpanKind.PRODUCER,
+            attributes={"citeline.job.kind": kind, "citeline.workspace": workspace_id},
+        ) as span:
+            job = self._record(kind, spec, arguments, owner, workspace_id, queue_name,
+                               max_attempts, timeout_seconds)  # fmt: skip
+            span.set_attribute("citeline.job.id", str(job.id))
+        return job
+
+    def _record(
+        self,
+        kind: str,
+        spec: JobKind,
+        arguments: dict[str, Any],
+        owner: str | None,
+        workspace_id: str,
+        queue_name: str,
+        max_attempts: int | None,
+        timeout_seconds: int | None,
+    ) -> Job:
+        """Write the job and its first event, then put its first attempt on the queue."""
         job_id = uuid.uuid4()
         now = utcnow()
         timeout = timeout_seconds or spec.timeout_seconds or self.settings.job_timeout_seconds
@@ -95,6 +120,7 @@ class JobService:
             created_at=now,
             enqueued_at=now,
             updated_at=now,
+            trace_context=tracing.inject() or None,
         )
         with unit_of_work(self.sessions) as session:
             session.add(job)

@@ -19,6 +19,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
 
 from citeline.jobs.events import TERMINAL_EVENT_TYPES, Event, EventLog
 from citeline.jobs.queue import events_key
@@ -97,13 +98,44 @@ class StreamHub:
             position = entries[-1][0].decode()
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse_frame(data: str, *, event: str | None = None, event_id: int | None = None) -> str:
+    """One Server-Sent Event. `data` is one line (JSON never holds a raw newline)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    head += f"event: {event}\n" if event is not None else ""
+    return f"{head}data: {data}\n\n"
+
+
+def stream_response(
+    chunks: AsyncIterator[str], headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """A response of Server-Sent Events that no proxy buffers or caches."""
+    return StreamingResponse(
+        chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
+    )
+
+
+def sse_response(
+    job_id: uuid.UUID,
+    after: int,
+    *,
+    events: EventLog,
+    hub: StreamHub,
+    headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    """A job's events after `after` as a Server-Sent Events response."""
+    return stream_response(job_events(job_id, after, events=events, hub=hub), headers)
+
+
 def _item(event: Event) -> tuple[int, str, str]:
     return event.seq, event.type, json.dumps(event.as_json())
 
 
 def sse(item: tuple[int, str, str]) -> str:
     seq, type_, raw = item
-    return f"id: {seq}\nevent: {type_}\ndata: {raw}\n\n"
+    return sse_frame(raw, event=type_, event_id=seq)
 
 
 def format_event(event: Event) -> str:
@@ -164,3 +196,18 @@ async def job_events(
             yield ": heartbeat\n\n"
         else:
             yield sse(item)
+
+
+async def terminal_event(
+    job_id: uuid.UUID, *, events: EventLog, hub: StreamHub
+) -> tuple[str, dict[str, Any]]:
+    """Wait for the job to end: its terminal event's type and data."""
+    stream = follow(job_id, 0, events=events, hub=hub)
+    try:
+        async for item in stream:
+            if item is not None and item[1] in TERMINAL_EVENT_TYPES:
+                data: dict[str, Any] = json.loads(item[2]).get("data") or {}
+                return item[1], data
+    finally:
+        await stream.aclose()
+    raise AssertionError(f"the events of job {job_id} ended without a terminal event")

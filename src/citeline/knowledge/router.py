@@ -121,7 +121,11 @@ def get_document(
     return DocumentOut.of(knowledge.document(kb_id, document_id))
 
 
-@router.get("/{kb_id}/documents/{document_id}/file", response_class=FileResponse)
+@router.get(
+    "/{kb_id}/documents/{document_id}/file",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+)
 def download_original(
     kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
 ) -> FileResponse:

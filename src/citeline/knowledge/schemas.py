@@ -39,6 +39,8 @@ class KnowledgeBaseList(BaseModel):
 
 
 class DocumentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     knowledge_base_id: uuid.UUID
     source: str
@@ -51,31 +53,14 @@ class DocumentOut(BaseModel):
     size_bytes: int | None
     chunk_count: int
     content_hash: str | None
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
     indexed_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, document: Document) -> DocumentOut:
-        return cls(
-            id=document.id,
-            knowledge_base_id=document.knowledge_base_id,
-            source=document.source,
-            filename=document.filename,
-            media_type=document.media_type,
-            title=document.title,
-            status=document.status,
-            error=document.error,
-            job_id=document.job_id,
-            size_bytes=document.size_bytes,
-            chunk_count=document.chunk_count,
-            content_hash=document.content_hash,
-            metadata=document.metadata_,
-            indexed_at=document.indexed_at,
-            created_at=document.created_at,
-            updated_at=document.updated_at,
-        )
+        return cls.model_validate(document)
 
 
 class DocumentList(BaseModel):

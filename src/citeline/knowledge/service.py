@@ -24,6 +24,7 @@ from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
 from citeline.knowledge.storage import FileStore
 from citeline.llm import Embedder
+from citeline.observability.tracing import tracer
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,23 @@ class KnowledgeService:
             if kb is None or not self.access.sees(kb.workspace_id):
                 raise NotFound(f"knowledge base {ref} not found")
             return kb
+
+    def default(self) -> KnowledgeBase:
+        """Where a question that names no knowledge base goes: the configured default
+        (CITELINE_DEFAULT_KNOWLEDGE_BASE), else the workspace's only knowledge base."""
+        configured = self.settings.default_knowledge_base
+        if configured:
+            return self.get(configured)
+        bases = self.all()
+        if len(bases) == 1:
+            return bases[0]
+        if not bases:
+            raise Conflict("this workspace has no knowledge base yet: create one and add documents")
+        names = ", ".join(repr(kb.name) for kb in bases)
+        raise Conflict(
+            f"name a knowledge base: this workspace has several ({names}) and no default "
+            "(CITELINE_DEFAULT_KNOWLEDGE_BASE)"
+        )
 
     def delete(self, ref: uuid.UUID | str) -> None:
         kb = self.get(ref)
@@ -368,10 +386,16 @@ class KnowledgeService:
                 f"knowledge base {kb.name!r} was embedded with {kb.embedding_model}, but this "
                 f"server uses {self.embedder.name}; run `citeline reindex --kb {kb.name}`"
             )
-        with unit_of_work(self.sessions) as session:
-            return search(
+        attributes = {"citeline.knowledge_base": str(kb.id), "citeline.search.mode": mode}
+        with (
+            tracer.start_as_current_span("knowledge.search", attributes=attributes) as span,
+            unit_of_work(self.sessions) as session,
+        ):
+            hits = search(
                 session, kb, self.embedder, query, k=k, mode=mode, filters=filters or Filters()
             )
+            span.set_attribute("citeline.search.hits", len(hits))
+            return hits
 
 
 def check_query(query: str, *, field: str) -> str:

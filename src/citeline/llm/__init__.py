@@ -5,12 +5,13 @@ from citeline.llm.batching import TokenBatches
 from citeline.llm.chat_job import CHAT
 from citeline.llm.embedders import embedder_for
 from citeline.llm.embedding import Embedder, Vectors, count_tokens
-from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta
+from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta, Usage
+from citeline.llm.predict import PREDICT
 from citeline.llm.providers.base import Lease
 from citeline.llm.registry import forget_workspace
 from citeline.llm.service import ModelService
 
-JOB_KINDS = (CHAT,)
+JOB_KINDS = (CHAT, PREDICT)
 
 __all__ = [
     "JOB_KINDS",
@@ -22,6 +23,7 @@ __all__ = [
     "ModelService",
     "TextDelta",
     "TokenBatches",
+    "Usage",
     "Vectors",
     "count_tokens",
     "embedder_for",

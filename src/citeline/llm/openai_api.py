@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep
 from citeline.errors import Conflict, InvalidInput
-from citeline.jobs.stream import follow
+from citeline.jobs.stream import follow, sse_frame, stream_response
 from citeline.llm.chat_job import CHAT_KIND, chat_args
 from citeline.llm.messages import ChatRequest, Message, Role, ToolCall, ToolSpec
 
@@ -52,6 +52,51 @@ class ChatCompletionIn(BaseModel):
     tools: list[dict[str, Any]] | None = None
     n: int = 1
     user: str | None = None
+
+
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str = Field(description="JSON")
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
+class CompletionMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChoiceOut(BaseModel):
+    index: int
+    message: CompletionMessageOut
+    finish_reason: str
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class ChatCompletionOut(BaseModel):
+    """OpenAI's chat completion, as a non-streamed request gets it."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str = Field(description="The version that served it: name@N")
+    choices: list[ChoiceOut]
+    usage: CompletionUsage
 
 
 def to_chat_request(body: ChatCompletionIn) -> ChatRequest:
@@ -136,7 +181,17 @@ def _tool(tool: dict[str, Any], index: int) -> ToolSpec:
     )
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletionOut,
+            "content": {"text/event-stream": {}},
+            "description": "The completion; with `stream: true`, its chunks as Server-Sent Events",
+        }
+    },
+)
 async def chat_completions(
     body: ChatCompletionIn,
     resources: ResourcesDep,
@@ -155,9 +210,7 @@ async def chat_completions(
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         chunks = _stream(events, jobs, job.id, completion_id, created, body.model, include_usage)
-        return StreamingResponse(
-            chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return stream_response(chunks)
     try:
         async for item in events:
             if item is None or item[1] not in {"finished", "failed", "stopped"}:
@@ -166,24 +219,23 @@ async def chat_completions(
                 error = _error(item)
                 return JSONResponse({"error": error}, status_code=int(error["code"]))
             result = await run_in_threadpool(jobs.result, job.id)
-            return JSONResponse(_completion(result, completion_id, created))
+            completion = _completion(result, completion_id, created)
+            return JSONResponse(completion.model_dump(mode="json", exclude_none=True))
     finally:
         await events.aclose()
     raise AssertionError("the event stream ended without a terminal event")
 
 
-def _completion(result: dict[str, Any], completion_id: str, created: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result["text"]}
-    if result["tool_calls"]:
-        message["tool_calls"] = [_tool_call(call) for call in result["tool_calls"]]
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": result["model"],
-        "choices": [{"index": 0, "message": message, "finish_reason": result["finish_reason"]}],
-        "usage": _usage(result["usage"]),
-    }
+def _completion(result: dict[str, Any], completion_id: str, created: int) -> ChatCompletionOut:
+    calls = [_tool_call(call) for call in result["tool_calls"]] or None
+    message = CompletionMessageOut(content=result["text"], tool_calls=calls)
+    return ChatCompletionOut(
+        id=completion_id,
+        created=created,
+        model=result["model"],
+        choices=[ChoiceOut(index=0, message=message, finish_reason=result["finish_reason"])],
+        usage=CompletionUsage.model_validate(_usage(result["usage"])),
+    )
 
 
 def _tool_call(call: dict[str, Any], index: int | None = None) -> dict[str, Any]:
@@ -236,7 +288,7 @@ async def _stream(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             **extra,
         }
-        return f"data: {json.dumps(body)}\n\n"
+        return sse_frame(json.dumps(body))
 
     ended = False
     try:
@@ -265,13 +317,13 @@ async def _stream(
                         "choices": [],
                         "usage": _usage(result["usage"]),
                     }
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield sse_frame(json.dumps(body))
                 break
             elif type_ in {"failed", "stopped"}:
                 ended = True
-                yield f"data: {json.dumps({'error': _error(item)})}\n\n"
+                yield sse_frame(json.dumps({"error": _error(item)}))
                 break
-        yield "data: [DONE]\n\n"
+        yield sse_frame("[DONE]")
     finally:
         # A client that went away cancels this task; the clean-up must still run.
         with anyio.CancelScope(shield=True):

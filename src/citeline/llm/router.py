@@ -3,69 +3,69 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
-from citeline.api.deps import AccessDep, ResourcesDep
+from citeline.api.deps import JobServiceDep, ModelServiceDep, ResourcesDep, StreamHubDep
 from citeline.db.base import utcnow
 from citeline.errors import NotFound
+from citeline.jobs.runtime import error_from_event
+from citeline.jobs.stream import terminal_event
+from citeline.llm.predict import PREDICT_KIND, PredictIn, PredictOut, target_of
 from citeline.llm.registry import ModelRegistry, NewVersion
-from citeline.llm.schemas import AliasStats, RoutesIn, UsageRow, VariantStats, VersionIn, VersionOut
-from citeline.llm.service import ModelService
+from citeline.llm.schemas import (
+    AliasEntry,
+    AliasStats,
+    Entry,
+    ModelEntry,
+    ModelList,
+    RouteOut,
+    RoutesIn,
+    UsageList,
+    UsageRow,
+    VariantStats,
+    VersionIn,
+    VersionList,
+    VersionOut,
+)
 
 router = APIRouter(prefix="/v1", tags=["models"])
+gateway = APIRouter(tags=["models"])
 
 
-def get_model_service(resources: ResourcesDep, access: AccessDep) -> ModelService:
-    return resources.models(access)
-
-
-ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
-
-
-def _entries(registry: ModelRegistry) -> list[dict[str, Any]]:
+def _entries(registry: ModelRegistry) -> list[Entry]:
     registry.ensure_defaults()
-    entries = []
+    entries: list[Entry] = []
     for alias, routes in registry.aliases():
+        fallback = alias.fallback_version_id
         entries.append(
-            {
-                "id": alias.name,
-                "object": "model",
-                "created": int(alias.updated_at.timestamp()),
-                "owned_by": "citeline",
-                "kind": "alias",
-                "workspace": alias.workspace_id or None,  # None: shared by every workspace
-                "routes": [{"model": v.label, "weight": w} for v, w in routes],
-                "fallback": (
-                    registry.version_label(alias.fallback_version_id)
-                    if alias.fallback_version_id
-                    else None
-                ),
-            }
+            AliasEntry(
+                id=alias.name,
+                created=int(alias.updated_at.timestamp()),
+                workspace=alias.workspace_id or None,
+                routes=[RouteOut(model=v.label, weight=w) for v, w in routes],
+                fallback=registry.version_label(fallback) if fallback else None,
+            )
         )
-    latest: dict[str, Any] = {}
-    for version in registry.versions():
-        latest[version.name] = version
+    latest = {version.name: version for version in registry.versions()}
     for name, version in latest.items():
         entries.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": int(version.created_at.timestamp()),
-                "owned_by": "citeline",
-                "kind": "model",
-                "latest": version.label,
-                "provider": version.provider,
-            }
+            ModelEntry(
+                id=name,
+                created=int(version.created_at.timestamp()),
+                latest=version.label,
+                provider=version.provider,
+            )
         )
     return entries
 
 
 @router.get("/models")
-def list_models(models: ModelServiceDep) -> dict[str, Any]:
+def list_models(models: ModelServiceDep) -> ModelList:
     """Aliases and model names, in OpenAI's list format (with Citeline's details added)."""
-    return {"object": "list", "data": _entries(models.registry)}
+    return ModelList(data=_entries(models.registry))
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED)
@@ -76,16 +76,16 @@ def add_version(body: VersionIn, models: ModelServiceDep) -> VersionOut:
 
 
 @router.get("/models/{name}")
-def get_model(name: str, models: ModelServiceDep) -> dict[str, Any]:
+def get_model(name: str, models: ModelServiceDep) -> Entry:
     for entry in _entries(models.registry):
-        if entry["id"] == name:
+        if entry.id == name:
             return entry
     raise NotFound(f"no model or alias named {name!r}")
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, models: ModelServiceDep) -> dict[str, list[VersionOut]]:
-    return {"versions": [VersionOut.of(row) for row in models.registry.versions(name)]}
+def list_versions(name: str, models: ModelServiceDep) -> VersionList:
+    return VersionList(versions=[VersionOut.of(row) for row in models.registry.versions(name)])
 
 
 @router.delete("/models/{name}/versions/{number}", status_code=status.HTTP_204_NO_CONTENT)
@@ -97,7 +97,7 @@ def delete_version(
 
 
 @router.put("/models/{alias}/routes")
-def set_routes(alias: str, body: RoutesIn, models: ModelServiceDep) -> dict[str, Any]:
+def set_routes(alias: str, body: RoutesIn, models: ModelServiceDep) -> Entry:
     """Point an alias at one version, or split its traffic between versions by weight."""
     models.registry.set_routes(
         alias, [(r.model, r.weight) for r in body.routes], body.fallback, shared=body.shared
@@ -135,7 +135,7 @@ def token_usage(
     subject: Annotated[
         str | None, Query(description="whose usage (default: yours); admins may name anyone")
     ] = None,
-) -> dict[str, list[UsageRow]]:
+) -> UsageList:
     """Tokens per model and day for one user or API key."""
     rows = [
         UsageRow(
@@ -148,4 +148,27 @@ def token_usage(
         )
         for row in models.usage(subject)
     ]
-    return {"usage": rows}
+    return UsageList(usage=rows)
+
+
+@gateway.post("/models/{model_id}/predict", responses={502: {"description": "the model failed"}})
+@router.post("/models/{model_id}/predict", include_in_schema=False)
+async def predict(
+    model_id: str,
+    body: PredictIn,
+    models: ModelServiceDep,
+    jobs: JobServiceDep,
+    resources: ResourcesDep,
+    hub: StreamHubDep,
+) -> PredictOut:
+    """Run each input through a model (an alias, with its A/B split, or `version`), on a
+    worker; answers when all predictions are made."""
+    target = target_of(model_id, body.version)
+    await run_in_threadpool(models.registry.resolve, target, None, None)
+    args = {"model": model_id, "target": target, **body.model_dump(exclude={"version"})}
+    job = await run_in_threadpool(jobs.enqueue, PREDICT_KIND, args)
+    ended, data = await terminal_event(job.id, events=resources.events, hub=hub)
+    if ended != "finished":
+        raise error_from_event(ended, data)
+    result = await run_in_threadpool(jobs.result, job.id)
+    return PredictOut.model_validate(result)

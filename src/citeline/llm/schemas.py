@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,8 @@ class VersionIn(BaseModel):
 
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     name: str
     version: int
@@ -44,20 +46,49 @@ class VersionOut(BaseModel):
 
     @classmethod
     def of(cls, row: ModelVersion) -> VersionOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            version=row.version,
-            ref=row.label,
-            provider=row.provider,
-            model=row.model,
-            base_url=row.base_url,
-            credential=row.credential,
-            parameters=row.parameters,
-            prompt_template=row.prompt_template,
-            description=row.description,
-            created_at=row.created_at,
-        )
+        return cls.model_validate({**vars(row), "ref": row.label})
+
+
+class VersionList(BaseModel):
+    versions: list[VersionOut]
+
+
+class RouteOut(BaseModel):
+    model: str = Field(description="The version: name@N")
+    weight: float
+
+
+class AliasEntry(BaseModel):
+    """An alias, as OpenAI's model list shows a model, with where it routes."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "citeline"
+    kind: Literal["alias"] = "alias"
+    workspace: str | None = Field(description="None: shared by every workspace")
+    routes: list[RouteOut]
+    fallback: str | None
+
+
+class ModelEntry(BaseModel):
+    """A registered model, by its newest version."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "citeline"
+    kind: Literal["model"] = "model"
+    latest: str
+    provider: str
+
+
+Entry = Annotated[AliasEntry | ModelEntry, Field(discriminator="kind")]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Entry]
 
 
 class RouteIn(BaseModel):
@@ -104,3 +135,7 @@ class UsageRow(BaseModel):
     requests: int
     input_tokens: int
     output_tokens: int
+
+
+class UsageList(BaseModel):
+    usage: list[UsageRow]

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,7 @@ from citeline.llm.providers.base import Lease
 from citeline.llm.providers.factory import provider_for
 from citeline.llm.registry import ModelRegistry, Route, VersionSpec
 from citeline.llm.resilience import ConcurrencyLimit, RetryPolicy, breaker_for, guarded_stream
+from citeline.observability.tracing import tracer
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,20 @@ class ModelService:
             record = _Record(
                 route.alias, route.workspace_id, version, subject, conversation, job_id, index > 0
             )
+            span = tracer.start_span(
+                f"llm.generate {version.label}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.system": version.provider,
+                    "gen_ai.request.model": route.alias or version.label,
+                    "gen_ai.response.model": version.label,
+                    "gen_ai.request.max_tokens": request.max_tokens,
+                    "citeline.llm.fallback": index > 0,
+                    "citeline.workspace": route.workspace_id or "",
+                    "enduser.id": subject,
+                },
+            )
             try:
                 with closing(self._guarded(version, request)) as events:
                     for event in events:
@@ -136,7 +152,7 @@ class ModelService:
                         yield event
             except ProviderError as exc:
                 record.finish(Outcome.error, str(exc))
-                self._save(record)
+                self._save(record, span)
                 if record.first_token_at is None and index + 1 < len(candidates):
                     log.warning(
                         "model failed; trying the fallback",
@@ -146,19 +162,19 @@ class ModelService:
                 raise
             except GeneratorExit:
                 record.finish(Outcome.cancelled, "the consumer stopped reading")
-                self._save(record)
+                self._save(record, span)
                 raise
             except CitelineError as exc:
                 record.finish(Outcome.error, str(exc))
-                self._save(record)
+                self._save(record, span)
                 raise
             except BaseException as exc:
                 # A job timeout or cancellation arrives as an exception from outside.
                 record.finish(Outcome.cancelled, f"{type(exc).__name__}: {exc}")
-                self._save(record)
+                self._save(record, span)
                 raise
             record.finish(Outcome.ok, None)
-            self._save(record)
+            self._save(record, span)
             return
 
     def _guarded(
@@ -188,7 +204,9 @@ class ModelService:
             limit=limit,
         )
 
-    def _save(self, record: _Record) -> None:
+    def _save(self, record: _Record, span: Span | None = None) -> None:
+        if span is not None:
+            _end_span(span, record)
         usage = record.usage
         with unit_of_work(self.sessions) as session:
             session.add(
@@ -328,6 +346,18 @@ class _Record:
         if self.first_token_at is None:
             return None
         return (self.first_token_at - self.started) * 1000
+
+
+def _end_span(span: Span, record: _Record) -> None:
+    usage = record.usage
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    span.set_attribute("citeline.llm.outcome", record.outcome)
+    if record.first_token_ms is not None:
+        span.set_attribute("citeline.llm.first_token_ms", round(record.first_token_ms, 1))
+    if record.outcome == Outcome.error:
+        span.set_status(Status(StatusCode.ERROR, (record.error or "")[:200]))
+    span.end()
 
 
 def apply_version(version: VersionSpec, request: ChatRequest) -> ChatRequest:
