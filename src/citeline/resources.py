@@ -20,7 +20,7 @@ from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
 from citeline.auth.revocations import Revocations
-from citeline.db.engine import make_engine, make_sessionmaker
+from citeline.db.engine import Statements, make_engine, make_sessionmaker
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
 from citeline.jobs.queue import QUEUE_NAMES, connect
@@ -68,7 +68,12 @@ class Resources:
         engine = make_engine(database_url, pool_size=pool_size, wait_for_flush=wait_for_flush)
         sessions = make_sessionmaker(engine)
         connection = connect(redis_url, timeout=redis_timeout)
-        events = EventLog(sessions, connection, settings.job_event_stream_ttl_seconds)
+        hot = make_engine(
+            database_url, pool_size=pool_size, wait_for_flush=wait_for_flush, pre_ping=False
+        )
+        events = EventLog(
+            sessions, connection, settings.job_event_stream_ttl_seconds, Statements(hot)
+        )
         lifecycle = Lifecycle(
             sessions, connection, events, backoff_seconds=settings.job_retry_backoff_seconds
         )
@@ -135,9 +140,15 @@ class Resources:
             self.settings, self.sessions, self.redis, self.events, self.lifecycle, services=self
         )
 
+    def dispose_after_fork(self) -> None:
+        """In a forked child: forget the parent's connections without closing them."""
+        self.engine.dispose(close=False)
+        self.events.statements.engine.dispose(close=False)
+
     def close(self) -> None:
         self.redis.close()
         self.engine.dispose()
+        self.events.statements.engine.dispose()
 
 
 def run_worker_process(
@@ -171,7 +182,7 @@ def run_worker_process(
             name=name,
             mode=mode,
             # A forked work-horse must open its own database connections.
-            after_fork=lambda: resources.engine.dispose(close=False),
+            after_fork=resources.dispose_after_fork,
         )
     finally:
         resources.close()

@@ -17,7 +17,14 @@ log = logging.getLogger(__name__)
 
 class Heartbeat:
     def __init__(
-        self, connection: redis.Redis, job_id: uuid.UUID, attempt: int, interval: float, ttl: float
+        self,
+        connection: redis.Redis,
+        job_id: uuid.UUID,
+        attempt: int,
+        interval: float,
+        ttl: float,
+        *,
+        beat_now: bool = True,
     ) -> None:
         self.connection = connection
         self.key = alive_key(job_id)
@@ -25,11 +32,13 @@ class Heartbeat:
         self.interval = interval
         self.ttl_ms = int(ttl * 1000)
         self._hold_until = 0.0
+        self._beat_now = beat_now  # False: the caller has set the key already
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="citeline-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self._beat()
+        if self._beat_now:
+            self._beat()
         self._thread.start()
         return self
 

@@ -17,11 +17,24 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    String,
+    Uuid,
+    bindparam,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.db.base import utcnow
 from citeline.errors import ServiceUnavailable
-from citeline.jobs.events import Event, EventLog
+from citeline.jobs.events import EVENTS, JOBS, Event, EventLog
 from citeline.jobs.models import ACTIVE_STATES, JobState
 from citeline.jobs.queue import cancel_key, queue, rq_job_id
 
@@ -32,12 +45,75 @@ RQ_RESULT_TTL = 3600
 
 
 @dataclass(frozen=True)
+class Started:
+    """What a worker needs of a job it has just started, read in the same statement."""
+
+    event: Event
+    kind: str
+    args: dict[str, Any]
+    owner: str | None
+    workspace_id: str | None
+    max_attempts: int
+    trace_context: dict[str, str] | None
+
+
+@dataclass(frozen=True)
 class Attempt:
     job_id: uuid.UUID
     attempt: int
     queue: str
     target: str
     timeout_seconds: int
+
+
+def _start_statement() -> Executable:
+    job_id = bindparam("p_job_id", type_=Uuid())
+    now = bindparam("p_now", type_=DateTime(timezone=True))
+    bump = (
+        update(JOBS)
+        .where(
+            JOBS.c.id == job_id,
+            JOBS.c.attempt == bindparam("p_attempt"),
+            JOBS.c.state.in_([JobState.queued.value, JobState.scheduled.value]),
+        )
+        .values(
+            state=JobState.started.value,
+            started_at=now,
+            error=None,
+            event_seq=JOBS.c.event_seq + 1,
+            updated_at=now,
+        )
+        .returning(
+            JOBS.c.event_seq,
+            JOBS.c.kind,
+            JOBS.c.args,
+            JOBS.c.owner,
+            JOBS.c.workspace_id,
+            JOBS.c.max_attempts,
+            JOBS.c.trace_context,
+        )
+        .cte("bump")
+    )
+    recorded = (
+        insert(EVENTS)
+        .from_select(
+            ["job_id", "seq", "type", "data", "created_at"],
+            select(
+                job_id,
+                bump.c.event_seq,
+                literal("started", String()),
+                bindparam("p_data", type_=JSONB()),
+                now,
+            ),
+        )
+        .returning(EVENTS.c.seq)
+        .cte("recorded")
+    )
+    return select(bump, recorded.c.seq).select_from(bump.join(recorded, true()))
+
+
+# Starting an attempt: the guarded update, its event and the job's fields, one statement.
+_START = _start_statement()
 
 
 class Lifecycle:
@@ -71,7 +147,35 @@ class Lifecycle:
         except redis.RedisError as exc:
             raise ServiceUnavailable(f"queue unavailable: {exc}") from exc
 
-    def finish(self, job_id: uuid.UUID, attempt: int, result: Any) -> Event | None:
+    def start(self, job_id: uuid.UUID, attempt: int) -> Started | None:
+        """Move the attempt from queued (or a due retry) to started, in one statement that
+        also records the event and reads the job; None when someone else ended it."""
+        now = utcnow()
+        payload = {"attempt": attempt}
+        rows = self.events.statements.run(
+            _START,
+            {"p_job_id": job_id, "p_attempt": attempt, "p_now": now, "p_data": payload},
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Started(
+            Event(job_id, row.seq, "started", payload, now),
+            row.kind,
+            row.args,
+            row.owner,
+            row.workspace_id,
+            row.max_attempts,
+            row.trace_context,
+        )
+
+    def finish(
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        result: Any,
+        pipe: redis.client.Pipeline | None = None,
+    ) -> Event | None:
         now = utcnow()
         return self.events.append(
             job_id,
@@ -86,6 +190,7 @@ class Lifecycle:
             },
             if_states=[JobState.started],
             if_attempt=attempt,
+            pipe=pipe,
         )
 
     def fail_or_retry(

@@ -22,20 +22,16 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0
 
 
 def record_job_outcome(
-    connection: redis.Redis, kind: str, outcome: str, duration_seconds: float
+    pipe: redis.client.Pipeline, kind: str, outcome: str, duration_seconds: float
 ) -> None:
-    """Count one job ending; never lets a metrics failure disturb the job."""
+    """Count one job ending, into `pipe` (the caller sends it with the job's last writes).
+    Only the bucket the duration falls in is counted; the scrape adds them up."""
     prefix = f"{kind}|{outcome}"
-    pipe = connection.pipeline(transaction=False)
     pipe.hincrby(JOB_METRICS_KEY, f"{prefix}|count", 1)
     pipe.hincrbyfloat(JOB_METRICS_KEY, f"{prefix}|sum", duration_seconds)
-    for bound in DURATION_BUCKETS:
-        if duration_seconds <= bound:
-            pipe.hincrby(JOB_METRICS_KEY, f"{prefix}|le={bound}", 1)
-    try:
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("job metrics not recorded", extra={"error": str(exc)})
+    bound = next((b for b in DURATION_BUCKETS if duration_seconds <= b), None)
+    if bound is not None:
+        pipe.hincrby(JOB_METRICS_KEY, f"{prefix}|in={bound}", 1)
 
 
 class QueueCollector(Collector):
@@ -68,7 +64,11 @@ class QueueCollector(Collector):
         for (kind, outcome), fields in _group(raw).items():
             count = float(fields.get("count", 0))
             totals.add_metric([kind, outcome], count)
-            buckets = [(str(b), float(fields.get(f"le={b}", 0))) for b in DURATION_BUCKETS]
+            running = 0.0
+            buckets = []
+            for bound in DURATION_BUCKETS:
+                running += float(fields.get(f"in={bound}", 0))
+                buckets.append((str(bound), running))
             buckets.append(("+Inf", count))
             durations.add_metric([kind, outcome], buckets, float(fields.get("sum", 0)))
         yield totals

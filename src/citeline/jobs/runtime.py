@@ -15,8 +15,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.db.base import utcnow
-from citeline.db.engine import unit_of_work
 from citeline.errors import (
     CitelineError,
     ClientError,
@@ -31,11 +29,11 @@ from citeline.errors import (
     UpstreamError,
 )
 from citeline.jobs.context import JobCancelled, JobContext
-from citeline.jobs.events import EventLog
+from citeline.jobs.events import EventLog, run_pipeline
 from citeline.jobs.heartbeat import Heartbeat
-from citeline.jobs.lifecycle import Lifecycle
+from citeline.jobs.lifecycle import Lifecycle, Started
 from citeline.jobs.metrics import record_job_outcome
-from citeline.jobs.models import Job, JobState
+from citeline.jobs.queue import alive_key
 from citeline.jobs.registry import resolve
 from citeline.observability import tracing
 from citeline.observability.logs import job_id_var
@@ -133,21 +131,15 @@ def error_from_event(ended: str, data: dict[str, Any]) -> CitelineError:
 
 
 def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> None:
-    with unit_of_work(runtime.sessions) as session:
-        started = runtime.events.append_in(
-            session,
-            job_id,
-            "started",
-            {"attempt": attempt},
-            {"state": JobState.started.value, "started_at": utcnow(), "error": None},
-            [JobState.queued, JobState.scheduled],
-            attempt,
-        )
-        job = session.get_one(Job, job_id) if started is not None else None
-    if started is None or job is None:
+    job = runtime.lifecycle.start(job_id, attempt)
+    if job is None:
         log.info("attempt skipped: job was cancelled or superseded", extra={"attempt": attempt})
         return
-    runtime.events.publish(started)
+    # The started event's mirror and the first heartbeat in one round trip.
+    pipe = runtime.redis.pipeline(transaction=False)
+    runtime.events.publish(job.event, pipe)
+    pipe.set(alive_key(job_id), attempt, px=int(runtime.settings.job_lost_after_seconds * 1000))
+    run_pipeline(pipe, f"start of job {job_id}")
     with tracer.start_as_current_span(
         f"job.run {job.kind}",
         context=tracing.extract(job.trace_context),
@@ -160,15 +152,16 @@ def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> N
             "enduser.id": job.owner or "system",
         },
     ) as span:
-        outcome = _attempt(runtime, job, attempt, target)
+        outcome = _attempt(runtime, job_id, job, attempt, target)
         span.set_attribute("citeline.job.outcome", outcome)
         if outcome != "finished":
             span.set_status(Status(StatusCode.ERROR, outcome))
 
 
-def _attempt(runtime: JobRuntime, job: Job, attempt: int, target: str) -> str:
+def _attempt(
+    runtime: JobRuntime, job_id: uuid.UUID, job: Started, attempt: int, target: str
+) -> str:
     """Run the job function around its heartbeat; the outcome, as the metrics count it."""
-    job_id = job.id
     settings = runtime.settings
     began = time.monotonic()
     outcome = "failed"
@@ -180,6 +173,7 @@ def _attempt(runtime: JobRuntime, job: Job, attempt: int, target: str) -> str:
         attempt,
         settings.job_heartbeat_seconds,
         settings.job_lost_after_seconds,
+        beat_now=False,
     ) as heartbeat:
         context = JobContext(
             job_id=job_id,
@@ -222,7 +216,14 @@ def _attempt(runtime: JobRuntime, job: Job, attempt: int, target: str) -> str:
             )
             outcome = "retried" if retried is not None and retried.type == "retrying" else "failed"
         else:
-            finished = lifecycle.finish(job_id, attempt, result)
+            # The finished event's mirror and the metrics in one round trip.
+            pipe = runtime.redis.pipeline(transaction=False)
+            finished = lifecycle.finish(job_id, attempt, result, pipe)
             outcome = "finished" if finished is not None else "stopped"
-    record_job_outcome(runtime.redis, kind, outcome, time.monotonic() - began)
+            record_job_outcome(pipe, kind, outcome, time.monotonic() - began)
+            run_pipeline(pipe, f"end of job {job_id}")
+            return outcome
+    pipe = runtime.redis.pipeline(transaction=False)
+    record_job_outcome(pipe, kind, outcome, time.monotonic() - began)
+    run_pipeline(pipe, f"metrics of job {job_id}")
     return outcome

@@ -11,16 +11,16 @@ import redis
 from opentelemetry.trace import SpanKind
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from sqlalchemy import insert, select
+from sqlalchemy import Executable, String, bindparam, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role
 from citeline.db.base import utcnow
-from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
-from citeline.jobs.events import EventLog
+from citeline.jobs.events import EVENTS, JOBS, EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
-from citeline.jobs.models import Job, JobEvent, JobState
+from citeline.jobs.models import Job, JobState
 from citeline.jobs.queue import QUEUE_NAMES, rq_job_id
 from citeline.jobs.registry import JobKind, JobRegistry
 from citeline.observability import tracing
@@ -28,6 +28,26 @@ from citeline.observability.tracing import tracer
 from citeline.settings import Settings
 
 MAX_LIST_LIMIT = 500
+
+
+def _record_statement() -> Executable:
+    recorded = (
+        insert(JOBS)
+        .values({c.key: bindparam(f"p_job_{c.key}", type_=c.type) for c in JOBS.columns})
+        .returning(JOBS.c.id, JOBS.c.created_at)
+        .cte("recorded")
+    )
+    first = select(
+        recorded.c.id,
+        literal(1),
+        literal("queued", String()),
+        bindparam("p_event_data", type_=JSONB()),
+        recorded.c.created_at,
+    ).select_from(recorded)
+    return insert(EVENTS).from_select(["job_id", "seq", "type", "data", "created_at"], first)
+
+
+_RECORD = _record_statement()
 
 
 class JobService:
@@ -122,18 +142,10 @@ class JobService:
             updated_at=now,
             trace_context=tracing.inject() or None,
         )
-        with unit_of_work(self.sessions) as session:
-            session.add(job)
-            session.flush()
-            session.execute(
-                insert(JobEvent).values(
-                    job_id=job_id,
-                    seq=1,
-                    type="queued",
-                    data={"attempt": 1, "queue": queue_name},
-                    created_at=now,
-                )
-            )
+        # One round trip: the job and its first event (the job stays a plain, unsaved object).
+        params = {f"p_job_{column.key}": getattr(job, column.key) for column in JOBS.columns}
+        params["p_event_data"] = {"attempt": 1, "queue": queue_name}
+        self.events.statements.run(_RECORD, params)
         try:
             self.lifecycle.push(Attempt(job_id, 1, queue_name, spec.target, timeout))
         except ServiceUnavailable as exc:
