@@ -15,6 +15,15 @@ check: setup
 	.venv/bin/mypy
 	PYTHONPATH=src .venv/bin/lint-imports --no-cache
 
+# Every benchmark at full size (about an hour on 2 cores); CI runs each at a smoke size
+# (tests/benchmarks/test_smoke.py).
 bench: setup
 	.venv/bin/python -m benchmarks.jobs_throughput
 	.venv/bin/python -m benchmarks.sse_fanout
+	.venv/bin/python -m benchmarks.auth_overhead
+	.venv/bin/python -m benchmarks.tracing_overhead
+	.venv/bin/python -m benchmarks.ingestion_throughput
+	.venv/bin/python -m benchmarks.retrieval_quality
+	.venv/bin/python -m benchmarks.search_scale
+	.venv/bin/python -m benchmarks.llm_local
+	.venv/bin/python -m benchmarks.answer_quality

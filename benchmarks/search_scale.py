@@ -286,7 +286,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--recall-texts", type=int, default=100_000)
+    parser.add_argument(
+        "--recall-texts", type=int, default=100_000, help="0: skip the recall measurement"
+    )
     parser.add_argument("--vectors-cache", type=Path, default=None)
     args = parser.parse_args()
     rng = np.random.default_rng(7)

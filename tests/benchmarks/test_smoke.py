@@ -1,0 +1,45 @@
+"""Every benchmark runs, at a smoke size: a benchmark nothing runs rots. The figures are not
+checked here (timing goals are measured as ratios by running the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow]
+
+SMOKE = {
+    "auth_overhead": ["--requests", "20", "--rounds", "1"],
+    "tracing_overhead": ["--requests", "20", "--rounds", "1"],
+    "jobs_throughput": ["--jobs", "30", "--latency-jobs", "3"],
+    "sse_fanout": ["--clients", "10", "--events", "5"],
+    "ingestion_throughput": ["--copies", "1"],
+    "retrieval_quality": [],
+    "search_scale": ["--chunks", "2000", "--queries", "20", "--recall-texts", "0"],
+    "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
+                  "--ttft-prompt-tokens", "100", "--rss-models"],
+    "answer_quality": ["--limit", "1"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_benchmark_runs(name: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITELINE_", "OTEL_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env["CITELINE_MODELS_DIR"] = str(ROOT / ".cache" / "models")
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *SMOKE[name]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.stdout.strip(), f"{name} printed nothing"
