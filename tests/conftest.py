@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from citeline.db import migrate
@@ -129,12 +130,29 @@ def resources(settings: Settings) -> Iterator[Resources]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
-    for name, value in settings.model_dump(mode="json").items():
+    values = settings.model_dump(mode="json")
+    # JSON dumps show secrets as "**********"; a child process needs the real ones.
+    for name in type(settings).model_fields:
+        secret = _revealed(getattr(settings, name))
+        if secret is not None:
+            values[name] = secret
+    for name, value in values.items():
         if value is not None:
             text = value if isinstance(value, str) else json.dumps(value)
             env[f"CITELINE_{name.upper()}"] = text
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def _revealed(value: object) -> object:
+    """The secrets `value` holds, in the clear as JSON values; None if it holds none."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict) and value and all(isinstance(v, SecretStr) for v in value.values()):
+        return {key: item.get_secret_value() for key, item in value.items()}
+    if isinstance(value, list) and value and all(isinstance(v, SecretStr) for v in value):
+        return [item.get_secret_value() for item in value]
+    return None
 
 
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]

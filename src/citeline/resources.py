@@ -29,11 +29,11 @@ from citeline.jobs.registry import JobKind, JobRegistry
 from citeline.jobs.runtime import JobRuntime
 from citeline.jobs.service import JobService
 from citeline.jobs.worker import WorkerMode, run_worker
-from citeline.knowledge.service import KnowledgeService
-from citeline.knowledge.storage import FileStore
+from citeline.knowledge.service import KnowledgeDeps, KnowledgeService
 from citeline.llm.providers.base import Lease
 from citeline.llm.service import ModelService
 from citeline.settings import Settings
+from citeline.storage import ObjectStore, store_for
 
 # Every domain's job kinds; a new domain adds its own here.
 JOB_KINDS: tuple[JobKind, ...] = (*knowledge.JOB_KINDS, *llm.JOB_KINDS, *answers.JOB_KINDS)
@@ -50,6 +50,7 @@ class Resources:
     events: EventLog
     lifecycle: Lifecycle
     registry: JobRegistry
+    store: ObjectStore  # uploaded originals and exports, local or S3 (CITELINE_STORAGE_BACKEND)
 
     @classmethod
     def connect(
@@ -88,6 +89,7 @@ class Resources:
             events,
             lifecycle,
             registry,
+            store_for(settings),
         )
 
     # Services act for `access`; without one they act as the system itself, which sees every
@@ -108,7 +110,7 @@ class Resources:
         return KnowledgeService(
             self.sessions,
             self.jobs(access),
-            FileStore(self.settings.data_path / "files"),
+            self.store,
             self.settings,
             access=access or Access.system(),
         )
@@ -146,6 +148,7 @@ class Resources:
         self.events.statements.engine.dispose(close=False)
 
     def close(self) -> None:
+        self.store.close()
         self.redis.close()
         self.engine.dispose()
         self.events.statements.engine.dispose()
@@ -188,6 +191,6 @@ def run_worker_process(
         resources.close()
 
 
-def _provides(resources: Resources) -> tuple[AnswerDeps]:
+def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources,)
+    return (resources, resources)

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,8 +23,13 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     """Everything configurable about a Citeline process."""
 
+    # Errors never echo the input: it holds every variable, secrets included.
     model_config = SettingsConfigDict(
-        env_prefix="CITELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="CITELINE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("./data")
@@ -122,6 +127,16 @@ class Settings(BaseSettings):
     oidc_workspace: str = "default"  # where first-time OIDC users become members
     oidc_default_role: Literal["viewer", "member", "admin"] = "viewer"
 
+    # Where uploaded originals and exports are kept: `local`, files under <data dir>/files, or
+    # `s3`, a bucket of any S3-compatible service (see docs/storage.md).
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None  # e.g. https://s3.eu-west-1.amazonaws.com
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = ""  # keys go under `<prefix>/` in the bucket
+
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
 
@@ -156,6 +171,62 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return upper
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"CITELINE_S3_ENDPOINT_URL must be an http(s) URL, such as "
+                f"https://s3.us-east-1.amazonaws.com (got {value!r})"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                "CITELINE_S3_ENDPOINT_URL takes no credentials, query or fragment: put the "
+                "keys in CITELINE_S3_ACCESS_KEY_ID and CITELINE_S3_SECRET_ACCESS_KEY"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        prefix = value.strip().strip("/")
+        if prefix and any(
+            part in ("", ".", "..") or part.startswith(".") for part in prefix.split("/")
+        ):
+            raise ValueError(
+                f"CITELINE_S3_PREFIX {value!r} must be '/'-separated names, none empty or "
+                "starting with '.'"
+            )
+        return prefix
+
+    @model_validator(mode="after")
+    def _storage_complete(self) -> Settings:
+        problem = self.s3_incomplete()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def s3_incomplete(self) -> str | None:
+        """What the s3 storage backend lacks, if it is chosen and lacks anything."""
+        if self.storage_backend != "s3":
+            return None
+        missing = [
+            f"CITELINE_{name.upper()}"
+            for name in ("s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+            if not getattr(self, name)
+        ]
+        if not missing:
+            return None
+        return (
+            f"CITELINE_STORAGE_BACKEND=s3 needs {', '.join(missing)} to be set "
+            "(see docs/storage.md), or CITELINE_STORAGE_BACKEND=local to keep files in the data dir"
+        )
 
     @property
     def data_path(self) -> Path:

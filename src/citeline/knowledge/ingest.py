@@ -12,15 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
-from citeline.errors import ConfigurationError, NotFound
+from citeline.errors import ConfigurationError, NotFound, UpstreamError
 from citeline.jobs.context import JobCancelled, JobContext
 from citeline.jobs.registry import JobKind
 from citeline.knowledge import index
 from citeline.knowledge.chunking import chunk_document
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, parse
-from citeline.knowledge.service import INGEST_KIND
-from citeline.knowledge.storage import FileStore
+from citeline.knowledge.service import INGEST_KIND, KnowledgeDeps
 from citeline.llm import count_tokens, embedder_for
 from citeline.settings import Settings
 
@@ -39,7 +38,7 @@ def embedding_input(title: str | None, heading_path: tuple[str, ...], text: str)
     return " > ".join(deduped) + "\n" + text if deduped else text
 
 
-def ingest(context: JobContext[object]) -> dict[str, Any]:
+def ingest(context: JobContext[KnowledgeDeps]) -> dict[str, Any]:
     document_id = uuid.UUID(str(context.args["document_id"]))
     sessions = context.sessions
     try:
@@ -60,12 +59,12 @@ INGEST = JobKind(INGEST_KIND, ingest, queue="default", max_attempts=3)
 
 
 def _ingest(
-    context: JobContext[object],
+    context: JobContext[KnowledgeDeps],
     sessions: sessionmaker[Session],
     settings: Settings,
     document_id: uuid.UUID,
 ) -> dict[str, Any]:
-    files = FileStore(settings.data_path / "files")
+    store = context.services.store
     with unit_of_work(sessions) as session:
         document = session.get(Document, document_id)
         if document is None:
@@ -83,7 +82,8 @@ def _ingest(
         old_key = document.storage_key
 
     context.progress(0.02, f"parsing {source}")
-    parsed = parse(source, files.read(key))
+    with store.open(key) as original:
+        parsed = parse(source, original.read())
     spans = chunk_document(
         parsed, max_tokens=kb.chunk_tokens, overlap=kb.chunk_overlap, count=count_tokens
     )
@@ -129,7 +129,13 @@ def _ingest(
         document.indexed_at = utcnow()
         document.upload_key = document.upload_hash = document.upload_size = None
     if old_key and old_key != key:
-        files.delete(old_key)
+        try:
+            store.delete(old_key)
+        except UpstreamError as exc:  # the new version is in; the old file is only clutter
+            log.warning(
+                "the previous version's file was left behind",
+                extra={"key": old_key, "error": exc.detail},
+            )
     return {"document_id": str(document_id), "chunks": len(spans), "characters": len(parsed.text)}
 
 

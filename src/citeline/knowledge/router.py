@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from citeline.api.deps import KnowledgeServiceDep, SettingsDep
@@ -27,6 +31,7 @@ from citeline.knowledge.schemas import (
 )
 from citeline.knowledge.service import Upload, hit_json
 from citeline.knowledge.storage import scratch_dir
+from citeline.storage import ObjectStream
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge"])
 
@@ -90,8 +95,6 @@ async def upload_documents(
             )
     finally:
         await form.close()
-    from starlette.concurrency import run_in_threadpool
-
     outcomes = await run_in_threadpool(partial(knowledge.add, kb_id, uploads, metadata=metadata))
     results = [UploadResult(**outcome.__dict__) for outcome in outcomes]
     return UploadResponse(documents=results, job_ids=[r.job_id for r in results if r.job_id])
@@ -123,21 +126,43 @@ def get_document(
 
 @router.get(
     "/{kb_id}/documents/{document_id}/file",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
 def download_original(
     kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
-) -> FileResponse:
-    """The uploaded file, always as an attachment; should a browser render it anyway, the
-    sandbox keeps it from running script or reading anything of this origin."""
-    document, path = knowledge.original(kb_id, document_id)
-    return FileResponse(
-        path,
+) -> StreamingResponse:
+    """The uploaded file, streamed from storage, always as an attachment; should a browser
+    render it anyway, the sandbox keeps it from running script or reading anything of this
+    origin."""
+    document, original = knowledge.original(kb_id, document_id)
+    return StreamingResponse(
+        _streamed(original),
         media_type=document.media_type,
-        filename=document.filename,
-        headers={"Content-Security-Policy": "sandbox; default-src 'none'"},
+        headers={
+            "Content-Disposition": _attachment(document.filename),
+            "Content-Length": str(original.size),
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
     )
+
+
+async def _streamed(original: ObjectStream) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in iterate_in_threadpool(original):
+            yield chunk
+    finally:
+        # Also when the client went away and this generator is being cancelled.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(original.close)
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition as Starlette's FileResponse writes it."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
 
 
 @router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

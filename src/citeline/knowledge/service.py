@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -16,22 +16,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth import Access, Role, audit
 from citeline.db.engine import unit_of_work
-from citeline.errors import Conflict, InvalidInput, NotFound
+from citeline.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from citeline.jobs.service import JobService
 from citeline.knowledge import index
 from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
-from citeline.knowledge.storage import FileStore
 from citeline.llm import Embedder
 from citeline.observability.tracing import tracer
 from citeline.settings import Settings
+from citeline.storage import ObjectStore, ObjectStream
 
 log = logging.getLogger(__name__)
 
 INGEST_KIND = "knowledge.ingest"
 MAX_QUERY_CHARS = 2000
 COPY_BLOCK = 1 << 20
+
+
+class KnowledgeDeps(Protocol):
+    """What the knowledge jobs need of the process they run in (the composition root
+    provides it)."""
+
+    @property
+    def store(self) -> ObjectStore: ...
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class KnowledgeService:
         self,
         sessions: sessionmaker[Session],
         jobs: JobService,
-        files: FileStore,
+        store: ObjectStore,
         settings: Settings,
         embedder: Embedder | None = None,
         *,
@@ -90,7 +98,7 @@ class KnowledgeService:
     ) -> None:
         self.sessions = sessions
         self.jobs = jobs
-        self.files = files
+        self.store = store
         self.settings = settings
         self._embedder = embedder
         self.access = access or Access.system()
@@ -186,7 +194,10 @@ class KnowledgeService:
             index.remove_knowledge_base_postings(session, kb.id)
             session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
             audit.add(session, self._audit("knowledge_base.delete", f"kb:{kb.id}", kb, kb.name))
-        self.files.delete_tree(str(kb.id))
+        try:
+            self.store.delete_prefix(str(kb.id))
+        except UpstreamError as exc:
+            _left_behind(f"{kb.id}/", exc)
 
     # documents
 
@@ -198,10 +209,15 @@ class KnowledgeService:
         owner: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[UploadOutcome]:
-        """Attach uploaded files; each supported, changed file gets its own ingestion job."""
-        kb = self.get(ref)
-        self.access.require(Role.member, "upload documents")
-        return [self._add_one(kb, upload, owner, metadata) for upload in uploads]
+        """Attach uploaded files; each supported, changed file gets its own ingestion job.
+        The scratch files are removed whatever happens."""
+        try:
+            kb = self.get(ref)
+            self.access.require(Role.member, "upload documents")
+            return [self._add_one(kb, upload, owner, metadata) for upload in uploads]
+        finally:
+            for upload in uploads:
+                upload.path.unlink(missing_ok=True)
 
     def _add_one(
         self, kb: KnowledgeBase, upload: Upload, owner: str | None, metadata: dict[str, Any] | None
@@ -219,7 +235,6 @@ class KnowledgeService:
             if upload.size == 0:
                 raise InvalidDocument("the file is empty")
         except InvalidDocument as exc:
-            upload.path.unlink(missing_ok=True)
             return UploadOutcome(upload.source, "rejected", error=exc.detail)
         digest = upload.sha256
         with unit_of_work(self.sessions) as session:
@@ -235,7 +250,6 @@ class KnowledgeService:
                 and document.content_hash == digest
                 and document.upload_hash is None
             ):
-                upload.path.unlink(missing_ok=True)
                 return UploadOutcome(source, "unchanged", document.id, None)
             if document is None:
                 document = Document(
@@ -249,7 +263,8 @@ class KnowledgeService:
                 )
                 session.add(document)
             key = f"{kb.id}/{document.id}/{digest}{PurePath(source).suffix.lower()}"
-            self.files.put(key, upload.path)
+            # Inside the transaction: if the store fails, no row points at a missing file.
+            self.store.put_file(key, upload.path, content_type=media_type)
             document.upload_hash = digest
             document.upload_key = key
             document.upload_size = upload.size
@@ -323,15 +338,18 @@ class KnowledgeService:
                 raise NotFound(f"document {document_id} not found in knowledge base {kb.name!r}")
             return document
 
-    def original(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> tuple[Document, Path]:
+    def original(
+        self, ref: uuid.UUID | str, document_id: uuid.UUID
+    ) -> tuple[Document, ObjectStream]:
+        """The document and its uploaded file, opened for streaming (close it when done)."""
         document = self.document(ref, document_id)
         key = document.storage_key or document.upload_key
         if key is None:
             raise NotFound(f"document {document_id} has no stored file")
-        path = self.files.path(key)
-        if not path.is_file():
-            raise NotFound(f"the original file of document {document_id} is missing")
-        return document, path
+        try:
+            return document, self.store.open(key)
+        except NotFound:
+            raise NotFound(f"the original file of document {document_id} is missing") from None
 
     def delete_document(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> None:
         kb = self.get(ref)
@@ -344,7 +362,10 @@ class KnowledgeService:
             target = f"document:{document.id}"
             audit.add(session, self._audit("document.delete", target, kb, document.source))
         for key in {document.storage_key, document.upload_key} - {None}:
-            self.files.delete(str(key))
+            try:
+                self.store.delete(str(key))
+            except UpstreamError as exc:
+                _left_behind(str(key), exc)
         if document.job_id is not None and document.status in ("queued", "processing"):
             try:
                 self.jobs.cancel(document.job_id, "document deleted")
@@ -408,6 +429,15 @@ def check_query(query: str, *, field: str) -> str:
             f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}", field=field
         )
     return query
+
+
+def _left_behind(key: str, exc: UpstreamError) -> None:
+    """The rows are gone but the store failed to delete their files: say which, so that an
+    operator can remove them (the deletion itself stands)."""
+    log.error(
+        "stored files were left behind after a deletion",
+        extra={"key": key, "error": exc.detail},
+    )
 
 
 def _clean_source(source: str) -> str:
