@@ -17,6 +17,11 @@ if [ ! -d tests/oidc/node_modules ] || [ tests/oidc/node_modules -ot tests/oidc/
   npm ci --prefix tests/oidc --no-audit --no-fund
 fi
 
+# The storage tests run the s3rver package (tests/s3), an S3-compatible server, under Node.
+if [ ! -d tests/s3/node_modules ] || [ tests/s3/node_modules -ot tests/s3/package-lock.json ]; then
+  npm ci --prefix tests/s3 --no-audit --no-fund
+fi
+
 if [ -z "${CITELINE_TEST_REDIS_URL:-}" ] && .venv/bin/python - <<'PY'
 import socket, sys
 try:

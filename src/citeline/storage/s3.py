@@ -79,7 +79,7 @@ class S3Store:
         self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
         self._list_page_size = list_page_size
         self._own_client = client is None
-        self._client = client
+        self._client = client or self._new_client()
         self._client_pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -165,9 +165,8 @@ class S3Store:
         return deleted
 
     def close(self) -> None:
-        if self._own_client and self._client is not None:
+        if self._own_client:
             self._client.close()
-            self._client = None
 
     # requests
 
@@ -178,13 +177,15 @@ class S3Store:
         check_key(key)
         return f"{self._bucket_path}/{uri_encode(self._full_key(key), keep_slash=True)}"
 
+    def _new_client(self) -> httpx.Client:
+        transport = httpx.HTTPTransport(retries=2)  # retries connection attempts only
+        return httpx.Client(timeout=self._timeout, transport=transport)
+
     def _http(self) -> httpx.Client:
         # A forked child (an RQ work-horse) must not share its parent's connections.
-        if self._own_client and (self._client is None or self._client_pid != os.getpid()):
-            transport = httpx.HTTPTransport(retries=2)  # connection attempts only
-            self._client = httpx.Client(timeout=self._timeout, transport=transport)
+        if self._own_client and self._client_pid != os.getpid():
+            self._client = self._new_client()
             self._client_pid = os.getpid()
-        assert self._client is not None
         return self._client
 
     def _send(
@@ -254,7 +255,9 @@ class S3Store:
         body = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
         headers = {
             "content-type": "application/xml",
-            "content-md5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+            "content-md5": base64.b64encode(
+                hashlib.md5(body, usedforsecurity=False).digest()
+            ).decode(),
         }
         response = self._send(
             "POST",
@@ -336,11 +339,15 @@ def _error_code(response: httpx.Response) -> str:
     """The `<Code>` of an S3 error body, or "" when there is none (HEAD, a proxy's page)."""
     if response.request.method == "HEAD":
         return ""
-    if not response.is_closed:
-        body = b"".join(_bounded(response))
-        response.close()
-    else:
+    if response.is_closed:
         body = response.content[:MAX_ERROR_BODY]
+    else:  # a streamed response: read no more than an error body needs
+        try:
+            body = b"".join(_bounded(response))
+        except httpx.TransportError:
+            body = b""
+        finally:
+            response.close()
     try:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError:
