@@ -150,7 +150,6 @@ def test_round_trip_of_bytes_and_files(store: ObjectStore, tmp_path: Path) -> No
     assert store.open("kb/empty.txt").read() == b""
 
 
-@pytest.mark.slow
 def test_a_20_mb_object_streams_both_ways(store: ObjectStore, tmp_path: Path) -> None:
     data = os.urandom(20 * 2**20 + 123)
     source = tmp_path / "big.bin"
@@ -284,6 +283,7 @@ def dead_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+@pytest.mark.slow  # the client retries each connection twice
 def test_an_unreachable_server_is_service_unavailable(dead_endpoint: str, tmp_path: Path) -> None:
     store = S3Store(dead_endpoint, "citeline", Credentials("AKIDEXAMPLE", "hunter2-secret"))
     source = tmp_path / "x"
