@@ -9,11 +9,15 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
 import lxml.etree
@@ -36,6 +40,7 @@ from citeline.reports.document import (
 from citeline.reports.export import FORMATS, ExportFormat, RenderError, export_format, render
 from citeline.reports.export.pdf import html_to_pdf, missing_fonts
 from citeline.reports.export.text import clean
+from tests.conftest import ROOT
 from tests.report_samples import (
     CHINESE,
     GREEK,
@@ -46,6 +51,7 @@ from tests.report_samples import (
     hostile_report,
 )
 
+DEJAVU_SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # fonts-dejavu-core
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 NS = {"w": W}
 SAMPLES = {
@@ -384,6 +390,33 @@ def test_missing_fonts_are_named() -> None:
     assert missing_fonts(["DejaVu Sans", "WenQuanYi Micro Hei", "No Such Family 7"]) == [
         "No Such Family 7"
     ]
+
+
+@pytest.mark.slow
+def test_pdf_export_refuses_to_draw_tofu_without_the_cjk_font(tmp_path: Path) -> None:
+    # A real fontconfig that knows only DejaVu, in a fresh process (fontconfig loads once).
+    config = tmp_path / "fonts.conf"
+    config.write_text(
+        '<?xml version="1.0"?><fontconfig>'
+        f"<dir>{Path(DEJAVU_SANS).parent}</dir><cachedir>{tmp_path}</cachedir></fontconfig>"
+    )
+    script = (
+        "from citeline.reports.export import render\n"
+        "from tests.report_samples import english_report\n"
+        "render(english_report(sections=1), 'pdf')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "FONTCONFIG_FILE": str(config), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "ConfigurationError: pdf export needs the font families WenQuanYi Micro Hei" in (
+        done.stderr
+    )
 
 
 # ---------------------------------------------------------------- DOCX
