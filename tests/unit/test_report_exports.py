@@ -172,6 +172,14 @@ def test_header_mistakes_are_refused(change: dict[str, Any], message: str) -> No
         validate(dataclasses.replace(greek_report(), **change))
 
 
+def test_a_sentence_with_nothing_to_read_is_refused() -> None:
+    document = greek_report()
+    blank = Sentence("\x00\u200b \x1b", (3,))  # it would vanish, and its citation with it
+    with pytest.raises(ExportError, match=r"sentence 1 .* is empty") as caught:
+        validate(replace_sentence(document, 0, 0, 0, blank))
+    assert caught.value.location == "sections[0].paragraphs[0].sentences[0]"
+
+
 def test_a_sentence_citing_one_source_twice_is_refused() -> None:
     document = greek_report()
     text = document.sections[0].paragraphs[0].sentences[0].text

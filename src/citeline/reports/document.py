@@ -118,7 +118,7 @@ def validate(document: ReportDocument) -> None:
         _check_reference(index, ref, count)
     last = 0  # highest number cited so far; first citations must go 1, 2, 3, ...
     for place, sentence in _sentences_in_order(document):
-        if not sentence.text.strip():
+        if _blank(sentence.text):
             raise ExportError(f"{place.words} is empty", location=place.path)
         seen: set[int] = set()
         for number in sentence.citations:
@@ -154,7 +154,7 @@ def validate(document: ReportDocument) -> None:
 
 
 def _check_header(document: ReportDocument) -> None:
-    if not document.title.strip():
+    if _blank(document.title):
         raise ExportError("the report has no title", location="title")
     if document.language is not None and not _LANGUAGE_TAG.fullmatch(document.language):
         raise ExportError(
@@ -164,7 +164,7 @@ def _check_header(document: ReportDocument) -> None:
     if document.generated_at.utcoffset() is None:
         raise ExportError("generated_at must be timezone-aware", location="generated_at")
     for index, section in enumerate(document.sections):
-        if not section.title.strip():
+        if _blank(section.title):
             raise ExportError(f"section {index + 1} has no title", location=f"sections[{index}]")
 
 
@@ -194,6 +194,11 @@ def _check_reference(index: int, ref: Reference, count: int) -> None:
             location=location,
             citation=ref.number,
         )
+
+
+def _blank(text: str) -> bool:
+    """Nothing a reader would see: whitespace, control and format characters only."""
+    return not any(c.isprintable() and not c.isspace() for c in text)
 
 
 def _quoted(text: str, limit: int = 60) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from citeline.errors import CitelineError, InvalidInput
-from citeline.reports.document import ReportDocument, validate
+from citeline.reports.document import ExportError, ReportDocument, validate
 from citeline.reports.export.docx import render_docx
 from citeline.reports.export.html import render_html
 from citeline.reports.export.markdown import render_markdown
@@ -83,6 +83,7 @@ def render(document: ReportDocument, fmt: ExportFormat | str) -> bytes:
 
 __all__ = [
     "FORMATS",
+    "ExportError",
     "ExportFormat",
     "FormatInfo",
     "RenderError",

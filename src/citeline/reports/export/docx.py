@@ -69,8 +69,11 @@ def render_docx(document: ReportDocument) -> bytes:
 
 def _paragraphs(doc: Any, paragraphs: tuple[Paragraph, ...]) -> None:
     for paragraph in paragraphs:
+        runs = paragraph_runs(paragraph)
+        if not runs:
+            continue
         p = doc.add_paragraph()
-        for run in paragraph_runs(paragraph):
+        for run in runs:
             if isinstance(run, str):
                 p.add_run(run)
             else:

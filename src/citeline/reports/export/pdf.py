@@ -9,6 +9,7 @@ fontconfig. A fetch would mean something slipped into the markup, so it stops th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from weasyprint import HTML
@@ -21,14 +22,13 @@ from citeline.reports.export.html import to_html
 from citeline.reports.export.text import CJK_FONT, LATIN_FONT, RenderError
 
 FONTS = (LATIN_FONT, CJK_FONT)
-_fonts_checked = False
 
 
 class RefuseFetching(URLFetcher):  # type: ignore[misc]  # WeasyPrint is untyped
     """A URL fetcher that fetches nothing and makes any attempt stop the render."""
 
     def __init__(self) -> None:
-        super().__init__(fail_on_errors=True, allowed_protocols=())
+        super().__init__(fail_on_errors=True)  # read by WeasyPrint: a fetch error is fatal
 
     def fetch(self, url: str, headers: Any = None) -> Any:
         raise PermissionError(f"report exports fetch nothing; refused {url[:200]!r}")
@@ -53,17 +53,19 @@ def html_to_pdf(html: str) -> bytes:
 
 def require_fonts() -> None:
     """Refuse to render tofu: every font the stylesheet names must be installed."""
-    global _fonts_checked
-    if _fonts_checked:
-        return
-    missing = missing_fonts(FONTS)
+    missing = _missing_once()
     if missing:
         raise ConfigurationError(
             f"pdf export needs the font families {', '.join(missing)}, which fontconfig does "
             "not find; install fonts-dejavu-core and fonts-wqy-microhei (scripts/setup.sh "
-            "does) or their equivalents"
+            "does) or their equivalents, then restart"
         )
-    _fonts_checked = True
+
+
+@cache
+def _missing_once() -> tuple[str, ...]:
+    # Pango reads fontconfig's configuration once per process, so one answer per process.
+    return tuple(missing_fonts(FONTS))
 
 
 def missing_fonts(families: Iterable[str]) -> list[str]:
