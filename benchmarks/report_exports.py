@@ -38,9 +38,8 @@ def main() -> None:
             else:
                 warm[fmt].append(elapsed)
     pages = len(PdfReader(io.BytesIO(render(document, ExportFormat.pdf))).pages)
-    cites = sum(
-        len(s.citations) for sec in document.sections for p in sec.paragraphs for s in p.sentences
-    )
+    paragraphs = [*document.summary, *(p for sec in document.sections for p in sec.paragraphs)]
+    cites = sum(len(s.citations) for p in paragraphs for s in p.sentences)
     print(
         f"report: {options.sections} sections, {cites} citations, "
         f"{len(document.references)} references, {pages} PDF pages; {options.repeats} warm runs"
