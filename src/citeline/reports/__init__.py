@@ -1,0 +1,1 @@
+"""Cited reports: planning, section research, assembly, exports."""
