@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from citeline.errors import InvalidInput
 from citeline.jobs.context import JobContext
+from citeline.jobs.fanout import Child, FollowUp
+from citeline.jobs.models import JobGroup
 from citeline.jobs.registry import JobKind
 
 
@@ -53,7 +56,7 @@ def block(context: JobContext[object]) -> str:
     raise TimeoutError("never released")
 
 
-TEST_KINDS = (
+TEST_KINDS: tuple[JobKind, ...] = (
     JobKind("test.echo", echo),
     JobKind("test.noop", noop),
     JobKind("test.events", many_events),
@@ -61,3 +64,43 @@ TEST_KINDS = (
     JobKind("test.bad_input", bad_input),
     JobKind("test.block", block),
 )
+
+
+def fan(context: JobContext[object]) -> None:
+    """Fans out `count` children of `child` (with `child_args`), then `gather`."""
+    kind = BY_NAME[str(context.args.get("child", "test.echo"))]
+    extra = dict(context.args.get("child_args", {}))
+    children = [Child(kind, {"value": n, **extra}) for n in range(int(context.args["count"]))]
+    context.fan_out(
+        children,
+        then=FollowUp(BY_NAME["test.gather"], {"tag": context.args.get("tag", "")}),
+        on_failure=context.args.get("on_failure", "continue"),
+    )
+
+
+def gather(context: JobContext[object]) -> dict[str, int]:
+    """The follow-up: counts its runs in Redis and returns its group's counts."""
+    context.connection.incr(f"test:gather:{context.args['group_id']}")
+    with context.sessions() as session:
+        group = session.get_one(JobGroup, uuid.UUID(str(context.args["group_id"])))
+        return {
+            "total": group.total,
+            "ended": group.ended,
+            "failed": group.failed,
+            "stopped": group.stopped,
+        }
+
+
+def report_to_parent(context: JobContext[object]) -> int:
+    context.emit_parent("child.note", {"value": context.args.get("value")})
+    return 1
+
+
+TEST_KINDS = (
+    *TEST_KINDS,
+    JobKind("test.fan", fan),
+    JobKind("test.gather", gather),
+    JobKind("test.report_to_parent", report_to_parent),
+)
+
+BY_NAME = {kind.name: kind for kind in TEST_KINDS}

@@ -139,7 +139,13 @@ class Resources:
         """What this process's workers run jobs with; the job functions see this object as
         their `context.services`."""
         return JobRuntime(
-            self.settings, self.sessions, self.redis, self.events, self.lifecycle, services=self
+            self.settings,
+            self.sessions,
+            self.redis,
+            self.events,
+            self.lifecycle,
+            self.registry,
+            services=self,
         )
 
     def dispose_after_fork(self) -> None:

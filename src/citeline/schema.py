@@ -14,7 +14,7 @@ from citeline.auth.models import (
     Workspace,
 )
 from citeline.db.base import Base
-from citeline.jobs.models import Job, JobEvent
+from citeline.jobs.models import Job, JobEvent, JobGroup
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
 from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
 
@@ -30,6 +30,7 @@ __all__ = [
     "Invitation",
     "Job",
     "JobEvent",
+    "JobGroup",
     "KnowledgeBase",
     "Membership",
     "ModelAlias",

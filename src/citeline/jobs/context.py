@@ -4,9 +4,9 @@ and ways to report progress and events."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +17,11 @@ from citeline.jobs.models import JobState
 from citeline.jobs.queue import cancel_key
 from citeline.settings import Settings
 
+if TYPE_CHECKING:
+    from citeline.jobs.fanout import Child, FailureRule, FollowUp
+
 ServicesT_co = TypeVar("ServicesT_co", covariant=True)
+FanOutHook = Callable[["JobContext[Any]", "Sequence[Child]", "FollowUp", "FailureRule"], uuid.UUID]
 
 
 class JobCancelled(Exception):
@@ -46,6 +50,8 @@ class JobContext(Generic[ServicesT_co]):
         settings: Settings,
         services: ServicesT_co,
         heartbeat: Heartbeat | None = None,
+        parent_id: uuid.UUID | None = None,
+        fan_out: FanOutHook | None = None,
     ) -> None:
         self.job_id = job_id
         self.kind = kind
@@ -59,7 +65,35 @@ class JobContext(Generic[ServicesT_co]):
         self.sessions = sessions
         self.settings = settings
         self.services = services
+        self.parent_id = parent_id  # the job waiting for this one, if any
         self._heartbeat = heartbeat
+        self._fan_out = fan_out
+        self.waiting_on: uuid.UUID | None = None  # the group this job fanned out
+
+    def fan_out(
+        self,
+        children: Sequence[Child],
+        *,
+        then: FollowUp,
+        on_failure: FailureRule = "continue",
+    ) -> uuid.UUID:
+        """Start `children` and wait: this job ends as `then` does, which runs once when the
+        last child has ended. Return right after calling this; the group's id."""
+        if self._fan_out is None:
+            raise RuntimeError("this job cannot fan out: it runs outside a worker")
+        self.check_cancelled()
+        self.waiting_on = self._fan_out(self, children, then, on_failure)
+        return self.waiting_on
+
+    def emit_parent(self, type_: str, data: Mapping[str, Any] | None = None) -> Event | None:
+        """Append an event to the stream of the job waiting for this one (a report's stream,
+        for one of its sections), while that job still waits; None when it no longer does."""
+        if self.parent_id is None:
+            return None
+        self.check_cancelled()
+        return self.events.append(
+            self.parent_id, type_, data, if_states=[JobState.started, JobState.waiting]
+        )
 
     @contextmanager
     def lease(self, seconds: float) -> Iterator[None]:

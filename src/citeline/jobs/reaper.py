@@ -19,7 +19,7 @@ from citeline.db.base import utcnow
 from citeline.errors import ServiceUnavailable
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
-from citeline.jobs.models import Job, JobState
+from citeline.jobs.models import ACTIVE_STATES, Job, JobState
 from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key, rq_job_id
 from citeline.settings import Settings
 
@@ -33,6 +33,7 @@ class Sweep:
     lost: list[uuid.UUID] = field(default_factory=list)
     overdue: list[uuid.UUID] = field(default_factory=list)
     requeued: list[uuid.UUID] = field(default_factory=list)
+    unblocked: list[uuid.UUID] = field(default_factory=list)  # waiting jobs ended late
 
 
 class Reaper:
@@ -61,6 +62,7 @@ class Reaper:
             self._reap_started(report)
             self._queue_due(report)
             self._requeue_lost(report)
+            self._end_waiting(report)
             return report
         finally:
             if self.redis.get(REAPER_LOCK_KEY) == self.token.encode():
@@ -134,3 +136,39 @@ class Reaper:
             log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
             self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
             report.requeued.append(job_id)
+
+    def _end_waiting(self, report: Sweep) -> None:
+        """A waiting job whose follow-up ended, but which did not end with it (the process
+        that ended the follow-up died in between): end it now as the follow-up did. One whose
+        groups were all cancelled, with nothing left running, is stopped."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.job_lost_after_seconds)
+        parent = Job.__table__.alias("parent")
+        active = [state.value for state in ACTIVE_STATES]
+        with self.sessions() as session:
+            rows = session.execute(
+                select(parent.c.id)
+                .where(parent.c.state == JobState.waiting.value, parent.c.updated_at < cutoff)
+                .where(
+                    ~select(Job.id)
+                    .where(Job.parent_id == parent.c.id, Job.state.in_(active))
+                    .exists()
+                )
+                .limit(BATCH)
+            ).all()
+            follow_ups = {
+                parent_id: session.scalars(
+                    select(Job.id)
+                    .where(Job.parent_id == parent_id, Job.group_id.is_(None))
+                    .order_by(Job.created_at.desc())
+                    .limit(1)
+                ).first()
+                for (parent_id,) in rows
+            }
+        for parent_id, follow_up in follow_ups.items():
+            if follow_up is not None:
+                ended = self.lifecycle.end_waiting_as(parent_id, follow_up)
+            else:
+                ended = self.lifecycle.stop(parent_id, "its children were cancelled")
+            if ended is not None:
+                log.warning("ended a job left waiting", extra={"job": str(parent_id)})
+                report.unblocked.append(parent_id)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from citeline.api.deps import JobServiceDep, ResourcesDep, StreamHubDep, SubjectLabelsDep
 from citeline.jobs.models import JobState
-from citeline.jobs.schemas import JobList, JobOut, JobResult
+from citeline.jobs.schemas import ChildrenOut, GroupOut, JobList, JobOut, JobResult
 from citeline.jobs.stream import sse_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -36,6 +36,15 @@ def list_jobs(
 def get_job(job_id: uuid.UUID, jobs: JobServiceDep, labels: SubjectLabelsDep) -> JobOut:
     job = jobs.get(job_id)
     return JobOut.of(job, labels({job.owner} if job.owner else set()))
+
+
+@router.get("/{job_id}/children")
+def job_children(job_id: uuid.UUID, jobs: JobServiceDep, labels: SubjectLabelsDep) -> ChildrenOut:
+    """The children a job fanned out and their follow-ups, with each group's counts."""
+    groups = [GroupOut.model_validate(group) for group in jobs.groups(job_id)]
+    children = jobs.children(job_id)
+    names = labels({job.owner for job in children if job.owner})
+    return ChildrenOut(groups=groups, jobs=[JobOut.of(job, names) for job in children])
 
 
 @router.get("/{job_id}/result", responses={409: {"description": "the job has not finished"}})

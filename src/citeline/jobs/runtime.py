@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +31,12 @@ from citeline.errors import (
 )
 from citeline.jobs.context import JobCancelled, JobContext
 from citeline.jobs.events import EventLog, run_pipeline
+from citeline.jobs.fanout import Child, FailureRule, FollowUp
 from citeline.jobs.heartbeat import Heartbeat
 from citeline.jobs.lifecycle import Lifecycle, Started
 from citeline.jobs.metrics import record_job_outcome
 from citeline.jobs.queue import alive_key
-from citeline.jobs.registry import resolve
+from citeline.jobs.registry import JobRegistry, resolve
 from citeline.observability import tracing
 from citeline.observability.logs import job_id_var
 from citeline.observability.tracing import tracer
@@ -53,7 +55,26 @@ class JobRuntime:
     redis: redis.Redis
     events: EventLog
     lifecycle: Lifecycle
+    registry: JobRegistry
     services: object
+
+    def fan_out(
+        self,
+        context: JobContext[Any],
+        children: Sequence[Child],
+        then: FollowUp,
+        on_failure: FailureRule,
+    ) -> uuid.UUID:
+        return self.lifecycle.fan_out(
+            self.settings,
+            parent_id=context.job_id,
+            attempt=context.attempt,
+            workspace_id=context.workspace_id,
+            owner=context.owner,
+            children=children,
+            then=then,
+            on_failure=on_failure,
+        )
 
 
 _runtime: JobRuntime | None = None
@@ -154,7 +175,7 @@ def _run(runtime: JobRuntime, job_id: uuid.UUID, attempt: int, target: str) -> N
     ) as span:
         outcome = _attempt(runtime, job_id, job, attempt, target)
         span.set_attribute("citeline.job.outcome", outcome)
-        if outcome != "finished":
+        if outcome == "failed":
             span.set_status(Status(StatusCode.ERROR, outcome))
 
 
@@ -189,6 +210,8 @@ def _attempt(
             settings=settings,
             services=runtime.services,
             heartbeat=heartbeat,
+            parent_id=job.parent_id,
+            fan_out=runtime.fan_out,
         )
         try:
             result = resolve(target)(context)
@@ -216,6 +239,12 @@ def _attempt(
             )
             outcome = "retried" if retried is not None and retried.type == "retrying" else "failed"
         else:
+            if context.waiting_on is not None:
+                # It fanned out: it ends when its follow-up does (jobs.fanout).
+                pipe = runtime.redis.pipeline(transaction=False)
+                record_job_outcome(pipe, kind, "waiting", time.monotonic() - began)
+                run_pipeline(pipe, f"metrics of job {job_id}")
+                return "waiting"
             # The finished event's mirror and the metrics in one round trip.
             pipe = runtime.redis.pipeline(transaction=False)
             finished = lifecycle.finish(job_id, attempt, result, pipe)

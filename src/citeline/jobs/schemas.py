@@ -30,6 +30,8 @@ class JobOut(BaseModel):
     enqueued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    parent_id: uuid.UUID | None = None  # the job waiting for this one
+    group_id: uuid.UUID | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -65,6 +67,27 @@ class JobOut(BaseModel):
 
 
 class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class GroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    total: int
+    ended: int
+    failed: int
+    stopped: int
+    progress: float
+    follow_up_id: uuid.UUID | None
+    follow_up_state: str | None
+    cancelled: bool
+
+
+class ChildrenOut(BaseModel):
+    """What a waiting job fanned out: its groups and every child and follow-up."""
+
+    groups: list[GroupOut]
     jobs: list[JobOut]
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from opentelemetry.trace import SpanKind
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from sqlalchemy import Executable, String, bindparam, insert, literal, select
+from sqlalchemy import Executable, String, bindparam, case, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +21,7 @@ from citeline.db.base import utcnow
 from citeline.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from citeline.jobs.events import EVENTS, JOBS, EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
-from citeline.jobs.models import Job, JobState
+from citeline.jobs.models import TERMINAL_STATES, Job, JobGroup, JobState
 from citeline.jobs.queue import QUEUE_NAMES, rq_job_id
 from citeline.jobs.registry import JobKind, JobRegistry
 from citeline.observability import tracing
@@ -48,6 +49,25 @@ def _record_statement() -> Executable:
 
 
 _RECORD = _record_statement()
+
+
+# A child's share of its group's progress: its own while it runs, all of it once ended.
+_DONE_OR_PROGRESS = case(
+    (Job.state.in_([state.value for state in TERMINAL_STATES]), 1.0), else_=Job.progress
+)
+
+
+@dataclass(frozen=True)
+class GroupView:
+    id: uuid.UUID
+    total: int
+    ended: int
+    failed: int
+    stopped: int
+    progress: float
+    follow_up_id: uuid.UUID | None  # once recorded
+    follow_up_state: str | None
+    cancelled: bool
 
 
 class JobService:
@@ -164,11 +184,61 @@ class JobService:
         return job
 
     def get(self, job_id: uuid.UUID) -> Job:
+        """The job; a waiting one's progress is its children's (ended ones count as done)."""
         with self.sessions() as session:
             job = session.get(Job, job_id)
             if job is None or not self.access.sees(job.workspace_id):
                 raise NotFound(f"job {job_id} not found")
+            if job.state == JobState.waiting.value:
+                job.progress = self._children_progress(session, job_id)
+                session.expunge(job)
             return job
+
+    def groups(self, job_id: uuid.UUID) -> list[GroupView]:
+        """The groups `job_id` fanned out, with their counts, progress and follow-up."""
+        self.get(job_id)
+        with self.sessions() as session:
+            groups = session.scalars(
+                select(JobGroup).where(JobGroup.parent_id == job_id).order_by(JobGroup.created_at)
+            ).all()
+            views = []
+            for group in groups:
+                progress = session.scalar(
+                    select(func.avg(_DONE_OR_PROGRESS)).where(Job.group_id == group.id)
+                )
+                follow_up = session.get(Job, group.follow_up_id)
+                views.append(
+                    GroupView(
+                        group.id,
+                        group.total,
+                        group.ended,
+                        group.failed,
+                        group.stopped,
+                        float(progress) if progress is not None else 1.0,
+                        group.follow_up_id if follow_up is not None else None,
+                        follow_up.state if follow_up is not None else None,
+                        group.cancelled_at is not None,
+                    )
+                )
+            return views
+
+    def children(self, job_id: uuid.UUID) -> list[Job]:
+        """Every job `job_id` waits or waited for: its children and follow-ups, oldest first."""
+        self.get(job_id)
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Job).where(Job.parent_id == job_id).order_by(Job.created_at, Job.id)
+                )
+            )
+
+    def _children_progress(self, session: Session, job_id: uuid.UUID) -> float:
+        progress = session.scalar(
+            select(func.avg(_DONE_OR_PROGRESS)).where(
+                Job.parent_id == job_id, Job.group_id.is_not(None)
+            )
+        )
+        return float(progress) if progress is not None else 0.0
 
     def list(
         self,
