@@ -22,6 +22,7 @@ import json
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -79,7 +80,15 @@ class Hang:
     seconds: float = 30.0
 
 
-Behaviour = Reply | Fail | Hang
+@dataclass(frozen=True)
+class Respond:
+    """Decide from the request: `answer(body)` gives the behaviour for it (a scripted model
+    that answers each prompt in its own way)."""
+
+    answer: Callable[[dict[str, Any]], Reply | Fail | Hang]
+
+
+Behaviour = Reply | Fail | Hang | Respond
 
 
 @dataclass(frozen=True)
@@ -163,13 +172,14 @@ class FakeLLMServer:
     ) -> None:
         self.close()
 
-    def _take(self, request: RecordedRequest) -> Behaviour:
+    def _take(self, request: RecordedRequest) -> Reply | Fail | Hang:
         with self._received:
             self._requests.append(request)
             self._received.notify_all()
-            if self._planned:
-                return self._planned.popleft()
-        return self.default or Fail(500, "fake server: no behaviour planned for this request")
+            chosen = self._planned.popleft() if self._planned else self.default
+        if chosen is None:
+            return Fail(500, "fake server: no behaviour planned for this request")
+        return chosen.answer(request.body) if isinstance(chosen, Respond) else chosen
 
 
 class _Server(ThreadingHTTPServer):
@@ -205,7 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._perform(vendor, body, behaviour)
 
-    def _perform(self, vendor: Vendor, body: dict[str, Any], behaviour: Behaviour) -> None:
+    def _perform(
+        self, vendor: Vendor, body: dict[str, Any], behaviour: Reply | Fail | Hang
+    ) -> None:
         if isinstance(behaviour, Hang):
             self.server.fake._closing.wait(behaviour.seconds)
             self._drop()

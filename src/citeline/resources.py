@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline import answers, knowledge, llm
+from citeline import answers, knowledge, llm, reports
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
@@ -32,11 +32,17 @@ from citeline.jobs.worker import WorkerMode, run_worker
 from citeline.knowledge.service import KnowledgeDeps, KnowledgeService
 from citeline.llm.providers.base import Lease
 from citeline.llm.service import ModelService
+from citeline.reports import ReportDeps, ReportService
 from citeline.settings import Settings
 from citeline.storage import ObjectStore, store_for
 
 # Every domain's job kinds; a new domain adds its own here.
-JOB_KINDS: tuple[JobKind, ...] = (*knowledge.JOB_KINDS, *llm.JOB_KINDS, *answers.JOB_KINDS)
+JOB_KINDS: tuple[JobKind, ...] = (
+    *knowledge.JOB_KINDS,
+    *llm.JOB_KINDS,
+    *answers.JOB_KINDS,
+    *reports.JOB_KINDS,
+)
 
 
 @dataclass
@@ -118,6 +124,11 @@ class Resources:
     def answers(self, access: Access | None = None) -> AnswerService:
         return AnswerService(self.sessions, self.jobs(access), self.knowledge(access))
 
+    def reports(self, access: Access | None = None) -> ReportService:
+        return ReportService(
+            self.sessions, self.jobs(access), self.knowledge(access), self.store, self.settings
+        )
+
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
         return ModelService(
             self.sessions, self.redis, self.settings, access or Access.system(), lease=lease
@@ -197,6 +208,6 @@ def run_worker_process(
         resources.close()
 
 
-def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps]:
+def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources, resources)
+    return (resources, resources, resources)

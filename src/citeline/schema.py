@@ -17,6 +17,7 @@ from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent, JobGroup
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
 from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
+from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
     "ApiKey",
@@ -36,6 +37,9 @@ __all__ = [
     "ModelAlias",
     "ModelVersion",
     "RefreshToken",
+    "Report",
+    "ReportExport",
+    "ReportSection",
     "ServerSecret",
     "TermStat",
     "TokenUsage",

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     answer_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
     answer_support_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
 
+    # Reports: passages per question and knowledge base, what a section's writer reads (the
+    # bundled model reads about 4k tokens in all), how long a section may be, and how
+    # relevant the knowledge bases must be to the topic at all.
+    report_candidates: Annotated[int, Field(ge=1, le=50)] = 6
+    report_section_context_tokens: Annotated[int, Field(ge=200, le=32000)] = 2500
+    report_section_max_tokens: Annotated[int, Field(ge=32, le=4096)] = 320
+    report_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
+
     # Who may call the API. `local`: one local user is signed in automatically, allowed only
     # when the server binds to loopback. `required`: every request carries a bearer token or
     # an API key (see docs/auth.md).

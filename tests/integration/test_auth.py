@@ -30,6 +30,7 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import ConfigurationError
 from citeline.knowledge.service import Upload
 from citeline.knowledge.storage import scratch_dir
+from citeline.reports.models import Report
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import LiveServer, fast_settings
@@ -66,6 +67,7 @@ class World:
     answer_job: str
     conversation: str
     beta_kb: str
+    report: str
 
     def token(self, email: str, workspace: str | None = None) -> str:
         data = {"grant_type": "password", "username": email, "password": PASSWORD}
@@ -112,6 +114,21 @@ def world(resources: Resources) -> Iterator[World]:
         session.flush()
         conversation_id = conversation.id
     beta_kb = resources.knowledge(Access("system", "beta", Role.owner)).create("beta-notes")
+    with unit_of_work(resources.sessions) as session:
+        report = Report(
+            id=uuid.uuid4(),
+            workspace_id="alpha",
+            owner=None,
+            topic="leave",
+            instructions="",
+            knowledge_base_ids=[str(kb.id)],
+            model="report",
+            target_sections=1,
+            fixed_outline=False,
+            status="partial",
+            version=0,
+        )
+        session.add(report)
     with LiveServer(create_app(resources)) as url:
         yield World(
             url,
@@ -122,6 +139,7 @@ def world(resources: Resources) -> Iterator[World]:
             str(answer_job.id),
             str(conversation_id),
             str(beta_kb.id),
+            str(report.id),
         )
 
 
@@ -140,6 +158,7 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "name": "default",
         "alias": "default",
         "number": "1",
+        "report_id": world.report,
     }
     schema = create_app(world.resources).openapi()
     routes = []
@@ -221,6 +240,10 @@ def test_another_workspace_sees_nothing_of_alpha(world: World) -> None:
         f"/v1/answers/{world.answer_job}/result",
         f"/v1/conversations/{world.conversation}",
         "/v1/workspaces/alpha/members",
+        f"/v1/reports/{world.report}",
+        f"/v1/reports/{world.report}/audit",
+        f"/v1/reports/{world.report}/events",
+        f"/v1/reports/{world.report}/export",
     ]
     with world.as_("bob@example.com") as bob:
         for path in reads:
@@ -228,12 +251,18 @@ def test_another_workspace_sees_nothing_of_alpha(world: World) -> None:
             assert response.status_code == 404, (path, response.text)
         assert bob.get("/v1/knowledge-bases").json()["knowledge_bases"][0]["id"] == world.beta_kb
         assert [j["id"] for j in bob.get("/v1/jobs").json()["jobs"]] == []
+        assert bob.get("/v1/reports").json()["reports"] == []
+        alpha_kb = bob.post("/v1/reports", json={"topic": "leave", "knowledge_bases": [kb]})
+        assert alpha_kb.status_code == 404
         writes = [
             ("POST", f"/v1/knowledge-bases/{kb}/documents"),
             ("DELETE", f"/v1/knowledge-bases/{kb}/documents/{doc}"),
             ("DELETE", f"/v1/knowledge-bases/{kb}"),
             ("POST", f"/v1/jobs/{job}/cancel"),
             ("PUT", "/v1/workspaces/alpha/members/" + str(uuid.uuid4())),
+            ("POST", f"/v1/reports/{world.report}/cancel"),
+            ("POST", f"/v1/reports/{world.report}/retry"),
+            ("DELETE", f"/v1/reports/{world.report}"),
         ]
         for method, path in writes:
             response = bob.request(method, path, json={"role": "viewer"})
@@ -286,6 +315,9 @@ def test_a_viewer_reads_but_cannot_write(world: World) -> None:
             ("PUT", "/v1/models/default/routes", {"routes": [{"model": "default@1"}]}),
             ("DELETE", "/v1/models/default", None),
             ("GET", "/v1/audit", None),
+            ("POST", "/v1/reports", {"topic": "leave", "knowledge_bases": [kb]}),
+            ("POST", f"/v1/reports/{world.report}/retry", None),
+            ("DELETE", f"/v1/reports/{world.report}", None),
         ]
         for method, path, body in writes:
             response = vera.request(method, path, json=body)

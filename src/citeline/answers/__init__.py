@@ -7,7 +7,7 @@ from citeline.answers.job import ANSWER
 from citeline.answers.passages import Passage, from_hits, header, pack
 from citeline.answers.pipeline import AnswerDeps, AnswerOptions, answer
 from citeline.answers.service import AnswerService
-from citeline.answers.text import content_words
+from citeline.answers.text import content_words, strip_markers
 
 JOB_KINDS = (ANSWER,)
 
@@ -25,5 +25,6 @@ __all__ = [
     "from_hits",
     "header",
     "pack",
+    "strip_markers",
     "verify",
 ]

@@ -30,6 +30,7 @@ from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import gateway as model_gateway_router
 from citeline.llm.router import router as models_router
+from citeline.reports.router import router as reports_router
 from citeline.resources import Resources
 from citeline.web.router import install as install_web
 
@@ -97,6 +98,7 @@ def create_app(resources: Resources) -> FastAPI:
         models_router,
         model_gateway_router,
         answers_router,
+        reports_router,
         openai_router,
     ):
         app.include_router(router, dependencies=signed_in)

@@ -20,6 +20,7 @@ from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
 from citeline.llm.service import ModelService
+from citeline.reports.service import ReportService
 from citeline.resources import Resources
 from citeline.settings import Settings
 
@@ -82,6 +83,10 @@ def get_model_service(resources: ResourcesDep, access: AccessDep) -> ModelServic
     return resources.models(access)
 
 
+def get_report_service(resources: ResourcesDep, access: AccessDep) -> ReportService:
+    return resources.reports(access)
+
+
 def get_accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
     return resources.accounts(access)
 
@@ -106,6 +111,7 @@ JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
+ReportServiceDep = Annotated[ReportService, Depends(get_report_service)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
-from urllib.parse import quote
 
-import anyio
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from citeline.api.deps import KnowledgeServiceDep, SettingsDep
@@ -31,7 +28,7 @@ from citeline.knowledge.schemas import (
 )
 from citeline.knowledge.service import Upload, hit_json
 from citeline.knowledge.storage import scratch_dir
-from citeline.storage import ObjectStream
+from citeline.storage.http import download
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge"])
 
@@ -136,33 +133,7 @@ def download_original(
     render it anyway, the sandbox keeps it from running script or reading anything of this
     origin."""
     document, original = knowledge.original(kb_id, document_id)
-    return StreamingResponse(
-        _streamed(original),
-        media_type=document.media_type,
-        headers={
-            "Content-Disposition": _attachment(document.filename),
-            "Content-Length": str(original.size),
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-        },
-    )
-
-
-async def _streamed(original: ObjectStream) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in iterate_in_threadpool(original):
-            yield chunk
-    finally:
-        # Also when the client went away and this generator is being cancelled.
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(original.close)
-
-
-def _attachment(filename: str) -> str:
-    """Content-Disposition as Starlette's FileResponse writes it."""
-    quoted = quote(filename)
-    if quoted != filename:
-        return f"attachment; filename*=utf-8''{quoted}"
-    return f'attachment; filename="{filename}"'
+    return download(original, document.media_type, document.filename)
 
 
 @router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta, U
 from citeline.llm.predict import PREDICT
 from citeline.llm.providers.base import Lease
 from citeline.llm.registry import forget_workspace
-from citeline.llm.service import ModelService
+from citeline.llm.service import ModelService, Reply
 
 JOB_KINDS = (CHAT, PREDICT)
 
@@ -21,6 +21,7 @@ __all__ = [
     "Lease",
     "Message",
     "ModelService",
+    "Reply",
     "TextDelta",
     "TokenBatches",
     "Usage",

@@ -8,7 +8,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,7 +67,7 @@ class Report(Base):
     knowledge_base_ids: Mapped[list[str]] = mapped_column(JSONB)
     model: Mapped[str] = mapped_column(String(200))
     target_sections: Mapped[int] = mapped_column(Integer)
-    fixed_outline: Mapped[bool] = mapped_column(default=False)  # the user gave the sections
+    fixed_outline: Mapped[bool] = mapped_column(Boolean, default=False)  # the user's sections
     status: Mapped[str] = mapped_column(String(20), default=ReportStatus.queued.value)
     title: Mapped[str | None] = mapped_column(Text)
     # The current run: the job whose events are the report's, and whose cancel stops it.
@@ -88,7 +98,7 @@ class ReportSection(Base):
     questions: Mapped[list[str]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(20), default=SectionStatus.queued.value)
     job_id: Mapped[uuid.UUID | None] = mapped_column()
-    progress: Mapped[float] = mapped_column(default=0.0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
     # Sentences with their local citation numbers, and the citations as data: passage ids
     # and spans (`citeline.answers` citations).
     sentences: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
