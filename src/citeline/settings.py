@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list setting: JSON or comma-separated in the environment.
+Names = Annotated[list[str], NoDecode]
 
 
 class LogFormat(StrEnum):
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
     max_json_bytes: Annotated[int, Field(ge=1024)] = 2 * 2**20
     max_header_bytes: Annotated[int, Field(ge=1024, le=2**20)] = 32 * 1024
     # Browser origins allowed to call the API with credentials; "*" is refused (see below).
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Names = Field(default_factory=list)
 
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_url: str | None = None
@@ -123,10 +127,10 @@ class Settings(BaseSettings):
     sign_in_failures_allowed: Annotated[int, Field(ge=1)] = 5
     sign_in_max_delay_seconds: Annotated[float, Field(gt=0)] = 900.0
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: Names = Field(default_factory=list)
     # Hosts, addresses or networks that model providers and MCP servers may be reached at
     # although they are loopback, link-local or private (see citeline.outbound).
-    outbound_allowed_hosts: list[str] = Field(default_factory=list)
+    outbound_allowed_hosts: Names = Field(default_factory=list)
     # OpenID Connect login (authorization code with PKCE); on when issuer and client id are set.
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -147,6 +151,17 @@ class Settings(BaseSettings):
 
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("cors_origins", "trusted_proxies", "outbound_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """A list from the environment: JSON (`["a", "b"]`) or comma-separated (`a,b`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("cors_origins")
     @classmethod

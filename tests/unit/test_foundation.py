@@ -39,9 +39,24 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert settings.database_url is None
 
 
+def test_list_settings_are_json_or_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITELINE_OUTBOUND_ALLOWED_HOSTS", " 127.0.0.1, models.internal ,")
+    monkeypatch.setenv("CITELINE_TRUSTED_PROXIES", '["10.0.0.0/8"]')
+    settings = Settings()
+    assert settings.outbound_allowed_hosts == ["127.0.0.1", "models.internal"]
+    assert settings.trusted_proxies == ["10.0.0.0/8"]
+    assert settings.cors_origins == []
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CITELINE_PORT", "0"), ("CITELINE_LOG_LEVEL", "loud"), ("CITELINE_WORKERS", "-1")],
+    [
+        ("CITELINE_TRUSTED_PROXIES", "not-a-network"),
+        ("CITELINE_CORS_ORIGINS", '["broken'),
+        ("CITELINE_PORT", "0"),
+        ("CITELINE_LOG_LEVEL", "loud"),
+        ("CITELINE_WORKERS", "-1"),
+    ],
 )
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

@@ -254,7 +254,8 @@ def _attach_details(session: Session, hits: list[Hit]) -> None:
     rows = session.execute(
         text(
             """
-            SELECT c.id, c.document_id, d.title, d.source, c.heading_path, c.page,
+            SELECT c.id, c.document_id, c.knowledge_base_id, d.title, d.source,
+                   c.heading_path, c.page,
                    c.start, c."end", c.text
             FROM chunks c JOIN documents d ON d.id = c.document_id
             WHERE c.id = ANY(:ids)

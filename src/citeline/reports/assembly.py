@@ -4,6 +4,7 @@ and a summary of each section's first sentence (cited, so verified by constructi
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,8 @@ def _renumbered(document: ReportDocument) -> ReportDocument:
 
     by_number = {ref.number: ref for ref in document.references}
     references = tuple(
-        _with_number(by_number[old], new) for old, new in sorted(order.items(), key=lambda x: x[1])
+        dataclasses.replace(by_number[old], number=new)
+        for old, new in sorted(order.items(), key=lambda x: x[1])
     )
     return ReportDocument(
         title=document.title,
@@ -156,21 +158,12 @@ def _reference(number: int, citation: Mapping[str, Any]) -> Reference:
         quote=str(citation["text"]),
         document_id=uuid.UUID(str(citation["document_id"])),
         chunk_id=uuid.UUID(str(citation["chunk_id"])),
+        knowledge_base_id=_uuid_or_none(citation.get("knowledge_base_id")),
     )
 
 
-def _with_number(reference: Reference, number: int) -> Reference:
-    return Reference(
-        number=number,
-        document_title=reference.document_title,
-        source=reference.source,
-        page=reference.page,
-        start=reference.start,
-        end=reference.end,
-        quote=reference.quote,
-        document_id=reference.document_id,
-        chunk_id=reference.chunk_id,
-    )
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
 
 
 def to_json(document: ReportDocument) -> dict[str, Any]:
@@ -198,6 +191,7 @@ def to_json(document: ReportDocument) -> dict[str, Any]:
                 "quote": r.quote,
                 "document_id": str(r.document_id),
                 "chunk_id": str(r.chunk_id),
+                "knowledge_base_id": str(r.knowledge_base_id) if r.knowledge_base_id else None,
             }
             for r in document.references
         ],
@@ -232,6 +226,7 @@ def from_json(data: Mapping[str, Any]) -> ReportDocument:
                 quote=str(r["quote"]),
                 document_id=uuid.UUID(str(r["document_id"])),
                 chunk_id=uuid.UUID(str(r["chunk_id"])),
+                knowledge_base_id=_uuid_or_none(r.get("knowledge_base_id")),
             )
             for r in data["references"]
         ),

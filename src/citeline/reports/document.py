@@ -50,6 +50,7 @@ class Reference:
     quote: str
     document_id: uuid.UUID
     chunk_id: uuid.UUID
+    knowledge_base_id: uuid.UUID | None = None  # where the document is, to open it
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ def plan(context: JobContext[ReportDeps]) -> dict[str, Any]:
     models = deps.models(lease=context.lease)
     kbs = [uuid.UUID(kb) for kb in report.knowledge_base_ids]
     context.progress(0.05, "searching the knowledge bases")
-    found = retrieve(knowledge, kbs, [report.topic], FIRST_PASS)
+    found = retrieve(knowledge, kbs, [report.topic], FIRST_PASS).passages
     threshold = deps.settings.report_min_relevance
     best = max((p.relevance for p in found if p.relevance is not None), default=None)
     if best is None or best < threshold:
@@ -237,7 +237,7 @@ def section(context: JobContext[ReportDeps]) -> dict[str, Any]:
         row.sentences = written.sentences
         row.citations = written.citations
         row.draft = written.draft
-        row.passages = [p.as_json() for p in written.passages]
+        row.passages = written.passages
         row.model_calls = [*row.model_calls, *(c.as_json() for c in written.calls)]
         row.dropped = written.dropped
         row.progress = 1.0

@@ -34,6 +34,25 @@ class ModelCall:
         }
 
 
+@dataclass(frozen=True)
+class Found:
+    """Passages retrieved for a section, best first, and the knowledge base of each."""
+
+    passages: list[Passage]
+    bases: dict[uuid.UUID, uuid.UUID]  # chunk id -> knowledge base id
+
+    def as_json(self, passage: Passage) -> dict[str, Any]:
+        return {**passage.as_json(), "knowledge_base_id": _str(self.bases.get(passage.chunk_id))}
+
+    def cited(self, citation: dict[str, Any]) -> dict[str, Any]:
+        kb = self.bases.get(uuid.UUID(str(citation["chunk_id"])))
+        return {**citation, "knowledge_base_id": _str(kb)}
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return str(value) if value else None
+
+
 @dataclass
 class Written:
     """A section as the verifier left it: its sentences with local citation markers, the
@@ -42,7 +61,7 @@ class Written:
     sentences: list[dict[str, Any]]
     citations: list[dict[str, Any]]
     draft: str | None
-    passages: list[Passage]
+    passages: list[dict[str, Any]]  # what the model read (or, if nothing, the closest found)
     dropped: list[str]
     calls: list[ModelCall] = field(default_factory=list)
 
@@ -75,7 +94,7 @@ def retrieve(
     questions: Sequence[str],
     k: int,
     checkpoint: Callable[[float], None] = lambda _: None,
-) -> list[Passage]:
+) -> Found:
     """The passages found for the questions, best first, each chunk once."""
     hits: dict[uuid.UUID, Hit] = {}
     steps = max(1, len(questions) * len(knowledge_bases))
@@ -89,7 +108,12 @@ def retrieve(
             done += 1
             checkpoint(done / steps)
     ordered = sorted(hits.values(), key=lambda hit: hit.score, reverse=True)
-    return from_hits(ordered)
+    bases = {
+        hit.chunk_id: uuid.UUID(str(hit.details["knowledge_base_id"]))
+        for hit in ordered
+        if hit.details.get("knowledge_base_id")
+    }
+    return Found(from_hits(ordered), bases)
 
 
 def relevant(passages: Sequence[Passage], threshold: float) -> list[Passage]:
@@ -105,15 +129,15 @@ def write(
     title: str,
     questions: Sequence[str],
     instructions: str,
-    found: Sequence[Passage],
+    found: Found,
     budget: Budget,
     caller: Caller,
     checkpoint: Callable[[], None] = lambda: None,
 ) -> Written:
     """Write the section from the passages found and verify it."""
-    usable = relevant(found, budget.min_relevance)
+    usable = relevant(found.passages, budget.min_relevance)
     if not usable:
-        return Written([], [], None, list(found[:3]), [])
+        return Written([], [], None, [found.as_json(p) for p in found.passages[:3]], [])
     embedder = knowledge.embedder
     packed = pack(usable, budget.context_tokens, lambda text: embedder.count_tokens([text])[0])
     request = section_request(topic, title, questions, instructions, packed, budget.max_tokens)
@@ -127,8 +151,9 @@ def write(
         elif sentence.claim:
             dropped.append(sentence.text)
     used = {marker for sentence in kept for marker in sentence["markers"]}
-    citations = [c.as_json() for c in verified.citations if c.marker in used]
-    return Written(kept, citations, draft, packed, dropped, [call])
+    citations = [found.cited(c.as_json()) for c in verified.citations if c.marker in used]
+    read = [found.as_json(p) for p in packed]
+    return Written(kept, citations, draft, read, dropped, [call])
 
 
 def _generate(

@@ -8,6 +8,7 @@ import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { knowledgeView } from "./knowledge.js";
 import { modelsView } from "./models.js";
+import { reportsView } from "./reports.js";
 import { invitationsBanner, invitationView } from "./invitations.js";
 import {
   canManageAccess, loadMe, onSessionEnd, openFile, session, setWorkspace, signOut, signedIn, start,
@@ -16,7 +17,8 @@ import { signinView } from "./signin.js";
 
 const main = document.getElementById("main");
 const views = {
-  ask: askView, knowledge: knowledgeView, jobs: jobsView, models: modelsView, access: accessView,
+  ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
+  access: accessView,
 };
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
