@@ -28,3 +28,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.llm_local
 	.venv/bin/python -m benchmarks.answer_quality
 	.venv/bin/python -m benchmarks.report_exports
+	.venv/bin/python -m benchmarks.report_quality

@@ -25,6 +25,8 @@ SMOKE = {
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "answer_quality": ["--limit", "1"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
+    "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
+                       "--model", "smollm2-135m"],
 }  # fmt: skip
 
 
