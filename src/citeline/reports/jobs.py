@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth import Access, Role
@@ -112,6 +112,8 @@ def plan(context: JobContext[ReportDeps]) -> dict[str, Any]:
     with unit_of_work(deps.sessions) as session:
         row = _report(session, report_id)
         row.title = title
+        # An earlier attempt of this plan may have died after writing its sections.
+        session.execute(delete(ReportSection).where(ReportSection.report_id == report_id))
         for ordinal, section in enumerate(planned, start=1):
             session.add(
                 ReportSection(
