@@ -188,26 +188,30 @@ def check_grounding(api: str, report: dict[str, Any]) -> set[int]:
 
 def check_exports(api: str, resources: Resources, report_id: str, cited: set[int]) -> None:
     """Every format, each citation a numbered link to its reference, stored once."""
-    md = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "md"})
+    md = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "md"}, timeout=60)
     assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
     assert "attachment" in md.headers["content-disposition"]
     for number in cited:
         assert f"[\\[{number}\\]](#ref-{number})" in md.text, md.text[:2000]
-    html = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "html"}).text
+    html = httpx.get(
+        f"{api}/v1/reports/{report_id}/export", params={"format": "html"}, timeout=60
+    ).text
     for number in cited:
         assert f'href="#ref-{number}"' in html and f'id="ref-{number}"' in html
-    pdf = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "pdf"})
+    pdf = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "pdf"}, timeout=60)
     assert pdf.content.startswith(b"%PDF")
-    docx = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "docx"})
+    docx = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "docx"}, timeout=60)
     with zipfile.ZipFile(io.BytesIO(docx.content)) as archive:
         assert "word/document.xml" in archive.namelist()
     stored = sorted(p.name for p in (resources.settings.data_path / "files").rglob("v1.*"))
     assert stored == ["v1.docx", "v1.html", "v1.md", "v1.pdf"], stored
     # Served again from export storage: the same bytes.
-    assert httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "pdf"}).content == (
-        pdf.content
+    assert httpx.get(
+        f"{api}/v1/reports/{report_id}/export", params={"format": "pdf"}, timeout=60
+    ).content == (pdf.content)
+    unknown = httpx.get(
+        f"{api}/v1/reports/{report_id}/export", params={"format": "odt"}, timeout=60
     )
-    unknown = httpx.get(f"{api}/v1/reports/{report_id}/export", params={"format": "odt"})
     assert unknown.status_code == 422 and "format" in unknown.text
 
 
@@ -229,7 +233,7 @@ def test_a_failed_section_leaves_a_partial_report_and_a_retry_runs_only_it(
     assert "1 failed" in report["error"]
     kept = {title: by_title[title]["sentences"] for title in ("Construction", "Keepers")}
     assert httpx.get(
-        f"{api}/v1/reports/{created['report_id']}/export", params={"format": "md"}
+        f"{api}/v1/reports/{created['report_id']}/export", params={"format": "md"}, timeout=60
     ).is_success
 
     script.broken.clear()
@@ -249,7 +253,9 @@ def test_a_failed_section_leaves_a_partial_report_and_a_retry_runs_only_it(
     assert {t: by_title[t]["sentences"] for t in kept} == kept
     assert by_title["Lamps"]["attempts"] == 2
     # A new version: its exports are rendered anew, the old one's stay until deleted.
-    export = httpx.get(f"{api}/v1/reports/{created['report_id']}/export", params={"format": "md"})
+    export = httpx.get(
+        f"{api}/v1/reports/{created['report_id']}/export", params={"format": "md"}, timeout=60
+    )
     assert "Lamps" in export.text and "whale oil" in export.text
 
 
