@@ -275,7 +275,9 @@ def _finish(
 ) -> dict[str, Any]:
     result["timings"]["queue_ms"] = queue_ms
     if conversation_id is not None:
-        result["turn"] = _save_turn(sessions, conversation_id, result, job_id)
+        turn = _save_turn(sessions, conversation_id, result, job_id)
+        if turn is not None:
+            result["turn"] = turn
     emit("complete", result)
     return result
 
@@ -300,10 +302,13 @@ def _save_turn(
     conversation_id: uuid.UUID,
     result: dict[str, Any],
     job_id: uuid.UUID | None,
-) -> int:
+) -> int | None:
+    """The new turn's number; None when the conversation was deleted while answering."""
     with unit_of_work(sessions) as session:
         # Lock the conversation so two answers to it number their turns one after the other.
-        conversation = session.get_one(Conversation, conversation_id, with_for_update=True)
+        conversation = session.get(Conversation, conversation_id, with_for_update=True)
+        if conversation is None:
+            return None
         ordinal = (
             session.scalar(
                 select(func.max(Turn.ordinal)).where(Turn.conversation_id == conversation_id)
