@@ -1,8 +1,8 @@
 """One grounded answer: rewrite a follow-up, retrieve, decide whether anything is relevant,
 pack the context, generate, verify the citations, and keep the turn.
 
-Progress goes out through `emit` as typed events (`retrieval`, `token`, `citation`, `error`,
-`complete`): a job passes its event stream, the CLI a printer.
+Progress goes out through `emit` as typed events (`retrieval`, `token`, `verifying`, `citation`,
+`error`, `complete`): a job passes its event stream, the CLI a printer.
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ def answer(
     if is_not_found(generated.text):
         result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
         return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
+    emit("verifying", {"passages": len(packed)})
     verified = verify(generated.text, packed, embedder.embed, settings.answer_support_threshold)
     clock.mark("verified")
     if not verified.citations:
