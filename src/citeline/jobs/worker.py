@@ -13,15 +13,13 @@ from importlib import import_module
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
-from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.queue import QUEUE_NAMES, WORKER_TTL_SECONDS
 from citeline.jobs.reaper import Reaper
 from citeline.jobs.runtime import JobRuntime, configure, run_job
 
 log = logging.getLogger(__name__)
 
 RUN_JOB = f"{run_job.__module__}.{run_job.__qualname__}"
-
-WORKER_TTL_SECONDS = 30
 
 
 class WorkerMode(StrEnum):
