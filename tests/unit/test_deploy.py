@@ -4,12 +4,15 @@ the Kubernetes schemas. All offline: no Docker daemon or cluster runs here."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -79,3 +82,67 @@ def kubectl() -> str:
     if path is None:
         pytest.fail("kubectl is not installed (scripts/setup.sh installs it)")
     return path
+
+
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+COMPOSE_SCHEMA = ROOT / "deploy" / "schema" / "compose-spec.json"
+
+
+def compose_problems(document: object) -> list[str]:
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    # The schema names draft 2019-09 by an address jsonschema does not know (http, "#").
+    assert schema["$schema"].startswith("http://json-schema.org/draft/2019-09/")
+    validator = jsonschema.Draft201909Validator(schema)
+    return sorted(
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    )
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    document = yaml.safe_load(COMPOSE.read_text())
+    assert compose_problems(document) == []
+
+
+def test_a_typo_in_the_compose_file_fails_validation() -> None:
+    document = yaml.safe_load(COMPOSE.read_text())
+    document["services"]["api"]["healthchek"] = document["services"]["api"].pop("healthcheck")
+    document["services"]["worker"]["deploy"]["replicas"] = "two"
+    problems = compose_problems(document)
+    assert any("services/api" in p and "'healthchek' does not match" in p for p in problems)
+    assert any("services/worker/deploy/replicas" in p for p in problems)
+
+
+def test_the_compose_stack_has_every_part_with_health_checks_and_volumes(tmp_path: Path) -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert services["postgres"]["image"].startswith("pgvector/pgvector:")
+    assert services["valkey"]["image"].startswith("valkey/valkey:")
+    assert services["api"]["deploy"]["replicas"] == 2
+    assert services["api"]["command"] == ["serve", "--workers", "0"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["jaeger"]["profiles"] == ["tracing"]
+    for name in ("postgres", "valkey", "api", "worker", "proxy"):
+        check = services[name]["healthcheck"]
+        assert check["test"] and not check.get("disable"), name
+    for name in ("postgres", "valkey", "api", "worker"):
+        assert services[name]["volumes"], name
+    for name in ("api", "worker"):
+        needs = services[name]["depends_on"]
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+        assert "citeline_database_url" in services[name]["secrets"]
+    assert (COMPOSE.parent / "nginx.conf").is_file()
+
+
+def test_make_secrets_writes_every_file_compose_mounts(tmp_path: Path) -> None:
+    copy = tmp_path / "deploy"
+    shutil.copytree(COMPOSE.parent, copy, ignore=shutil.ignore_patterns("secrets"))
+    made = run("sh", copy / "make-secrets.sh")
+    assert made.returncode == 0, made.stderr
+    secrets = yaml.safe_load(COMPOSE.read_text())["secrets"]
+    assert {(copy / s["file"]).resolve() for s in secrets.values()} == set(
+        (copy / "secrets").iterdir()
+    )
+    url = (copy / "secrets" / "citeline_database_url").read_text().strip()
+    password = (copy / "secrets" / "postgres_password").read_text().strip()
+    assert url == f"postgresql://citeline:{password}@postgres:5432/citeline"
+    assert len(password) == 48
