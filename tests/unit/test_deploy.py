@@ -9,8 +9,10 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -146,3 +148,114 @@ def test_make_secrets_writes_every_file_compose_mounts(tmp_path: Path) -> None:
     password = (copy / "secrets" / "postgres_password").read_text().strip()
     assert url == f"postgresql://citeline:{password}@postgres:5432/citeline"
     assert len(password) == 48
+
+
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("production", "local")
+# The oldest Kubernetes the manifests support (a preStop `sleep` needs 1.30), and the newest
+# schemas kubernetes-validate ships.
+K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
+
+
+def render(kubectl: str, path: Path) -> list[dict[str, Any]]:
+    rendered = run(kubectl, "kustomize", path)
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def manifest_problems(resources: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    for resource in resources:
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(resource, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = "/".join(map(str, exc.path))
+                problems.append(f"{resource['kind']}/{resource['metadata']['name']} {where}: {exc}")
+    return problems
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest, kubectl: str) -> list[dict[str, Any]]:
+    return render(kubectl, K8S / "overlays" / request.param)
+
+
+def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def test_the_rendered_manifests_follow_the_kubernetes_schemas(
+    overlay: list[dict[str, Any]],
+) -> None:
+    assert manifest_problems(overlay) == []
+
+
+def test_a_typo_in_a_manifest_fails_validation(kubectl: str) -> None:
+    def api() -> dict[str, Any]:
+        return by_kind(render(kubectl, K8S / "base"), "Deployment")["citeline-api"]
+
+    misspelt = api()
+    container = misspelt["spec"]["template"]["spec"]["containers"][0]
+    container["livenesProbe"] = container.pop("livenessProbe")
+    assert any("livenesProbe" in p for p in manifest_problems([misspelt]))
+    mistyped = api()
+    mistyped["spec"]["replicas"] = "two"
+    assert any("replicas" in p and "'two'" in p for p in manifest_problems([mistyped]))
+
+
+def test_api_and_workers_probe_scale_and_run_unprivileged(
+    overlay: list[dict[str, Any]],
+) -> None:
+    deployments = by_kind(overlay, "Deployment")
+    api = deployments["citeline-api"]["spec"]["template"]["spec"]
+    (serve,) = api["containers"]
+    assert serve["args"] == ["serve", "--workers", "0"]
+    assert serve["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert serve["readinessProbe"]["httpGet"]["path"] == "/ready"
+    worker = deployments["citeline-worker"]["spec"]["template"]["spec"]
+    (work,) = worker["containers"]
+    assert work["args"] == ["worker"]
+    assert work["livenessProbe"]["exec"]["command"][-1] == "worker"
+    for name in ("citeline-api", "citeline-worker"):
+        pod = deployments[name]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 10001
+        for container in pod["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            secret = volumes[mounts["/run/secrets"]]["secret"]["secretName"]
+            assert secret.startswith("citeline-secrets")
+    for name, hpa in by_kind(overlay, "HorizontalPodAutoscaler").items():
+        spec = hpa["spec"]
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10), name
+        targets = {
+            m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+            for m in spec["metrics"]
+            if m["type"] == "Resource"
+        }
+        assert targets == {"cpu": 70, "memory": 80}, name
+    assert set(by_kind(overlay, "HorizontalPodAutoscaler")) == set(deployments) & {
+        "citeline-api",
+        "citeline-worker",
+    }
+    assert set(by_kind(overlay, "PodDisruptionBudget")) == {"citeline-api", "citeline-worker"}
+    (job,) = by_kind(overlay, "Job").values()
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert "CITELINE_STORAGE_BACKEND" in by_kind(overlay, "ConfigMap")["citeline-settings"]["data"]
+
+
+def test_production_adds_an_ingress_and_queue_depth_scaling(kubectl: str) -> None:
+    resources = render(kubectl, K8S / "overlays" / "production")
+    assert {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"} == {
+        "citeline"
+    }
+    assert by_kind(resources, "Ingress")["citeline"]["spec"]["rules"][0]["host"]
+    worker = by_kind(resources, "HorizontalPodAutoscaler")["citeline-worker"]["spec"]
+    (external,) = [m["external"] for m in worker["metrics"] if m["type"] == "External"]
+    assert external["metric"]["name"] == "citeline_queue_depth"
+    # The Secret comes from the cluster, never from these files.
+    assert by_kind(resources, "Secret") == {}
