@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     job_lost_after_seconds: Annotated[float, Field(gt=0)] = 10.0
     job_reaper_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     job_event_stream_ttl_seconds: Annotated[int, Field(ge=60)] = 86400
+    # After SIGTERM a worker's running job has this long to end before it is handed back;
+    # keep it under the orchestrator's grace period (Kubernetes: 30s unless set).
+    worker_stop_seconds: Annotated[float, Field(gt=0)] = 25.0
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * 2**20
     max_request_bytes: Annotated[int, Field(ge=1)] = 1024 * 2**20
