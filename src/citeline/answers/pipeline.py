@@ -169,6 +169,7 @@ def answer(
         "draft": generated.text,
         "citations": citations,
         "sentences": [s.as_json() for s in verified.sentences],
+        "dropped": [s.as_json() for s in verified.dropped],
         "coverage": verified.coverage,
         "passages": [p.as_json() for p in packed],
         "timings": _timings(clock),

@@ -87,6 +87,9 @@ class SentenceOut(BaseModel):
     support: float | None
     unsupported: bool = Field(description="A claim no passage supports")
     model_markers: list[int] = Field(description="What the model itself cited")
+    dropped: Literal["unsupported", "repeated", "meta"] | None = Field(
+        default=None, description="Why the answer leaves this drafted sentence out"
+    )
 
 
 class PassageOut(BaseModel):
@@ -152,7 +155,10 @@ class AnswerOut(BaseModel):
     result: str = Field(description="The answer text (the asynchronous RAG contract's field)")
     citations: list[CitationOut]
     sentences: list[SentenceOut]
-    coverage: float | None = Field(description="Share of claim sentences with a citation")
+    dropped: list[SentenceOut] = Field(
+        default_factory=list, description="Drafted sentences the verified answer leaves out"
+    )
+    coverage: float | None = Field(description="Share of drafted claims a passage supports")
     passages: list[PassageOut] = Field(description="What the model read (or the closest)")
     timings: TimingsOut
     model: str | None = None
