@@ -19,7 +19,6 @@ import numpy.typing as npt
 
 from citeline.answers.passages import Passage
 from citeline.answers.text import (
-    Segment,
     content_words,
     marker_numbers,
     markers_before_stop,
@@ -157,85 +156,139 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     return spans
 
 
-def verify(draft: str, passages: Sequence[Passage], embed: Embed, threshold: float) -> Verified:
+def verify(
+    draft: str,
+    passages: Sequence[Passage],
+    embed: Embed,
+    threshold: float,
+    index: SpanIndex | None = None,
+) -> Verified:
     """The draft as far as the passages support it: each claim cites its best span; a claim
     no span supports, a claim that repeats an earlier one, and talk about "the passages"
     are left out (and listed in `dropped`)."""
+    verifier = Verifier(index or SpanIndex(passages, embed), threshold)
     draft = markers_before_stop(draft)
-    segments = sentences(draft)
-    cleaned = [_unframed(strip_markers(s.text).strip()) for s in segments]
-    claims = [i for i, text in enumerate(cleaned) if text and is_claim(text)]
-    spans = candidate_spans(passages)
-    best, similar = _best_spans(
-        [cleaned[i] for i in claims], [segments[i] for i in claims], spans, embed
-    )
-    chosen = {i: choice for i, choice in zip(claims, best, strict=True)}
-    row_of = {i: row for row, i in enumerate(claims)}
+    previous = 0
+    for segment in sentences(draft):
+        verifier.add(segment.text, draft[previous : segment.start])
+        previous = segment.end
+    return verifier.finish()
 
-    citations: dict[tuple[int, int, int], Citation] = {}
-    kept: list[tuple[int, SentenceSupport]] = []
-    dropped: list[SentenceSupport] = []
-    kept_rows: list[int] = []
-    for i, (segment, text) in enumerate(zip(segments, cleaned, strict=True)):
+
+class SpanIndex:
+    """The candidate spans of the passages a model read, embedded once."""
+
+    def __init__(self, passages: Sequence[Passage], embed: Embed) -> None:
+        self.embed = embed
+        self.spans = candidate_spans(passages)
+        self.vectors = _normalised(embed([s.text for s in self.spans])) if self.spans else None
+        self.words = [content_words(span.text) for span in self.spans]
+
+    def vector(self, text: str) -> npt.NDArray[np.float32]:
+        vector: npt.NDArray[np.float32] = _normalised(self.embed([text]))[0]
+        return vector
+
+    def best(
+        self, claim: str, vector: npt.NDArray[np.float32], hinted: set[int]
+    ) -> tuple[Span, float] | None:
+        """The span that best supports `claim`, and how well (0-1)."""
+        if self.vectors is None:
+            return None
+        semantic = self.vectors @ vector
+        words = content_words(claim)
+        best: tuple[Span, float] | None = None
+        for column, span in enumerate(self.spans):
+            lexical = len(words & self.words[column]) / max(1, len(words))
+            score = SEMANTIC_WEIGHT * float(semantic[column]) + (1 - SEMANTIC_WEIGHT) * lexical
+            if span.passage.number in hinted:
+                score += MODEL_MARKER_BONUS
+            if best is None:
+                best = (span, score)
+                continue
+            # A longer span must earn its length: prefer the single sentence on a near-tie.
+            margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
+            if score > best[1] + margin:
+                best = (span, score)
+        return None if best is None else (best[0], min(best[1], 1.0))
+
+
+class Verifier:
+    """Checks a draft one sentence at a time, as it is written, and builds the answer from
+    the sentences it keeps. An introduction ("Run this:") waits until what it introduces is
+    kept."""
+
+    def __init__(self, index: SpanIndex, threshold: float) -> None:
+        self.index = index
+        self.threshold = threshold
+        self.citations: dict[tuple[int, int, int], Citation] = {}
+        self.sentences: list[SentenceSupport] = []
+        self.dropped: list[SentenceSupport] = []
+        self.answer = ""
+        self._claims: list[tuple[set[str], npt.NDArray[np.float32]]] = []
+        self._waiting: list[tuple[SentenceSupport, str]] = []
+        self._gap = ""
+
+    def add(self, sentence: str, gap: str = " ") -> list[SentenceSupport]:
+        """Check one drafted sentence (`gap` is the draft's text before it); the sentences
+        this adds to the answer, in order, with their citation markers."""
+        self._gap += gap
+        text = _unframed(strip_markers(sentence).strip())
         if not text:
-            continue
+            return []
         support = SentenceSupport(
-            text=text, start=0, end=0, claim=i in chosen, model_markers=marker_numbers(segment.text)
+            text=text, start=0, end=0, claim=is_claim(text), model_markers=marker_numbers(sentence)
         )
-        choice = chosen.get(i)
         if _META.match(text):
             support.dropped = "meta"
-        elif choice is not None:
-            span, score = choice
-            support.support = score
-            row = row_of[i]
-            if score < threshold:
-                support.dropped = "unsupported"
-            elif any(_repeats(similar, row, other, cleaned, claims) for other in kept_rows):
-                support.dropped = "repeated"
-            else:
-                key = (span.passage.number, span.start, span.end)
-                citation = citations.get(key)
-                if citation is None:
-                    citation = citations[key] = Citation(len(citations) + 1, span, score)
-                citation.support = max(citation.support, score)
-                support.markers = [citation.marker]
-                kept_rows.append(row)
+        elif support.claim:
+            self._check(support, set(support.model_markers))
         if support.dropped:
-            dropped.append(support)
+            self.dropped.append(support)
+            return []
+        self._waiting.append((support, self._gap))
+        self._gap = ""
+        if support.text.endswith(":") and not support.claim:
+            return []
+        released = [self._append(waiting, before) for waiting, before in self._waiting]
+        self._waiting = []
+        return released
+
+    def finish(self) -> Verified:
+        self.dropped.extend(support for support, _ in self._waiting)
+        self._waiting = []
+        return Verified(self.answer, list(self.citations.values()), self.sentences, self.dropped)
+
+    def _check(self, support: SentenceSupport, hinted: set[int]) -> None:
+        vector = self.index.vector(support.text)
+        choice = self.index.best(support.text, vector, hinted)
+        if choice is None:
+            support.dropped = "unsupported"
+            return
+        span, score = choice
+        support.support = score
+        words = content_words(support.text)
+        if score < self.threshold:
+            support.dropped = "unsupported"
+        elif any(_repeats(words, vector, earlier) for earlier in self._claims):
+            support.dropped = "repeated"
         else:
-            kept.append((i, support))
-    return _assemble(draft, segments, kept, list(citations.values()), dropped)
+            key = (span.passage.number, span.start, span.end)
+            citation = self.citations.get(key)
+            if citation is None:
+                citation = self.citations[key] = Citation(len(self.citations) + 1, span, score)
+            citation.support = max(citation.support, score)
+            support.markers = [citation.marker]
+            self._claims.append((words, vector))
 
-
-def _assemble(
-    draft: str,
-    segments: list[Segment],
-    kept: list[tuple[int, SentenceSupport]],
-    citations: list[Citation],
-    dropped: list[SentenceSupport],
-) -> Verified:
-    # An introduction ("Run this:") stays only when what it introduces does.
-    while kept and not kept[-1][1].claim and kept[-1][1].text.endswith(":"):
-        dropped.append(kept.pop()[1])
-    out: list[str] = []
-    supports: list[SentenceSupport] = []
-    length = 0
-    previous: int | None = None
-    for i, support in kept:
-        gap = ""
-        if previous is not None:
-            between = draft[segments[previous].end : segments[i].start]
-            gap = between if previous == i - 1 and between else ("\n" if "\n" in between else " ")
+    def _append(self, support: SentenceSupport, gap: str) -> SentenceSupport:
+        gap = ("\n" * min(2, gap.count("\n")) or " ") if self.answer else ""
         rendered = with_markers(support.text, support.markers)
-        support.start = length + len(gap)
+        support.start = len(self.answer) + len(gap)
         support.end = support.start + len(rendered)
         support.text = rendered
-        out.extend((gap, rendered))
-        length = support.end
-        supports.append(support)
-        previous = i
-    return Verified("".join(out), citations, supports, dropped)
+        self.answer += gap + rendered
+        self.sentences.append(support)
+        return support
 
 
 def _unframed(text: str) -> str:
@@ -248,45 +301,17 @@ def _unframed(text: str) -> str:
 
 
 def _repeats(
-    similar: npt.NDArray[np.float32], row: int, other: int, cleaned: list[str], claims: list[int]
+    words: set[str],
+    vector: npt.NDArray[np.float32],
+    earlier: tuple[set[str], npt.NDArray[np.float32]],
 ) -> bool:
-    if float(similar[row, other]) >= REPEAT_SIMILARITY:
+    if float(vector @ earlier[1]) >= REPEAT_SIMILARITY:
         return True
-    words = content_words(cleaned[claims[row]])
-    earlier = content_words(cleaned[claims[other]])
-    return bool(words) and len(words & earlier) / len(words) >= REPEAT_WORDS
+    return bool(words) and len(words & earlier[0]) / len(words) >= REPEAT_WORDS
 
 
-def _best_spans(
-    claims: list[str], segments: list[Segment], spans: list[Span], embed: Embed
-) -> tuple[list[tuple[Span, float] | None], npt.NDArray[np.float32]]:
-    """Each claim's best span with its score, and the claims' similarity to each other."""
-    if not claims:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    vectors = embed([*claims, *(span.text for span in spans)]).astype(np.float32)
+def _normalised(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    vectors = vectors.astype(np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vectors / np.maximum(norms, 1e-9)
-    similar = vectors[: len(claims)] @ vectors[: len(claims)].T
-    if not spans:
-        return [None] * len(claims), similar
-    semantic = vectors[: len(claims)] @ vectors[len(claims) :].T
-    span_words = [content_words(span.text) for span in spans]
-    out: list[tuple[Span, float] | None] = []
-    for row, (claim, segment) in enumerate(zip(claims, segments, strict=True)):
-        words = content_words(claim)
-        hinted = set(marker_numbers(segment.text))
-        best: tuple[Span, float] | None = None
-        for column, span in enumerate(spans):
-            lexical = len(words & span_words[column]) / max(1, len(words))
-            score = SEMANTIC_WEIGHT * float(semantic[row, column]) + (1 - SEMANTIC_WEIGHT) * lexical
-            if span.passage.number in hinted:
-                score += MODEL_MARKER_BONUS
-            if best is None:
-                best = (span, score)
-                continue
-            # A longer span must earn its length: prefer the single sentence on a near-tie.
-            margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
-            if score > best[1] + margin:
-                best = (span, score)
-        out.append(None if best is None else (best[0], min(best[1], 1.0)))
-    return out, similar
+    out: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-9)
+    return out

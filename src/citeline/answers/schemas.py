@@ -110,6 +110,9 @@ class PassageOut(BaseModel):
 class TimingsOut(BaseModel):
     rewrite_ms: float | None = None
     retrieval_ms: float | None = None
+    preview_ms: float | None = None
+    first_token_ms: float | None = None
+    first_sentence_ms: float | None = None
     prompt_ms: float | None = None
     generation_ms: float | None = None
     verification_ms: float | None = None
