@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from citeline.answers.citations import SpanIndex, Verifier, verify
+from citeline.answers.relevance import on_question
 from citeline.answers.streaming import SentenceStream, preview
 from tests.unit.test_citations import BAKERY, DOC, LIGHTHOUSE, embed
 
@@ -55,3 +56,13 @@ def test_the_preview_quotes_the_best_passage_sentences_closest_to_the_question()
     assert 1 <= len(quoted) <= 2
     assert all(q["passage"] == 1 and DOC[q["start"] : q["end"]] == q["text"] for q in quoted)
     assert any("Maren Tolvik" in q["text"] for q in quoted)
+
+
+def test_only_passages_about_the_question_are_read() -> None:
+    candidates = [BAKERY, LIGHTHOUSE]
+    chosen = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4)  # type: ignore[arg-type]
+    assert chosen.passages == [LIGHTHOUSE] and chosen.set_aside == [BAKERY]
+    every = on_question("Who built the lighthouse?", candidates, embed, 2.0, 4)  # type: ignore[arg-type]
+    assert every.passages == [LIGHTHOUSE, BAKERY]  # best first
+    one = on_question("Who built the lighthouse?", candidates, embed, 2.0, 1)  # type: ignore[arg-type]
+    assert one.passages == [LIGHTHOUSE]

@@ -21,6 +21,7 @@ from citeline.answers.citations import SpanIndex, Verifier
 from citeline.answers.models import Conversation, Turn
 from citeline.answers.passages import Passage, from_hits, pack
 from citeline.answers.prompt import answer_request, is_not_found, rewrite_request
+from citeline.answers.relevance import on_question
 from citeline.answers.streaming import SentenceStream, preview
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
@@ -62,6 +63,7 @@ class AnswerOptions:
     context_tokens: int | None = None
     max_tokens: int | None = None
     min_relevance: float | None = None
+    relevance_margin: float | None = None
 
     @classmethod
     def of(cls, raw: Mapping[str, Any] | None) -> AnswerOptions:
@@ -140,7 +142,14 @@ def answer(
 
     budget = options.context_tokens or settings.answer_context_tokens
     embedder = knowledge.embedder
-    packed = pack(found, budget, lambda text: embedder.count_tokens([text])[0])
+    margin = (
+        settings.answer_relevance_margin
+        if options.relevance_margin is None
+        else options.relevance_margin
+    )
+    chosen = on_question(search_query, found, embedder.embed, margin, settings.answer_max_passages)
+    base["set_aside"] = [p.number for p in chosen.set_aside]
+    packed = pack(chosen.passages, budget, lambda text: embedder.count_tokens([text])[0])
     index = SpanIndex(packed, embedder.embed)
     emit("preview", {"sentences": preview(search_query, packed, index)})
     clock.mark("preview")

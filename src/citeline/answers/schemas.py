@@ -34,6 +34,9 @@ class AskOptions(BaseModel):
     context_tokens: int | None = Field(default=None, ge=100, le=32000)
     max_tokens: int | None = Field(default=None, ge=16, le=4096)
     min_relevance: float | None = Field(default=None, ge=-1, le=1)
+    relevance_margin: float | None = Field(
+        default=None, ge=0, le=2, description="Read passages this close to the best one"
+    )
 
 
 class AskIn(BaseModel):
@@ -163,6 +166,11 @@ class AnswerOut(BaseModel):
     )
     coverage: float | None = Field(description="Share of drafted claims a passage supports")
     passages: list[PassageOut] = Field(description="What the model read (or the closest)")
+    set_aside: list[int] = Field(
+        default_factory=list,
+        description="Retrieved passages (numbers of the retrieval event) not read: about "
+        "something other than the question",
+    )
     timings: TimingsOut
     model: str | None = None
     usage: Usage | None = None
