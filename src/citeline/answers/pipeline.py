@@ -240,6 +240,7 @@ def _generate(
     )
     events = []
     batches = TokenBatches(lambda text: emit("token", {"text": text}))
+    stream.before_send = batches.flush  # the draft a checked sentence came from goes first
     try:
         for event in reply:
             events.append(event)

@@ -34,6 +34,7 @@ class SentenceStream:
         self._end = 0  # where the last checked one ends
         self._cited: set[int] = set()
         self._sent = False
+        self.before_send: Callable[[], object] = lambda: None  # e.g. flush the draft's tokens
 
     def add(self, delta: str) -> None:
         self.draft += delta
@@ -63,6 +64,7 @@ class SentenceStream:
         if not self._sent:
             self._sent = True
             self.on_first()
+        self.before_send()
         self.emit("sentence", {**sentence, "citations": [by_marker[m].as_json() for m in new]})
 
 
