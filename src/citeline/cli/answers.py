@@ -87,10 +87,10 @@ def show(result: Mapping[str, Any]) -> None:
         typer.echo("\nClosest passages:")
         for p in result["passages"]:
             typer.echo(f"  - {p['title']} ({p['source']}): {p['text'][:160]}...")
-    unsupported = [s for s in result.get("sentences", []) if s["unsupported"]]
+    unsupported = [s for s in result.get("dropped", []) if s["dropped"] == "unsupported"]
     if unsupported:
         typer.secho(
-            f"\n{len(unsupported)} sentence(s) have no supporting passage and carry no citation.",
+            f"\n{len(unsupported)} drafted sentence(s) had no supporting passage: left out.",
             fg=typer.colors.YELLOW,
         )
     if result.get("conversation_id"):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from citeline import __version__
-from citeline.cli import answers, jobs, knowledge, models, users
+from citeline.cli import answers, jobs, knowledge, models, probe, users
 from citeline.cli.common import Output, fail, load_settings, opened
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
@@ -35,6 +35,7 @@ app.command("eval")(answers.evaluate)
 app.command()(knowledge.ingest)
 app.command()(knowledge.search)
 app.command()(knowledge.reindex)
+app.command()(probe.probe)
 
 
 @app.callback()

@@ -19,11 +19,13 @@ export function renderResult(turn, result) {
     return;
   }
   const sentences = result.sentences || [];
-  const unverified = sentences.filter((s) => s.unsupported);
+  // Unsupported claims are left out of the answer (listed in `dropped`); older answers kept them.
+  const left = (result.dropped || []).filter((s) => s.dropped === "unsupported");
+  const unverified = [...sentences.filter((s) => s.unsupported), ...left];
   turn.append(unverified.length
     ? el("p", { class: "verdict partly", "data-testid": "verdict", text: unverified.length === 1
-      ? "1 sentence could not be verified: it is marked below"
-      : `${unverified.length} sentences could not be verified: they are marked below` })
+      ? "1 sentence could not be verified"
+      : `${unverified.length} sentences could not be verified` })
     : el("p", { class: "verdict verified", "data-testid": "verdict",
       text: "Verified: every sentence cited" }));
 
@@ -61,6 +63,13 @@ export function renderResult(turn, result) {
     answer.append(result.answer.slice(cursor));
   }
   turn.append(answer);
+  if (left.length) {
+    turn.append(el("div", { class: "left-out", "data-testid": "left-out" },
+      el("p", { class: "meta", text: left.length === 1
+        ? "Left out of the answer, because no passage supports it:"
+        : "Left out of the answer, because no passage supports them:" }),
+      el("ul", {}, left.map((s) => el("li", { class: "unsupported", text: s.text })))));
+  }
 
   if (result.citations.length) {
     turn.append(el("h3", { class: "sources-title", text: "Sources" }),

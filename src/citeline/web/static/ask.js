@@ -1,5 +1,6 @@
 // The Ask page: past conversations beside the open one, whose turns come back from the server
-// after a reload or a visit elsewhere; a question streams a draft, then the verified answer.
+// after a reload or a visit elsewhere. A question shows the best passage's key sentences, each
+// checked sentence as soon as it is verified (the raw draft beneath, dimmed), then the answer.
 // While it is written the page shows the stage and the time so far, and a Stop button.
 
 import { copyButton, renderResult } from "./answer.js";
@@ -162,9 +163,11 @@ export function askView(root) {
     const stage = el("span", { text: "Searching the documents" });
     const clock = el("span", { class: "elapsed", "aria-hidden": "true" });
     const status = el("p", { class: "stage", role: "status", "data-testid": "stage" }, stage, " · ", clock);
+    const quoted = el("div", { "data-testid": "preview" });
     const label = el("p", { class: "verdict draft-label", hidden: true, text: "Draft — checking citations…" });
+    const checked = el("p", { class: "answer checked", "data-testid": "checked" });
     const draft = el("div", { class: "draft", "data-testid": "draft" });
-    turn.append(status, label, draft);
+    turn.append(status, quoted, label, checked, draft);
     const tick = () => { clock.textContent = `${Math.max(0, Math.round((Date.now() - started) / 1000))} s`; };
     tick();
     timer = setInterval(tick, 1000);
@@ -188,6 +191,12 @@ export function askView(root) {
     };
     stopFollowing = followJob(jobId, (type, data) => {
       if (type === "retrieval") stage.textContent = `Reading ${data.passages.length} passages`;
+      if (type === "preview" && data.sentences && data.sentences.length) {
+        quoted.replaceChildren(el("blockquote", { class: "passage" },
+          el("div", { class: "meta", text: `While the answer is written, from ${data.sentences[0].source}:` }),
+          data.sentences.map((s) => s.text).join(" … ")));
+      }
+      if (type === "sentence") checked.append(checked.textContent ? " " : "", data.text);
       if (type === "token") {
         if (label.hidden) {
           label.hidden = false;
@@ -200,7 +209,7 @@ export function askView(root) {
       if (type === "complete") {
         end();
         if (question.value.trim() === text) question.value = "";
-        draft.hidden = true;
+        for (const part of [quoted, checked, draft]) part.hidden = true;
         finish(turn, data, text);
         history_.refresh();
       }
