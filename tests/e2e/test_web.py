@@ -168,8 +168,7 @@ def upload_and_watch(page: Page, tmp_path: Path, screenshot: str) -> None:
     page.get_by_label("Name").fill("harbour")
     page.get_by_label("Description").fill("Harbour history")
     page.get_by_role("button", name="Create").click()
-    page.get_by_role("link", name="harbour").click()
-    expect(page.get_by_role("heading", name="harbour")).to_be_visible()
+    expect(page.get_by_role("heading", name="harbour")).to_be_visible()  # opened on create
     document = tmp_path / "lighthouse.md"
     document.write_text(LIGHTHOUSE)
     page.get_by_label("Or choose files:").set_input_files(str(document))
