@@ -103,7 +103,7 @@ def test_a_conversation_persists_is_verified_and_can_be_stopped(
     shot(page, "ask-2-partly-verified")
 
     # Another page and back, then a reload: the thread is still there, in the history too.
-    go(page, "Jobs")
+    go(page, "Activity")
     go(page, "Ask")
     expect(turns).to_have_count(2)
     page.reload()

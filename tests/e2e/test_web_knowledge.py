@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
@@ -41,7 +41,7 @@ def files(tmp_path: Path) -> list[Path]:
     return [tmp_path / name for name in made]
 
 
-def row(page: Page, source: str):  # type: ignore[no-untyped-def]
+def row(page: Page, source: str) -> Locator:
     return page.locator(f'tr[data-source="{source}"]')
 
 
@@ -74,6 +74,7 @@ def test_create_upload_preview_retry_replace_and_undo(
 
     preview_markdown_and_pdf(page)
     retry_then_replace(page, tmp_path)
+    activity_in_words(page)
     delete_with_undo(page)
 
     page.set_viewport_size({"width": 390, "height": 844})
@@ -81,6 +82,10 @@ def test_create_upload_preview_retry_replace_and_undo(
     expect(row(page, "manual.pdf")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "kb-5-phone")
+    go(page, "Activity")
+    expect(page.get_by_test_id("activity")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "activity-2-phone")
     assert page.title() == "Citeline"
     assert errors == []
 
@@ -121,7 +126,25 @@ def delete_with_undo(page: Page) -> None:
     expect(row(page, "garden.md")).to_be_visible()
     shot(page, "kb-4-undo")
     row(page, "garden.md").get_by_role("button", name="Delete garden.md").click()
-    go(page, "Jobs")  # leaving ends the time to undo
+    go(page, "Activity")  # leaving ends the time to undo
     page.go_back()
     expect(row(page, "manual.pdf")).to_be_visible()
     expect(row(page, "garden.md")).to_have_count(0)
+
+
+def activity_in_words(page: Page) -> None:
+    """Failures first, with their reasons in words, each job linked to its document."""
+    go(page, "Activity")
+    items = page.get_by_test_id("activity").get_by_role("listitem")
+    expect(items.first).to_contain_text("Failed")
+    expect(items.first).to_contain_text("Indexing broken.pdf into garden")
+    expect(items.first).to_contain_text("The PDF is corrupt")
+    expect(page.get_by_text("Indexing manual.pdf into garden")).to_be_visible()
+    shot(page, "activity-1")
+    page.get_by_label("Show").select_option(label="Failures")
+    expect(page.get_by_text("Indexing manual.pdf into garden")).to_have_count(0)
+    items.first.get_by_text("Details for operators").click()
+    expect(items.first).to_contain_text("knowledge.ingest")
+    items.first.get_by_role("link", name="Open the document").click()
+    expect(page.get_by_role("heading", name="broken.pdf")).to_be_visible()
+    page.get_by_role("link", name="← Back to garden").click()
