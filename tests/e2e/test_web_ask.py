@@ -116,6 +116,7 @@ def test_a_conversation_persists_is_verified_and_can_be_stopped(
 
     stop_keeps_the_question(page)
     rename_search_and_delete(page, serve)
+    the_model_in_plain_words(page)
 
     page.goto(f"{serve.url}/#/ask/{uuid.uuid4()}")
     page.reload()
@@ -169,3 +170,18 @@ def rename_search_and_delete(page: Page, serve: Serve) -> None:
     history.get_by_role("button", name="Delete Varnholm light").click()
     expect(turns).to_have_count(0)
     expect(page).to_have_url(f"{serve.url}/#/ask")
+
+
+def the_model_in_plain_words(page: Page) -> None:
+    """Which model answers, where it runs, whether it is in use; the routes folded away."""
+    go(page, "Models")
+    card = page.get_by_test_id("running-model")
+    expect(card.get_by_role("heading", name="scripted@1")).to_be_visible()
+    expect(card).to_contain_text("Runs at a remote service (openai)")
+    expect(card.get_by_test_id("model-state")).to_contain_text("In use: it answered")
+    expect(page.get_by_label("Model version, route 1")).to_be_hidden()
+    page.get_by_text("Advanced: aliases, versions and routes").click()
+    expect(page.get_by_text("Writes the answers on the Ask page.")).to_be_visible()
+    expect(page.get_by_label("Model version, route 1")).to_be_visible()
+    shot(page, "models-1")
+    go(page, "Ask")
