@@ -6,6 +6,7 @@ conversation, and the same page on a phone. Screenshots go to test-artifacts/web
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,7 @@ def test_a_conversation_persists_is_verified_and_can_be_stopped(
     )
     expect(turns.nth(1).get_by_test_id("left-out")).to_contain_text("seven purple goats")
     shot(page, "ask-2-partly-verified")
+    assert_every_control_named(page)
 
     # Another page and back, then a reload: the thread is still there, in the history too.
     go(page, "Activity")
@@ -128,12 +130,62 @@ def test_a_conversation_persists_is_verified_and_can_be_stopped(
 
 
 def phone(page: Page) -> None:
-    """The same page at 390 px: nothing overflows sideways, the history folds away."""
+    """The same page at 390 px: nothing overflows sideways, the history folds away, the
+    header stays small, controls are touch-sized; then dark mode, by the system and by the
+    toggle."""
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     expect(page.get_by_label("Question")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("header").bounding_box()["height"] <= 110  # type: ignore[index]
+    ask_button = page.get_by_role("button", name="Ask", exact=True).bounding_box()
+    assert ask_button is not None and ask_button["height"] >= 44
+    expect(page.get_by_text("Ctrl+Enter sends")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Conversations")).to_be_hidden()  # folded
     shot(page, "ask-4-phone")
+
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(background)
+    page.emulate_media(color_scheme="dark")
+    dark = page.evaluate(background)
+    assert dark != light and brightness(dark) < 60, (light, dark)
+    theme = page.get_by_role("button", name="Dark mode")
+    expect(theme).to_have_attribute("aria-pressed", "true")
+    shot(page, "ask-5-phone-dark")
+    theme.click()  # light, whatever the system says, and kept across a reload
+    page.reload()
+    assert page.evaluate(background) == light
+    expect(theme).to_have_attribute("aria-pressed", "false")
+
+
+def brightness(rgb: str) -> float:
+    red, green, blue = (int(part) for part in re.findall(r"\d+", rgb)[:3])
+    return (red + green + blue) / 3
+
+
+UNNAMED = re.compile(
+    r"^\s*- (button|link|textbox|combobox|checkbox|searchbox|spinbutton|radio)( \[[^\]]*\])?:?$"
+)
+
+
+def assert_every_control_named(page: Page) -> None:
+    """The accessibility tree names every control (a button, a link, a field)."""
+    snapshot = page.locator("body").aria_snapshot()
+    unnamed = [line for line in snapshot.splitlines() if UNNAMED.match(line)]
+    assert unnamed == [], unnamed
+
+
+def test_focus_starts_at_the_skip_link(browser: Browser, data_dir: Path) -> None:
+    serve = Serve(data_dir, workers=0, CITELINE_AUTH="local")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(serve.url)
+    expect(page.get_by_label("Question")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name="Ask")
+    ).to_be_focused()
 
 
 def stop_keeps_the_question(page: Page) -> None:
@@ -184,4 +236,5 @@ def the_model_in_plain_words(page: Page) -> None:
     expect(page.get_by_text("Writes the answers on the Ask page.")).to_be_visible()
     expect(page.get_by_label("Model version, route 1")).to_be_visible()
     shot(page, "models-1")
+    assert_every_control_named(page)
     go(page, "Ask")

@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
+from tests.e2e.test_web_ask import assert_every_control_named
 from tests.fixtures_docs import pdf_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -71,6 +72,7 @@ def test_create_upload_preview_retry_replace_and_undo(
     expect(row(page, "manual.pdf").get_by_text("ready", exact=True)).to_be_visible(timeout=60_000)
     expect(row(page, "broken.pdf").get_by_text("failed", exact=True)).to_be_visible(timeout=60_000)
     shot(page, "kb-1-uploaded")
+    assert_every_control_named(page)
 
     preview_markdown_and_pdf(page)
     retry_then_replace(page, tmp_path)
@@ -141,6 +143,7 @@ def activity_in_words(page: Page) -> None:
     expect(items.first).to_contain_text("The PDF is corrupt")
     expect(page.get_by_text("Indexing manual.pdf into garden")).to_be_visible()
     shot(page, "activity-1")
+    assert_every_control_named(page)
     page.get_by_label("Show").select_option(label="Failures")
     expect(page.get_by_text("Indexing manual.pdf into garden")).to_have_count(0)
     items.first.get_by_text("Details for operators").click()
