@@ -1,4 +1,4 @@
-.PHONY: run test check setup bench
+.PHONY: run test check setup bench deploy-check
 
 setup:
 	scripts/setup.sh --all-groups
@@ -14,6 +14,12 @@ check: setup
 	.venv/bin/ruff format --check src tests benchmarks
 	.venv/bin/mypy
 	PYTHONPATH=src .venv/bin/lint-imports --no-cache
+
+# Lints the Dockerfile (hadolint), validates deploy/compose.yaml against the Compose
+# Specification and the kustomize renderings of deploy/k8s against the Kubernetes schemas.
+deploy-check: setup
+	.venv/bin/hadolint Dockerfile
+	.venv/bin/pytest tests/unit/test_deploy.py -q -p no:cacheprovider
 
 # Every benchmark at full size (about an hour on 2 cores); CI runs each at a smoke size
 # (tests/benchmarks/test_smoke.py).

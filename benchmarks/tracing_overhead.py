@@ -47,7 +47,18 @@ def main() -> None:
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         samples: dict[str, list[float]] = {"tracing off": [], "tracing on": []}
-        with serving(settings) as (plain, _), serving(settings, env=traced_env) as (traced, _):
+        # Rate limits off: the runs send more requests a minute than a person may.
+        unlimited = settings.model_copy(
+            update={
+                "rate_limit_user_per_minute": 0,
+                "rate_limit_api_key_per_minute": 0,
+                "rate_limit_global_per_minute": 0,
+            }
+        )
+        with (
+            serving(unlimited) as (plain, _),
+            serving(unlimited, env=traced_env) as (traced, _),
+        ):
             for round_ in range(options.rounds):
                 order = [("tracing off", plain), ("tracing on", traced)]
                 if round_ % 2:

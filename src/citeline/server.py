@@ -9,7 +9,6 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import uvicorn
 
@@ -31,8 +30,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def data_dir_lock(data_dir: Path) -> Iterator[None]:
-    """One `serve` per data dir: a second would fight the first over the embedded servers."""
+def data_dir_lock(settings: Settings) -> Iterator[None]:
+    """One `serve` per data dir while it runs embedded servers: a second would fight the first
+    over them. Replicas on external servers may share a data dir (a shared volume)."""
+    if settings.database_url is not None and settings.redis_url is not None:
+        yield
+        return
+    data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / "serve.lock").open("w") as handle:
         try:
@@ -81,7 +85,7 @@ def serve(settings: Settings) -> None:
     check_bind(settings)
     tracing.configure("citeline-api")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
+    with data_dir_lock(settings), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             migrate.upgrade(resources.engine)

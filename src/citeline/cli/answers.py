@@ -97,17 +97,16 @@ def show(result: Mapping[str, Any]) -> None:
         typer.echo("\nClosest passages:")
         for p in result["passages"]:
             typer.echo(f"  - {p['title']} ({p['source']}): {p['text'][:160]}...")
-    unsupported = [s for s in result.get("sentences", []) if s["unsupported"]]
+    if result["status"] == "answered" and result["citations"]:
+        typer.secho("\nVerified: every sentence cited", fg=typer.colors.GREEN)
+    unsupported = [s for s in result.get("dropped", []) if s["dropped"] == "unsupported"]
     if unsupported:
         typer.secho(
-            f"\n{len(unsupported)} sentence(s) could not be verified (no passage supports "
-            "them; they carry no citation):",
+            f"\n{len(unsupported)} drafted sentence(s) had no supporting passage: left out.",
             fg=typer.colors.YELLOW,
         )
         for sentence in unsupported:
             typer.secho(f"  - {sentence['text']}", fg=typer.colors.YELLOW)
-    elif result["status"] == "answered" and result["citations"]:
-        typer.secho("\nVerified: every sentence cited", fg=typer.colors.GREEN)
     if result.get("conversation_id"):
         typer.secho(
             f"\nconversation {result['conversation_id']}", fg=typer.colors.BRIGHT_BLACK, err=True

@@ -149,6 +149,20 @@ def migrate(data_dir: DataDirOption = None) -> None:
         raise fail(exc) from exc
 
 
+@app.command("probe")
+def probe(
+    role: Annotated[
+        Literal["serve", "worker"], typer.Argument(help="What this container runs.")
+    ] = "serve",
+) -> None:
+    """Exit 0 if this host's `serve` answers /health, or a worker on this host is registered
+    and beating; 1 with the reason otherwise."""
+    from citeline.cli.probe import Role
+    from citeline.cli.probe import probe as run
+
+    run(Role(role))
+
+
 @app.command()
 def version() -> None:
     """Print Citeline's version."""

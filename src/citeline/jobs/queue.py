@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 from rq import Queue
 
 QUEUE_NAMES = ("high", "default", "low")
+# A worker that sends no heartbeat for this long drops out of RQ's registry.
+WORKER_TTL_SECONDS = 30
 
 
 def connect(url: str, *, timeout: float | None = 5.0) -> redis.Redis:
