@@ -7,8 +7,14 @@ import { documentView } from "./documents.js";
 import { followJob } from "./events.js";
 import { api, canAdmin, canWrite } from "./session.js";
 
-// What the server parses (knowledge/parsing/detect.py); anything else is refused with a reason.
-const ACCEPT = ".pdf,.docx,.html,.htm,.xhtml,.md,.markdown,.txt,.text";
+// What the server parses, asked once (GET /v1/knowledge-bases/formats); anything dropped that
+// is not one of these is refused with a reason.
+let accepted = null;
+const formats = () => {
+  accepted ??= api("/v1/knowledge-bases/formats").then((body) => body.suffixes.join(","))
+    .catch(() => { accepted = null; return ""; });
+  return accepted;
+};
 const UNDO_MS = 8000;
 const inFlight = new Set();  // deletes sent when a page was left: the next listing waits for them
 
@@ -75,7 +81,8 @@ function createForm() {
 }
 
 function uploader(upload) {
-  const input = el("input", { type: "file", id: "files", multiple: true, accept: ACCEPT });
+  const input = el("input", { type: "file", id: "files", multiple: true });
+  formats().then((suffixes) => { if (suffixes) input.accept = suffixes; });
   const drop = el("div", { class: "drop", tabindex: "0", role: "button",
     "aria-label": "Upload files: drop them here or press Enter to choose",
     onclick: () => input.click(),
@@ -180,7 +187,7 @@ function knowledgeBasePage(root, kbId) {
 
   function replacer(doc) {
     const suffix = doc.source.includes(".") ? doc.source.slice(doc.source.lastIndexOf(".")) : "";
-    const input = el("input", { type: "file", accept: suffix || ACCEPT, hidden: true });
+    const input = el("input", { type: "file", accept: suffix, hidden: true });
     input.addEventListener("change", () => { if (input.files.length) upload([input.files[0]], doc.source); });
     return [input, el("button", { type: "button", class: "secondary small", text: "Replace",
       "aria-label": `Replace ${doc.source} with another file`, onclick: () => input.click() })];
