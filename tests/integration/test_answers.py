@@ -113,6 +113,7 @@ def test_a_streamed_answer_cites_exact_spans_and_a_follow_up_is_rewritten(
     assert types.index("retrieval") < types.index("preview") < types.index("token")
     assert types.index("token") < types.index("sentence") < types.index("complete")
     assert "citation" in types
+    assert types.index("token") < types.index("verifying") < types.index("complete")
     result = json.loads(next(e for e in events if e["event"] == "complete")["data"])["data"]
     assert result["status"] == "answered", result
     preview = json.loads(next(e for e in events if e["event"] == "preview")["data"])["data"]
