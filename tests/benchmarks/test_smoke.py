@@ -24,6 +24,7 @@ SMOKE = {
     "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
+    "page_latency": ["--questions", "1"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],
