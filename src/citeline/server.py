@@ -19,7 +19,7 @@ from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
-from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.queue import QUEUE_NAMES, check_redis
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
 from citeline.observability import tracing
@@ -89,6 +89,7 @@ def serve(settings: Settings) -> None:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             migrate.upgrade(resources.engine)
+            check_redis(resources.redis)
             prepare_models(resources)
             if (
                 settings.auth == "required"
