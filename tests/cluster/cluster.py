@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from rq import Worker
 
 from citeline.auth.access import Access, Role
 from citeline.auth.api_keys import ApiKeys
@@ -56,7 +57,17 @@ class Cluster:
         start_api(self.apis[name], self.env, self.directory / f"{name}.log")
 
     def start_worker(self, name: str) -> None:
-        start_worker(self.workers[name], self.env, self.directory / f"{name}.log")
+        """Start the worker on host `name` and wait until it has registered with Redis."""
+        host = self.workers[name]
+        process = start_worker(host, self.env, self.directory / f"{name}.log")
+
+        def registered() -> bool:
+            if process.poll() is not None:
+                log = tail(self.directory / f"{name}.log")
+                raise AssertionError(f"worker on {name} exited at start:\n{log}")
+            return process.pid in {w.pid for w in Worker.all(connection=self.root.redis)}
+
+        wait_for(registered, timeout=120, interval=0.2)
 
     def ready(self, name: str) -> bool:
         try:
