@@ -7,10 +7,12 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from citeline.api.app import create_app
 from citeline.auth.access import Access
@@ -48,6 +50,21 @@ def data_dir_lock(settings: Settings) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, ending the Server-Sent Event streams with a reconnect hint as it starts to
+    shut down, before it waits for open connections to close."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(self.app.state, "stream_hub", None)
+        if hub is not None:
+            hub.drain()
+        await super().shutdown(sockets)
 
 
 def worker_environment(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
@@ -125,7 +142,7 @@ def serve(settings: Settings) -> None:
                         "workers": settings.workers,
                     },
                 )
-                uvicorn.Server(config).run()
+                DrainingServer(config, app).run()
             finally:
                 log.info("stopping workers")
                 pool.stop()
