@@ -40,3 +40,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.answer_quality
 	.venv/bin/python -m benchmarks.report_exports
 	.venv/bin/python -m benchmarks.report_quality
+	.venv/bin/python -m benchmarks.cluster_scaling

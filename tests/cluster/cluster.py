@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rq import Worker
 from citeline.auth.access import Access, Role
 from citeline.auth.api_keys import ApiKeys
 from citeline.db import migrate
+from citeline.jobs.models import JobState
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.cluster.network import Host, Network
@@ -134,6 +136,23 @@ def make_cluster(api_count: int = 2, worker_count: int = 3) -> Cluster:
         network.close()
         shutil.rmtree(directory, ignore_errors=True)
         raise
+
+
+def running_on(cluster: Cluster, host: Host) -> tuple[uuid.UUID, int] | None:
+    """The Citeline job (and attempt) the worker on `host` is running, if any."""
+    pids = set(host.pids())
+    for worker in Worker.all(connection=cluster.root.redis):
+        if worker.pid in pids:
+            job = worker.get_current_job()
+            if job is not None and len(job.args) == 3:
+                return uuid.UUID(str(job.args[0])), int(job.args[1])
+    return None
+
+
+def moved_on(cluster: Cluster, job_id: uuid.UUID, attempt: int) -> bool:
+    """The job runs (or ran) a later attempt, or ended."""
+    job = cluster.root.jobs().get(job_id)
+    return job.attempt > attempt or JobState(job.state).terminal
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rq import Worker
 from sqlalchemy import text
 
 from citeline.jobs.models import JobState
-from tests.cluster.cluster import Cluster, make_cluster, tail
+from tests.cluster.cluster import Cluster, make_cluster, moved_on, running_on, tail
 from tests.cluster.load import Follower, Load
 from tests.cluster.network import Host, can_make_hosts
 from tests.conftest import ROOT, wait_for
@@ -38,23 +37,6 @@ def cluster() -> Iterator[Cluster]:
         yield made
     finally:
         made.close()
-
-
-def running_on(cluster: Cluster, host: Host) -> tuple[uuid.UUID, int] | None:
-    """The Citeline job (and attempt) the worker on `host` is running, if any."""
-    pids = set(host.pids())
-    for worker in Worker.all(connection=cluster.root.redis):
-        if worker.pid in pids:
-            job = worker.get_current_job()
-            if job is not None and len(job.args) == 3:
-                return uuid.UUID(str(job.args[0])), int(job.args[1])
-    return None
-
-
-def moved_on(cluster: Cluster, job_id: uuid.UUID, attempt: int) -> bool:
-    """The job runs (or ran) a later attempt, or ended."""
-    job = cluster.root.jobs().get(job_id)
-    return job.attempt > attempt or JobState(job.state).terminal
 
 
 def a_job_finishes(cluster: Cluster, load: Load, timeout: float = 60.0) -> None:
