@@ -33,8 +33,9 @@ class Load:
     limit: int = 400
     work_seconds: float = 0.5
     submitted: list[uuid.UUID] = field(default_factory=list)
-    documents: dict[str, uuid.UUID] = field(default_factory=dict)  # name -> job
+    documents: dict[str, uuid.UUID | None] = field(default_factory=dict)  # accepted: its job
     refused: int = 0  # submissions refused while a fault lasted (the client would retry)
+    refused_documents: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -78,11 +79,14 @@ class Load:
             except httpx.HTTPError:
                 continue
             if response.status_code == 202:
-                (job_id,) = response.json()["job_ids"]
-                self.documents[name] = uuid.UUID(job_id)
-                self.submitted.append(uuid.UUID(job_id))
+                # No job: an earlier try that looked refused (an error after the upload was
+                # stored) had it queued already, and this one found it unchanged.
+                job_ids = [uuid.UUID(j) for j in response.json()["job_ids"]]
+                self.documents[name] = job_ids[0] if job_ids else None
+                self.submitted.extend(job_ids)
                 return
         self.refused += 1
+        self.refused_documents.add(name)
 
 
 @dataclass
