@@ -1,10 +1,17 @@
-"""Grounded-answer quality on the Debian FAQ development set with the default local model:
-retrieval Hit@1/Hit@5/MRR, citation precision (on the gold passage or judged supporting by
-the model) and coverage, not-found rate on answerable questions and on 20 questions the
-corpus does not answer, and latency by stage.
+"""Grounded-answer quality on a development set with the default local model: retrieval
+Hit@1/Hit@5/MRR, strict citation precision (the cited span lies in the gold passage) and
+judged precision (or a judge model, never the one that wrote the answer, says the span supports
+the sentence), coverage, not-found rates on answerable and unanswerable questions, and latency
+by stage (time to the preview, to the first token, to the first verified sentence, total), per
+kind of question (headings, paraphrased, keyword-only, foreign-language, false-premise,
+unanswerable).
 
-    .venv/bin/python -m benchmarks.answer_quality [--limit 30] [--threads 1] [--out FILE]
+    .venv/bin/python -m benchmarks.answer_quality [--set debian|tools] [--limit 30]
+        [--extra 5] [--threads 1] [--judge qwen2.5-coder-0.5b] [--out FILE]
 
+Sets: `debian` (../shared/eval/debian-faq with benchmarks/data/debian-faq-*.jsonl) and
+`tools` (benchmarks/data/tools-faq: FAQs of zlib, xz, procps and base-files as plain text,
+with manuals as distractors). Parameters are chosen on one set and reported on the other.
 Every question runs through the same pipeline `citeline ask` uses, in this process.
 """
 
@@ -18,66 +25,111 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files
-from citeline.answers.evaluation import evaluate, load_questions
-from citeline.db import migrate
+from citeline.answers.evaluation import Question, evaluate, load_questions
+from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 
-EVAL = ROOT.parent / "shared" / "eval" / "debian-faq"
-UNANSWERABLE = Path(__file__).parent / "data" / "debian-faq-unanswerable.jsonl"
+DATA = Path(__file__).parent / "data"
+DEBIAN = ROOT.parent / "shared" / "eval" / "debian-faq"
+TOOLS = DATA / "tools-faq"
+JUDGE = "qwen2.5-coder-0.5b"
+
+
+def debian_set(limit: int | None, extra: int | None) -> tuple[list[Path], list[Question]]:
+    headings = load_questions(DEBIAN / "questions.jsonl")
+    by_id = {i: q for i, q in enumerate(headings)}
+    questions = headings[:limit] if limit else headings
+    for kind in ("paraphrased", "keyword"):
+        for raw in _lines(DATA / f"debian-faq-{kind}.jsonl")[:extra]:
+            gold = by_id[raw["id"]] if "gold" not in raw else None
+            questions.append(_question(raw, kind, gold))
+    questions += load_questions(DATA / "debian-faq-unanswerable.jsonl")[:extra]
+    return sorted((DEBIAN / "corpus").glob("*.html")), questions
+
+
+def tools_set(limit: int | None, extra: int | None) -> tuple[list[Path], list[Question]]:
+    headings = load_questions(TOOLS / "questions.jsonl")
+    by_id = {i: q for i, q in enumerate(headings)}
+    questions = headings[:limit] if limit else headings
+    taken: dict[str, int] = {}
+    for raw in _lines(TOOLS / "extra.jsonl"):
+        kind = raw["kind"]
+        taken[kind] = taken.get(kind, 0) + 1
+        if extra is None or taken[kind] <= extra:
+            questions.append(_question(raw, kind, by_id.get(raw.get("id", -1))))
+    return sorted(p for p in (TOOLS / "corpus").iterdir() if p.is_file()), questions
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _question(raw: dict[str, Any], kind: str, gold: Question | None) -> Question:
+    if kind == "unanswerable":
+        return Question(raw["question"], None, None, False, kind)
+    if gold is None:
+        return Question(raw["question"], raw.get("gold"), raw.get("page"), True, kind)
+    return Question(raw["question"], gold.gold, gold.page, True, kind)
+
+
+SETS = {"debian": debian_set, "tools": tools_set}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--limit", type=int, default=30, help="answerable questions to run")
+    parser.add_argument("--set", choices=sorted(SETS), default="debian")
+    parser.add_argument("--limit", type=int, default=30, help="heading questions to run")
+    parser.add_argument("--extra", type=int, default=None, help="questions of each other kind")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
-    parser.add_argument("--judge", default="default", help="model alias that judges citations")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "answers.json"
-    )
+    parser.add_argument("--judge", default=JUDGE, help="bundled model that judges citations")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    answerable = load_questions(EVAL / "questions.jsonl", args.limit)
-    unanswerable = load_questions(UNANSWERABLE)
+    files, questions = SETS[args.set](args.limit, args.extra)
+    out = args.out or ROOT / "benchmarks" / "results" / f"answers-{args.set}.json"
     with bench_engines() as (base, endpoints):
         settings = base.model_copy(
             update={"llm_threads": args.threads, "models_dir": ROOT / ".cache" / "models"}
         )
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
-            migrate.upgrade(resources.engine)
-            kb = resources.knowledge().create("faq", "Debian FAQ")
-            files = [(path, path.name) for path in sorted((EVAL / "corpus").glob("*.html"))]
-            ingest_files(settings, endpoints, kb.id, files)
+            kb = resources.knowledge().create("eval", args.set)
+            ingest_files(settings, endpoints, kb.id, [(path, path.name) for path in files])
+            judge = None
+            if args.judge:
+                judge = "judge"
+                version = NewVersion(name=judge, provider="local", model=args.judge)
+                resources.models().registry.add_version(version)
             began = time.perf_counter()
 
             def progress(number: int, outcome: Any) -> None:
                 print(
-                    f"{number:3} {outcome.status:<9} {outcome.timings.get('total_ms') or 0:8.0f} ms"
-                    f"  {outcome.question.question[:70]}",
+                    f"{number:3} {outcome.question.kind[:10]:<10} {outcome.status:<9} "
+                    f"{outcome.timings.get('total_ms') or 0:8.0f} ms "
+                    f"{sum(outcome.precise_gold)}/{len(outcome.precise_gold)} "
+                    f" {outcome.question.question[:60]}",
                     flush=True,
                 )
 
-            report = evaluate(
-                resources,
-                "faq",
-                [*answerable, *unanswerable],
-                judge=args.judge,
-                progress=progress,
-            )
+            report = evaluate(resources, "eval", questions, judge=judge, progress=progress)
             elapsed = time.perf_counter() - began
         finally:
             resources.close()
     summary = report.summary()
+    summary["set"] = args.set
+    summary["answer_model"] = settings.llm_model
+    summary["judge"] = args.judge
     summary["wall_seconds"] = round(elapsed, 1)
     summary["load_average"] = os.getloadavg()
     print(json.dumps(summary, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "summary": summary,
                 "questions": [
                     {
                         "question": o.question.question,
+                        "kind": o.question.kind,
                         "answerable": o.question.answerable,
                         "status": o.status,
                         "answer": o.answer,

@@ -23,7 +23,7 @@ SMOKE = {
     "search_scale": ["--chunks", "2000", "--queries", "20", "--recall-texts", "0"],
     "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
                   "--ttft-prompt-tokens", "100", "--rss-models"],
-    "answer_quality": ["--limit", "1"],
+    "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],

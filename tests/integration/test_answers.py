@@ -110,10 +110,16 @@ def test_a_streamed_answer_cites_exact_spans_and_a_follow_up_is_rewritten(
     )
     types = [e["event"] for e in events]
     assert types[0] == "queued" and types[-1] == "finished"
-    assert types.index("retrieval") < types.index("token") < types.index("complete")
+    assert types.index("retrieval") < types.index("preview") < types.index("token")
+    assert types.index("token") < types.index("sentence") < types.index("complete")
     assert "citation" in types
     result = json.loads(next(e for e in events if e["event"] == "complete")["data"])["data"]
     assert result["status"] == "answered", result
+    preview = json.loads(next(e for e in events if e["event"] == "preview")["data"])["data"]
+    check_spans(resources, preview["sentences"])
+    checked = [json.loads(e["data"])["data"] for e in events if e["event"] == "sentence"]
+    assert [s["text"] for s in checked] == [s["text"] for s in result["sentences"]]
+    assert all(p["source"] == "lighthouse.md" for p in result["passages"])  # bakery set aside
     assert "1847" in result["answer"]
     assert result["citations"] and all(c["source"] == "lighthouse.md" for c in result["citations"])
     check_spans(resources, result["citations"])

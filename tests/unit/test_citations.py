@@ -69,9 +69,10 @@ def test_each_claim_cites_the_span_that_supports_it_whatever_the_model_marked() 
         "The moon is made of green cheese and orbits Jupiter [1]."
     )
     verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
-    built, opens, moon = verified.sentences
+    built, opens = verified.sentences
+    (moon,) = verified.dropped
     assert built.markers and opens.markers and not moon.markers
-    assert moon.unsupported
+    assert moon.unsupported and moon.dropped == "unsupported"
     by_marker = {c.marker: c.as_json() for c in verified.citations}
     first = by_marker[built.markers[0]]
     assert first["text"] == "The lighthouse was built in 1847 by Maren Tolvik."
@@ -81,8 +82,31 @@ def test_each_claim_cites_the_span_that_supports_it_whatever_the_model_marked() 
     assert "six in the morning" in second["text"]
     assert verified.coverage is not None and abs(verified.coverage - 2 / 3) < 1e-9
     assert verified.answer.startswith("The lighthouse was built in 1847 by Maren Tolvik [1].")
-    assert "green cheese and orbits Jupiter." in verified.answer  # kept, flagged, uncited
+    assert "green cheese" not in verified.answer
     assert verified.answer[built.start : built.end] == built.text
+    assert verified.answer[opens.start : opens.end] == opens.text
+
+
+def test_repeated_claims_and_talk_about_the_passages_are_left_out() -> None:
+    draft = (
+        "The passages explain that the lighthouse was built in 1847 by Maren Tolvik [1]. "
+        "It was built by Maren Tolvik in 1847 [1]. "
+        "The passages do not say who owns the bakery. "
+        "The bakery opens at six in the morning [2]."
+    )
+    verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
+    assert verified.answer == (
+        "The lighthouse was built in 1847 by Maren Tolvik [1]. "
+        "The bakery opens at six in the morning [2]."
+    )
+    assert [s.dropped for s in verified.dropped] == ["repeated", "meta"]
+    assert verified.coverage == 1.0
+
+
+def test_an_introduction_without_what_it_introduces_is_left_out() -> None:
+    draft = "The bakery opens at six in the morning [2]. To buy bread, do this:"
+    verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
+    assert verified.answer == "The bakery opens at six in the morning [1]."
 
 
 def test_a_shared_span_is_cited_once() -> None:

@@ -40,6 +40,15 @@ def test_html_keeps_headings_and_drops_navigation() -> None:
     assert document.blocks[0].kind is BlockKind.heading
 
 
+def test_html_drops_heading_permalinks() -> None:
+    html = """<html><head><meta charset="utf-8"></head><body>
+    <h2>Is it executable?<a class="headerlink" href="#exe" title="Link">\u00b6</a></h2>
+    <p>Use chmod<a href="#x">\u00b6</a>. See <a href="#sec">section 2</a>.</p>
+    <h3>Next<a href="#next">#</a></h3></body></html>"""
+    document = parse("faq.html", html.encode())
+    assert document.text == "Is it executable?\n\nUse chmod. See section 2.\n\nNext"
+
+
 def test_pdf_pages_and_docx_styles() -> None:
     pdf = parse("a.pdf", pdf_bytes(["First page.", "Second page."]))
     assert pdf.text == "First page.\n\nSecond page."

@@ -18,7 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 from citeline.answers.passages import Passage
-from citeline.answers.text import Segment, content_words, marker_numbers, sentences, strip_markers
+from citeline.answers.text import (
+    content_words,
+    marker_numbers,
+    markers_before_stop,
+    sentences,
+    strip_markers,
+    with_markers,
+)
 
 Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
@@ -26,6 +33,20 @@ SEMANTIC_WEIGHT = 0.5
 MODEL_MARKER_BONUS = 0.05
 LONGER_SPAN_MARGIN = 0.05
 MIN_CLAIM_WORDS = 3
+REPEAT_SIMILARITY = 0.9  # cosine of two claims' embeddings
+REPEAT_WORDS = 0.8  # share of a claim's content words an earlier claim already has
+_SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
+_FRAME = re.compile(
+    rf"^(?:(?:according to|as (?:stated|described|explained|mentioned) in) (?:the )?{_SOURCES}"
+    rf"(?: \[\d+\])*,\s*|(?:the |these |this )?{_SOURCES}(?: \[\d+\])* (?:explains?|says?|"
+    r"states?|mentions?|notes?|describes?|shows?|indicates?|suggests?|confirms?) that\s+)",
+    re.IGNORECASE,
+)
+_META = re.compile(
+    r"^(?:the |these |this |none of the |no )?(?:provided |given )?(?:passages?|context|excerpts?)"
+    r"\b|^(?:i|we) (?:could|can)(?:not|n't) ",
+    re.IGNORECASE,
+)
 _NOT_A_CLAIM = re.compile(
     r"^(i hope|let me know|feel free|here (is|are)|in summary|to summari[sz]e|"
     r"based on the (passages|context|information)[^.]*[:,]?$)",
@@ -76,6 +97,7 @@ class SentenceSupport:
     markers: list[int] = field(default_factory=list)
     support: float | None = None
     model_markers: list[int] = field(default_factory=list)
+    dropped: str | None = None  # why the answer leaves it out: unsupported, repeated, meta
 
     @property
     def unsupported(self) -> bool:
@@ -91,6 +113,7 @@ class SentenceSupport:
             "support": None if self.support is None else round(self.support, 4),
             "unsupported": self.unsupported,
             "model_markers": self.model_markers,
+            "dropped": self.dropped,
         }
 
 
@@ -98,14 +121,19 @@ class SentenceSupport:
 class Verified:
     answer: str
     citations: list[Citation]
-    sentences: list[SentenceSupport]
+    sentences: list[SentenceSupport]  # those in `answer`, with their offsets there
+    dropped: list[SentenceSupport] = field(default_factory=list)
 
     @property
     def claims(self) -> int:
-        return sum(s.claim for s in self.sentences)
+        """Claims drafted, counting the unsupported ones the answer leaves out."""
+        return sum(s.claim for s in self.sentences) + sum(
+            s.dropped == "unsupported" for s in self.dropped
+        )
 
     @property
     def coverage(self) -> float | None:
+        """Share of the drafted claims that a span supports."""
         claims = self.claims
         return None if claims == 0 else sum(bool(s.markers) for s in self.sentences) / claims
 
@@ -128,71 +156,50 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     return spans
 
 
-def verify(draft: str, passages: Sequence[Passage], embed: Embed, threshold: float) -> Verified:
-    segments = sentences(draft)
-    cleaned = [strip_markers(s.text).strip() for s in segments]
-    claims = [i for i, text in enumerate(cleaned) if text and is_claim(text)]
-    spans = candidate_spans(passages)
-    best = _best_spans([cleaned[i] for i in claims], [segments[i] for i in claims], spans, embed)
-    chosen = {i: choice for i, choice in zip(claims, best, strict=True)}
-
-    citations: dict[tuple[int, int, int], Citation] = {}
-    out: list[str] = []
-    supports: list[SentenceSupport] = []
-    cursor = 0
-    length = 0
-    for i, (segment, text) in enumerate(zip(segments, cleaned, strict=True)):
-        if not text:
-            continue
-        gap = draft[cursor : segment.start] if out else ""
-        cursor = segment.end
-        out.append(gap)
-        length += len(gap)
-        support = SentenceSupport(
-            text=text,
-            start=length,
-            end=length,
-            claim=i in chosen,
-            model_markers=marker_numbers(segment.text),
-        )
-        choice = chosen.get(i)
-        if choice is not None:
-            span, score = choice
-            support.support = score
-            if score >= threshold:
-                key = (span.passage.number, span.start, span.end)
-                citation = citations.get(key)
-                if citation is None:
-                    citation = citations[key] = Citation(len(citations) + 1, span, score)
-                citation.support = max(citation.support, score)
-                support.markers = [citation.marker]
-        rendered = _with_markers(text, support.markers)
-        out.append(rendered)
-        support.text = rendered
-        support.end = length + len(rendered)
-        length += len(rendered)
-        supports.append(support)
-    return Verified("".join(out), list(citations.values()), supports)
+def verify(
+    draft: str,
+    passages: Sequence[Passage],
+    embed: Embed,
+    threshold: float,
+    index: SpanIndex | None = None,
+) -> Verified:
+    """The draft as far as the passages support it: each claim cites its best span; a claim
+    no span supports, a claim that repeats an earlier one, and talk about "the passages"
+    are left out (and listed in `dropped`)."""
+    verifier = Verifier(index or SpanIndex(passages, embed), threshold)
+    draft = markers_before_stop(draft)
+    previous = 0
+    for segment in sentences(draft):
+        verifier.add(segment.text, draft[previous : segment.start])
+        previous = segment.end
+    return verifier.finish()
 
 
-def _best_spans(
-    claims: list[str], segments: list[Segment], spans: list[Span], embed: Embed
-) -> list[tuple[Span, float] | None]:
-    if not claims or not spans:
-        return [None] * len(claims)
-    vectors = embed([*claims, *(span.text for span in spans)]).astype(np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vectors / np.maximum(norms, 1e-9)
-    semantic = vectors[: len(claims)] @ vectors[len(claims) :].T
-    span_words = [content_words(span.text) for span in spans]
-    out: list[tuple[Span, float] | None] = []
-    for row, (claim, segment) in enumerate(zip(claims, segments, strict=True)):
+class SpanIndex:
+    """The candidate spans of the passages a model read, embedded once."""
+
+    def __init__(self, passages: Sequence[Passage], embed: Embed) -> None:
+        self.embed = embed
+        self.spans = candidate_spans(passages)
+        self.vectors = _normalised(embed([s.text for s in self.spans])) if self.spans else None
+        self.words = [content_words(span.text) for span in self.spans]
+
+    def vector(self, text: str) -> npt.NDArray[np.float32]:
+        vector: npt.NDArray[np.float32] = _normalised(self.embed([text]))[0]
+        return vector
+
+    def best(
+        self, claim: str, vector: npt.NDArray[np.float32], hinted: set[int]
+    ) -> tuple[Span, float] | None:
+        """The span that best supports `claim`, and how well (0-1)."""
+        if self.vectors is None:
+            return None
+        semantic = self.vectors @ vector
         words = content_words(claim)
-        hinted = set(marker_numbers(segment.text))
         best: tuple[Span, float] | None = None
-        for column, span in enumerate(spans):
-            lexical = len(words & span_words[column]) / max(1, len(words))
-            score = SEMANTIC_WEIGHT * float(semantic[row, column]) + (1 - SEMANTIC_WEIGHT) * lexical
+        for column, span in enumerate(self.spans):
+            lexical = len(words & self.words[column]) / max(1, len(words))
+            score = SEMANTIC_WEIGHT * float(semantic[column]) + (1 - SEMANTIC_WEIGHT) * lexical
             if span.passage.number in hinted:
                 score += MODEL_MARKER_BONUS
             if best is None:
@@ -202,14 +209,109 @@ def _best_spans(
             margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
             if score > best[1] + margin:
                 best = (span, score)
-        out.append(None if best is None else (best[0], min(best[1], 1.0)))
-    return out
+        return None if best is None else (best[0], min(best[1], 1.0))
 
 
-def _with_markers(text: str, markers: list[int]) -> str:
-    if not markers:
+class Verifier:
+    """Checks a draft one sentence at a time, as it is written, and builds the answer from
+    the sentences it keeps. An introduction ("Run this:") waits until what it introduces is
+    kept."""
+
+    def __init__(self, index: SpanIndex, threshold: float) -> None:
+        self.index = index
+        self.threshold = threshold
+        self.citations: dict[tuple[int, int, int], Citation] = {}
+        self.sentences: list[SentenceSupport] = []
+        self.dropped: list[SentenceSupport] = []
+        self.answer = ""
+        self._claims: list[tuple[set[str], npt.NDArray[np.float32]]] = []
+        self._waiting: list[tuple[SentenceSupport, str]] = []
+        self._gap = ""
+
+    def add(self, sentence: str, gap: str = " ") -> list[SentenceSupport]:
+        """Check one drafted sentence (`gap` is the draft's text before it); the sentences
+        this adds to the answer, in order, with their citation markers."""
+        self._gap += gap
+        text = _unframed(strip_markers(sentence).strip())
+        if not text:
+            return []
+        support = SentenceSupport(
+            text=text, start=0, end=0, claim=is_claim(text), model_markers=marker_numbers(sentence)
+        )
+        if _META.match(text):
+            support.dropped = "meta"
+        elif support.claim:
+            self._check(support, set(support.model_markers))
+        if support.dropped:
+            self.dropped.append(support)
+            return []
+        self._waiting.append((support, self._gap))
+        self._gap = ""
+        if support.text.endswith(":") and not support.claim:
+            return []
+        released = [self._append(waiting, before) for waiting, before in self._waiting]
+        self._waiting = []
+        return released
+
+    def finish(self) -> Verified:
+        self.dropped.extend(support for support, _ in self._waiting)
+        self._waiting = []
+        return Verified(self.answer, list(self.citations.values()), self.sentences, self.dropped)
+
+    def _check(self, support: SentenceSupport, hinted: set[int]) -> None:
+        vector = self.index.vector(support.text)
+        choice = self.index.best(support.text, vector, hinted)
+        if choice is None:
+            support.dropped = "unsupported"
+            return
+        span, score = choice
+        support.support = score
+        words = content_words(support.text)
+        if score < self.threshold:
+            support.dropped = "unsupported"
+        elif any(_repeats(words, vector, earlier) for earlier in self._claims):
+            support.dropped = "repeated"
+        else:
+            key = (span.passage.number, span.start, span.end)
+            citation = self.citations.get(key)
+            if citation is None:
+                citation = self.citations[key] = Citation(len(self.citations) + 1, span, score)
+            citation.support = max(citation.support, score)
+            support.markers = [citation.marker]
+            self._claims.append((words, vector))
+
+    def _append(self, support: SentenceSupport, gap: str) -> SentenceSupport:
+        gap = ("\n" * min(2, gap.count("\n")) or " ") if self.answer else ""
+        rendered = with_markers(support.text, support.markers)
+        support.start = len(self.answer) + len(gap)
+        support.end = support.start + len(rendered)
+        support.text = rendered
+        self.answer += gap + rendered
+        self.sentences.append(support)
+        return support
+
+
+def _unframed(text: str) -> str:
+    """A claim without the "The passages say that" around it."""
+    match = _FRAME.match(text)
+    if match is None or len(text) == match.end():
         return text
-    tag = "".join(f"[{m}]" for m in markers)
-    if text[-1] in ".!?":
-        return f"{text[:-1]} {tag}{text[-1]}"
-    return f"{text} {tag}"
+    rest = text[match.end() :]
+    return rest[0].upper() + rest[1:]
+
+
+def _repeats(
+    words: set[str],
+    vector: npt.NDArray[np.float32],
+    earlier: tuple[set[str], npt.NDArray[np.float32]],
+) -> bool:
+    if float(vector @ earlier[1]) >= REPEAT_SIMILARITY:
+        return True
+    return bool(words) and len(words & earlier[0]) / len(words) >= REPEAT_WORDS
+
+
+def _normalised(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    vectors = vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-9)
+    return out

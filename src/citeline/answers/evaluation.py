@@ -24,6 +24,15 @@ from citeline.errors import CitelineError, InvalidInput
 from citeline.llm import ChatRequest, Message
 
 RUN = 8
+TIMINGS = (
+    "retrieval_ms",
+    "prompt_ms",
+    "first_token_ms",
+    "first_sentence_ms",
+    "generation_ms",
+    "verification_ms",
+    "total_ms",
+)
 JUDGE_SCHEMA = {
     "type": "object",
     "properties": {"supported": {"enum": ["yes", "no"]}},
@@ -48,12 +57,17 @@ def on_gold(text: str, source: str | None, question: Mapping[str, Any]) -> bool:
     return run > 0 and bool(shingles(text, run) & shingles(str(question["gold"]), run))
 
 
+# Kinds of question whose right reply may be an answer or an honest not_found.
+EITHER = frozenset({"false_premise", "foreign"})
+
+
 @dataclass
 class Question:
     question: str
     gold: str | None
     page: str | None
     answerable: bool
+    kind: str = "heading"  # heading, paraphrased, keyword, foreign, false_premise, unanswerable
 
     @classmethod
     def parse(cls, line: str, number: int) -> Question:
@@ -64,7 +78,8 @@ class Question:
         if not isinstance(raw, dict) or not str(raw.get("question", "")).strip():
             raise InvalidInput(f"line {number} has no question", field="questions")
         answerable = bool(raw.get("answerable", raw.get("gold") is not None))
-        return cls(str(raw["question"]), raw.get("gold"), raw.get("page"), answerable)
+        kind = str(raw.get("kind") or ("heading" if answerable else "unanswerable"))
+        return cls(str(raw["question"]), raw.get("gold"), raw.get("page"), answerable, kind)
 
     def as_mapping(self) -> dict[str, Any]:
         return {"question": self.question, "gold": self.gold or "", "page": self.page}
@@ -96,30 +111,47 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        answerable = [o for o in self.outcomes if o.question.answerable and o.error is None]
-        unanswerable = [o for o in self.outcomes if not o.question.answerable and o.error is None]
+        """The whole run's figures, and per kind of question."""
+        out = self._figures(self.outcomes)
+        kinds = sorted({o.question.kind for o in self.outcomes})
+        if len(kinds) > 1:
+            out["by_kind"] = {
+                kind: self._figures([o for o in self.outcomes if o.question.kind == kind])
+                for kind in kinds
+            }
+        return out
+
+    @staticmethod
+    def _figures(outcomes: list[Outcome]) -> dict[str, Any]:
+        ok = [o for o in outcomes if o.error is None]
+        answerable = [o for o in ok if o.question.answerable and o.question.kind not in EITHER]
+        unanswerable = [o for o in ok if not o.question.answerable]
+        either = [o for o in ok if o.question.kind in EITHER]
         ranked = [o for o in answerable if o.question.gold]
-        citations = [p for o in answerable for p in o.precise]
+        cited = [o for o in ok if o.question.gold]
+        citations = [p for o in cited for p in o.precise]
         claims = sum(o.claims for o in answerable)
         out: dict[str, Any] = {
-            "questions": len(self.outcomes),
-            "errors": sum(o.error is not None for o in self.outcomes),
+            "questions": len(outcomes),
+            "errors": sum(o.error is not None for o in outcomes),
             "answerable": len(answerable),
             "hit_at_1": _mean([o.retrieved_on_gold[:1] == [True] for o in ranked]),
             "hit_at_5": _mean([any(o.retrieved_on_gold[:5]) for o in ranked]),
             "mrr": _mean([_reciprocal(o.retrieved_on_gold) for o in ranked]),
             "citations": len(citations),
             "citation_precision": _mean(citations),
-            "citation_precision_gold_only": _mean([g for o in answerable for g in o.precise_gold]),
+            "citation_precision_gold_only": _mean([g for o in cited for g in o.precise_gold]),
             "citation_coverage": None
             if claims == 0
             else sum(o.cited_claims for o in answerable) / claims,
             "not_found_rate_answerable": _mean([o.status == "not_found" for o in answerable]),
             "unanswerable": len(unanswerable),
             "not_found_unanswerable": sum(o.status == "not_found" for o in unanswerable),
+            "answer_or_not_found": len(either),
+            "not_found_either": sum(o.status == "not_found" for o in either),
         }
-        for name in ("retrieval_ms", "prompt_ms", "generation_ms", "verification_ms", "total_ms"):
-            values = [o.timings[name] for o in self.outcomes if o.timings.get(name) is not None]
+        for name in TIMINGS:
+            values = [o.timings[name] for o in outcomes if o.timings.get(name) is not None]
             out[f"{name}_p50"] = _percentile(values, 50)
             out[f"{name}_p95"] = _percentile(values, 95)
         return out
@@ -177,7 +209,8 @@ def _one(
             claim = next((s["text"] for s in sentences if citation["marker"] in s["markers"]), "")
             good = _judged_supporting(resources, judge, claim, citation["text"])
         precise.append(good)
-    claims = sum(1 for s in sentences if s["claim"])
+    unsupported = [s for s in result.get("dropped", []) if s["dropped"] == "unsupported"]
+    claims = sum(1 for s in sentences if s["claim"]) + len(unsupported)
     cited = sum(1 for s in sentences if s["claim"] and s["markers"])
     return Outcome(
         question,

@@ -1,8 +1,9 @@
 """One grounded answer: rewrite a follow-up, retrieve, decide whether anything is relevant,
 pack the context, generate, verify the citations, and keep the turn.
 
-Progress goes out through `emit` as typed events (`retrieval`, `token`, `citation`, `error`,
-`complete`): a job passes its event stream, the CLI a printer.
+Progress goes out through `emit` as typed events (`retrieval`, `preview`, `token`, `sentence`,
+`citation`, `error`, `complete`): a job passes its event stream, the CLI a printer. `token`
+carries the unchecked draft, `sentence` each verified sentence the answer keeps.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.answers.citations import verify
+from citeline.answers.citations import SpanIndex, Verifier
 from citeline.answers.models import Conversation, Turn
 from citeline.answers.passages import Passage, from_hits, pack
 from citeline.answers.prompt import answer_request, is_not_found, rewrite_request
+from citeline.answers.relevance import on_question
+from citeline.answers.streaming import SentenceStream, preview
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError
@@ -60,6 +63,7 @@ class AnswerOptions:
     context_tokens: int | None = None
     max_tokens: int | None = None
     min_relevance: float | None = None
+    relevance_margin: float | None = None
 
     @classmethod
     def of(cls, raw: Mapping[str, Any] | None) -> AnswerOptions:
@@ -138,11 +142,24 @@ def answer(
 
     budget = options.context_tokens or settings.answer_context_tokens
     embedder = knowledge.embedder
-    packed = pack(found, budget, lambda text: embedder.count_tokens([text])[0])
+    margin = (
+        settings.answer_relevance_margin
+        if options.relevance_margin is None
+        else options.relevance_margin
+    )
+    chosen = on_question(search_query, found, embedder.embed, margin, settings.answer_max_passages)
+    base["set_aside"] = [p.number for p in chosen.set_aside]
+    packed = pack(chosen.passages, budget, lambda text: embedder.count_tokens([text])[0])
+    index = SpanIndex(packed, embedder.embed)
+    emit("preview", {"sentences": preview(search_query, packed, index)})
+    clock.mark("preview")
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
+    stream = SentenceStream(
+        Verifier(index, settings.answer_support_threshold), emit, lambda: clock.mark("sentence")
+    )
     clock.mark("prompt_start")
     generated, served_by = _generate(
-        models, alias, request, emit, clock, owner_of, conversation_id, job_id
+        models, alias, request, emit, clock, owner_of, conversation_id, job_id, stream
     )
     clock.mark("generated")
     base["model"] = served_by
@@ -151,7 +168,7 @@ def answer(
     if is_not_found(generated.text):
         result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
         return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
-    verified = verify(generated.text, packed, embedder.embed, settings.answer_support_threshold)
+    verified = stream.finish()
     clock.mark("verified")
     if not verified.citations:
         # Nothing checkable was said (no claim, or no claim a passage supports).
@@ -169,6 +186,7 @@ def answer(
         "draft": generated.text,
         "citations": citations,
         "sentences": [s.as_json() for s in verified.sentences],
+        "dropped": [s.as_json() for s in verified.dropped],
         "coverage": verified.coverage,
         "passages": [p.as_json() for p in packed],
         "timings": _timings(clock),
@@ -208,8 +226,10 @@ def _generate(
     caller: _Caller,
     conversation_id: uuid.UUID | None,
     job_id: uuid.UUID | None,
+    stream: SentenceStream,
 ) -> tuple[ChatResult, str]:
-    """Stream the draft to listeners in small batches; the version that served it."""
+    """Stream the draft to listeners in small batches, and each verified sentence as soon as
+    it is checked; the version that served it."""
     reply = models.start(
         alias,
         request,
@@ -220,6 +240,7 @@ def _generate(
     )
     events = []
     batches = TokenBatches(lambda text: emit("token", {"text": text}))
+    stream.before_send = batches.flush  # the draft a checked sentence came from goes first
     try:
         for event in reply:
             events.append(event)
@@ -227,6 +248,7 @@ def _generate(
                 if "first_token" not in clock.marks:
                     clock.mark("first_token")
                 batches.add(event.text)
+                stream.add(event.text)
         batches.flush()
     except CitelineError as exc:
         emit("error", {"message": exc.detail, "type": exc.type_slug, "retryable": exc.retryable})
@@ -258,6 +280,9 @@ def _timings(clock: Clock) -> dict[str, float | None]:
     return {
         "rewrite_ms": clock.between("start", "rewritten"),
         "retrieval_ms": clock.between("rewritten", "retrieved"),
+        "preview_ms": clock.between("start", "preview"),
+        "first_token_ms": clock.between("start", "first_token"),
+        "first_sentence_ms": clock.between("start", "sentence"),
         "prompt_ms": clock.between("prompt_start", first),
         "generation_ms": clock.between(first, "generated"),
         "verification_ms": clock.between("generated", "verified"),

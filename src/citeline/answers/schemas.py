@@ -34,6 +34,9 @@ class AskOptions(BaseModel):
     context_tokens: int | None = Field(default=None, ge=100, le=32000)
     max_tokens: int | None = Field(default=None, ge=16, le=4096)
     min_relevance: float | None = Field(default=None, ge=-1, le=1)
+    relevance_margin: float | None = Field(
+        default=None, ge=0, le=2, description="Read passages this close to the best one"
+    )
 
 
 class AskIn(BaseModel):
@@ -87,6 +90,9 @@ class SentenceOut(BaseModel):
     support: float | None
     unsupported: bool = Field(description="A claim no passage supports")
     model_markers: list[int] = Field(description="What the model itself cited")
+    dropped: Literal["unsupported", "repeated", "meta"] | None = Field(
+        default=None, description="Why the answer leaves this drafted sentence out"
+    )
 
 
 class PassageOut(BaseModel):
@@ -107,6 +113,9 @@ class PassageOut(BaseModel):
 class TimingsOut(BaseModel):
     rewrite_ms: float | None = None
     retrieval_ms: float | None = None
+    preview_ms: float | None = None
+    first_token_ms: float | None = None
+    first_sentence_ms: float | None = None
     prompt_ms: float | None = None
     generation_ms: float | None = None
     verification_ms: float | None = None
@@ -152,8 +161,16 @@ class AnswerOut(BaseModel):
     result: str = Field(description="The answer text (the asynchronous RAG contract's field)")
     citations: list[CitationOut]
     sentences: list[SentenceOut]
-    coverage: float | None = Field(description="Share of claim sentences with a citation")
+    dropped: list[SentenceOut] = Field(
+        default_factory=list, description="Drafted sentences the verified answer leaves out"
+    )
+    coverage: float | None = Field(description="Share of drafted claims a passage supports")
     passages: list[PassageOut] = Field(description="What the model read (or the closest)")
+    set_aside: list[int] = Field(
+        default_factory=list,
+        description="Retrieved passages (numbers of the retrieval event) not read: about "
+        "something other than the question",
+    )
     timings: TimingsOut
     model: str | None = None
     usage: Usage | None = None

@@ -14,13 +14,16 @@ from starlette.datastructures import UploadFile
 
 from citeline.api.deps import KnowledgeServiceDep, SettingsDep
 from citeline.errors import InvalidInput, PayloadTooLarge
+from citeline.knowledge.parsing import SUPPORTED_SUFFIXES
 from citeline.knowledge.retrieval import Filters
 from citeline.knowledge.schemas import (
     DocumentList,
     DocumentOut,
+    FormatList,
     KnowledgeBaseIn,
     KnowledgeBaseList,
     KnowledgeBaseOut,
+    ReindexOut,
     SearchHit,
     SearchResponse,
     UploadResponse,
@@ -47,6 +50,12 @@ def list_knowledge_bases(knowledge: KnowledgeServiceDep) -> KnowledgeBaseList:
     return KnowledgeBaseList(knowledge_bases=[KnowledgeBaseOut.of(kb) for kb in knowledge.all()])
 
 
+@router.get("/formats")
+def supported_formats() -> FormatList:
+    """The file types ingestion reads (by file name suffix)."""
+    return FormatList(suffixes=list(SUPPORTED_SUFFIXES))
+
+
 @router.get("/{kb_id}")
 def get_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> KnowledgeBaseOut:
     return KnowledgeBaseOut.of(knowledge.get(kb_id))
@@ -56,6 +65,13 @@ def get_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> Know
 def delete_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> Response:
     knowledge.delete(kb_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{kb_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
+def reindex_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> ReindexOut:
+    """Re-chunk and re-embed every document with the current embedder and chunk settings:
+    one ingestion job per document (admins)."""
+    return ReindexOut(job_ids=knowledge.reindex(kb_id))
 
 
 @router.post(

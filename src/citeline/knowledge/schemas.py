@@ -38,6 +38,14 @@ class KnowledgeBaseList(BaseModel):
     knowledge_bases: list[KnowledgeBaseOut]
 
 
+class FormatList(BaseModel):
+    suffixes: list[str] = Field(description="File name suffixes ingestion reads, e.g. .pdf")
+
+
+class ReindexOut(BaseModel):
+    job_ids: list[uuid.UUID]
+
+
 class DocumentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -150,6 +150,7 @@ def write(
             kept.append({"text": strip_markers(sentence.text).strip(), "markers": sentence.markers})
         elif sentence.claim:
             dropped.append(sentence.text)
+    dropped.extend(s.text for s in verified.dropped if s.dropped == "unsupported")
     used = {marker for sentence in kept for marker in sentence["markers"]}
     citations = [found.cited(c.as_json()) for c in verified.citations if c.marker in used]
     read = [found.as_json(p) for p in packed]

@@ -31,7 +31,10 @@ _DROP_CLASSES = (
     "menu",
     "nav",
     "skip",
+    "headerlink",
 )
+# Permalink anchors that documentation generators put after each heading.
+_PERMALINKS = ("\u00b6", "#", "\u00a7", "\U0001f517")
 _BLOCKS = {
     "h1",
     "h2",
@@ -68,6 +71,9 @@ def parse_html(data: bytes) -> ParsedDocument:
         for element in root.xpath(
             f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {name} ')]"
         ):
+            element.drop_tree()
+    for element in root.xpath("//a[starts-with(@href, '#')]"):
+        if element.text_content().strip() in _PERMALINKS:
             element.drop_tree()
     main = next(
         (

@@ -1,4 +1,5 @@
-// The ask view: a question, the answer streamed token by token, then the verified answer
+// The ask view: a question, the best passage's key sentences as a preview, each verified
+// sentence as soon as it is checked (the raw draft beneath, dimmed), then the verified answer
 // whose citation markers open the cited passage in the side panel.
 
 import { badge, el, errorBox } from "./dom.js";
@@ -47,8 +48,10 @@ export function askView(root) {
     submit.disabled = true;
     const turn = el("article", { class: "turn" }, el("h2", { text: text }));
     const status = el("p", { class: "meta spinner", text: "Searching" });
+    const quoted = el("div", { "data-testid": "preview" });
+    const checked = el("p", { class: "answer", "data-testid": "checked" });
     const draft = el("div", { class: "draft", "data-testid": "draft" });
-    turn.append(status, draft);
+    turn.append(status, quoted, checked, draft);
     thread.append(turn);
     const fail = (message) => {
       status.classList.remove("spinner");
@@ -64,9 +67,17 @@ export function askView(root) {
       question.value = "";
       stop = followJob(accepted.job_id, (type, data) => {
         if (type === "retrieval") status.textContent = `Found ${data.passages.length} passages; writing`;
+        if (type === "preview" && data.sentences.length) {
+          quoted.replaceChildren(el("blockquote", { class: "passage" },
+            el("div", { class: "meta", text: `While the answer is written: ${data.sentences[0].title}` }),
+            data.sentences.map((s) => s.text).join(" … ")));
+        }
+        if (type === "sentence") checked.append(checked.textContent ? " " : "", data.text);
         if (type === "token") draft.append(data.text);
         if (type === "complete") {
           status.classList.remove("spinner");
+          quoted.hidden = true;
+          checked.hidden = true;
           showAnswer(turn, status, draft, data);
           submit.disabled = false;
         }

@@ -1,0 +1,44 @@
+"""Which passages answer the question asked, not a neighbouring one.
+
+Retrieval ranks passages that share words with the question; an FAQ's next entry often does.
+Each candidate's text is compared with the question by embedding similarity, and only those
+within a margin of the best one are given to the model, best first: a passage about a
+different question cannot be cited, and the model reads less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from citeline.answers.citations import Embed
+from citeline.answers.passages import Passage
+
+
+@dataclass(frozen=True)
+class Chosen:
+    passages: list[Passage]  # best first
+    set_aside: list[Passage]  # retrieved, but about something else
+    similarity: list[float]  # of each chosen passage to the question
+
+
+def on_question(
+    question: str, passages: Sequence[Passage], embed: Embed, margin: float, most: int
+) -> Chosen:
+    """The passages whose similarity to the question is within `margin` of the best one's,
+    at most `most` of them."""
+    if not passages:
+        return Chosen([], [], [])
+    vectors = embed([question, *(p.text for p in passages)]).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    similarity = [float(s) for s in vectors[1:] @ vectors[0]]
+    order = sorted(range(len(passages)), key=lambda i: -similarity[i])
+    best = similarity[order[0]]
+    keep = [i for i in order if similarity[i] >= best - margin][:most]
+    return Chosen(
+        [passages[i] for i in keep],
+        [p for i, p in enumerate(passages) if i not in keep],
+        [round(similarity[i], 4) for i in keep],
+    )

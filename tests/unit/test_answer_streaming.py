@@ -1,0 +1,68 @@
+"""Verified sentences stream out while the draft is written, and the preview quotes the best
+passage: both with the real embedding model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citeline.answers.citations import SpanIndex, Verifier, verify
+from citeline.answers.relevance import on_question
+from citeline.answers.streaming import SentenceStream, preview
+from tests.unit.test_citations import BAKERY, DOC, LIGHTHOUSE, embed
+
+DRAFT = (
+    "The lighthouse was built in 1847 by Maren Tolvik [1]. "
+    "The moon is made of green cheese and orbits Jupiter. "
+    "The bakery opens at six in the morning [2]."
+)
+
+
+def test_each_kept_sentence_is_sent_as_soon_as_the_next_one_starts() -> None:
+    index = SpanIndex([LIGHTHOUSE, BAKERY], embed)  # type: ignore[arg-type]
+    events: list[tuple[str, dict[str, Any]]] = []
+    firsts: list[int] = []
+    stream = SentenceStream(
+        Verifier(index, 0.5), lambda t, d: events.append((t, dict(d))), lambda: firsts.append(1)
+    )
+    sent_while_writing = []
+    for start in range(0, len(DRAFT), 7):
+        stream.add(DRAFT[start : start + 7])
+        sent_while_writing.append(len(events))
+    verified = stream.finish()
+    assert sent_while_writing[-1] == 1  # the first sentence, before the draft ended
+    assert [t for t, _ in events] == ["sentence", "sentence"] and firsts == [1]
+    first, second = (d for _, d in events)
+    assert first["text"] == "The lighthouse was built in 1847 by Maren Tolvik [1]."
+    assert [c["marker"] for c in first["citations"]] == [1]
+    assert DOC[first["citations"][0]["start"] : first["citations"][0]["end"]].startswith("The")
+    assert second["markers"] == [2] and second["citations"][0]["passage"] == 2
+    whole = verify(DRAFT, [LIGHTHOUSE, BAKERY], embed, 0.5)  # type: ignore[arg-type]
+    assert verified.answer == whole.answer
+    assert verified.answer[second["start"] : second["end"]] == second["text"]
+
+
+def test_a_not_found_draft_sends_no_sentence() -> None:
+    index = SpanIndex([LIGHTHOUSE], embed)  # type: ignore[arg-type]
+    events: list[str] = []
+    stream = SentenceStream(Verifier(index, 0.5), lambda t, d: events.append(t), lambda: None)
+    for piece in ("NOT", " FOUND", ".\n"):
+        stream.add(piece)
+    assert events == []
+
+
+def test_the_preview_quotes_the_best_passage_sentences_closest_to_the_question() -> None:
+    index = SpanIndex([LIGHTHOUSE, BAKERY], embed)  # type: ignore[arg-type]
+    quoted = preview("Who built the lighthouse?", [LIGHTHOUSE, BAKERY], index)
+    assert 1 <= len(quoted) <= 2
+    assert all(q["passage"] == 1 and DOC[q["start"] : q["end"]] == q["text"] for q in quoted)
+    assert any("Maren Tolvik" in q["text"] for q in quoted)
+
+
+def test_only_passages_about_the_question_are_read() -> None:
+    candidates = [BAKERY, LIGHTHOUSE]
+    chosen = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4)  # type: ignore[arg-type]
+    assert chosen.passages == [LIGHTHOUSE] and chosen.set_aside == [BAKERY]
+    every = on_question("Who built the lighthouse?", candidates, embed, 2.0, 4)  # type: ignore[arg-type]
+    assert every.passages == [LIGHTHOUSE, BAKERY]  # best first
+    one = on_question("Who built the lighthouse?", candidates, embed, 2.0, 1)  # type: ignore[arg-type]
+    assert one.passages == [LIGHTHOUSE]

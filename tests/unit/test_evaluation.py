@@ -1,0 +1,46 @@
+"""Scoring answers: per kind of question, questions that may get either an answer or
+not_found, and the new latency figures."""
+
+from __future__ import annotations
+
+from citeline.answers.evaluation import Outcome, Question, Report
+
+
+def outcome(kind: str, status: str, precise: list[bool], answerable: bool = True) -> Outcome:
+    question = Question("q?", "gold" if answerable else None, None, answerable, kind)
+    timings: dict[str, float | None] = {"first_token_ms": 1000.0, "total_ms": 3000.0}
+    return Outcome(question, status, [True], [{}] * len(precise), precise, precise, 1, 1,
+                   timings, "a")  # fmt: skip
+
+
+def test_figures_per_kind_and_either_kinds_apart() -> None:
+    report = Report(
+        [
+            outcome("heading", "answered", [True, True]),
+            outcome("paraphrased", "not_found", []),
+            outcome("false_premise", "not_found", []),
+            outcome("foreign", "answered", [False]),
+            outcome("unanswerable", "not_found", [], answerable=False),
+        ]
+    )
+    summary = report.summary()
+    assert summary["answerable"] == 2  # either-kinds are not counted as answerable
+    assert summary["not_found_rate_answerable"] == 0.5
+    assert summary["answer_or_not_found"] == 2 and summary["not_found_either"] == 1
+    assert summary["citation_precision_gold_only"] == 2 / 3  # the foreign answer's citation too
+    assert summary["not_found_unanswerable"] == 1
+    assert summary["first_token_ms_p50"] == 1000.0
+    assert summary["by_kind"]["heading"]["citation_precision"] == 1.0
+    assert set(summary["by_kind"]) == {
+        "heading",
+        "paraphrased",
+        "false_premise",
+        "foreign",
+        "unanswerable",
+    }
+
+
+def test_a_line_names_its_kind() -> None:
+    line = '{"question": "Ist zlib threadsicher?", "gold": "Yes.", "kind": "foreign"}'
+    assert Question.parse(line, 1).kind == "foreign"
+    assert Question.parse('{"question": "x?"}', 2).kind == "unanswerable"
