@@ -10,33 +10,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from citeline.jobs.models import JobState
-from tests.cluster.cluster import Cluster, make_cluster, running_on, tail
+from tests.cluster.cluster import Cluster, running_on, tail
 from tests.cluster.load import Follower, Load
-from tests.cluster.network import can_make_hosts
 from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 ARTIFACTS = ROOT / "test-artifacts" / "cluster"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    problem = can_make_hosts()
-    if problem is not None:
-        pytest.skip(problem)
-    made = make_cluster(api_count=2, worker_count=3)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def a_job_finishes(cluster: Cluster, load: Load, timeout: float = 60.0) -> None:

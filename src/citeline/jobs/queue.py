@@ -27,17 +27,18 @@ def check_redis(connection: redis.Redis) -> None:
     where = _where(connection)
     try:
         connection.ping()
-    except redis.AuthenticationError as exc:
+    except (redis.AuthenticationError, redis.ResponseError) as exc:
+        text = str(exc)
+        if isinstance(exc, redis.ResponseError) and "AUTH" not in text:
+            raise
+        if "required" in text.lower() or "NOAUTH" in text:
+            raise ConfigurationError(
+                f"the Redis at {where} needs a password ({exc}): put it in CITELINE_REDIS_URL, "
+                "as redis://:PASSWORD@host:6379/0"
+            ) from exc
         raise ConfigurationError(
             f"the Redis at {where} refused the credentials in CITELINE_REDIS_URL ({exc}): put "
             "the right password in the URL, as redis://:PASSWORD@host:6379/0"
-        ) from exc
-    except redis.ResponseError as exc:
-        if "NOAUTH" not in str(exc) and "AUTH" not in str(exc):
-            raise
-        raise ConfigurationError(
-            f"the Redis at {where} needs a password ({exc}): put it in CITELINE_REDIS_URL, "
-            "as redis://:PASSWORD@host:6379/0"
         ) from exc
     except redis.RedisError as exc:
         raise ConfigurationError(f"cannot connect to Redis at {where}: {exc}") from exc
