@@ -7,10 +7,12 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from citeline.api.app import create_app
 from citeline.auth.access import Access
@@ -19,7 +21,7 @@ from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
-from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.queue import QUEUE_NAMES, check_redis
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
 from citeline.observability import tracing
@@ -48,6 +50,21 @@ def data_dir_lock(settings: Settings) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, ending the Server-Sent Event streams with a reconnect hint as it starts to
+    shut down, before it waits for open connections to close."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(self.app.state, "stream_hub", None)
+        if hub is not None:
+            hub.drain()
+        await super().shutdown(sockets)
 
 
 def worker_environment(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
@@ -89,6 +106,7 @@ def serve(settings: Settings) -> None:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             migrate.upgrade(resources.engine)
+            check_redis(resources.redis)
             prepare_models(resources)
             if (
                 settings.auth == "required"
@@ -124,7 +142,7 @@ def serve(settings: Settings) -> None:
                         "workers": settings.workers,
                     },
                 )
-                uvicorn.Server(config).run()
+                DrainingServer(config, app).run()
             finally:
                 log.info("stopping workers")
                 pool.stop()
