@@ -60,6 +60,8 @@ def test_claims_are_sentences_that_state_something() -> None:
     assert not is_claim("Here are the steps:")
     assert not is_claim("I hope this helps.")
     assert not is_claim("Yes.")
+    assert not is_claim("It was built in 1847.")
+    assert is_claim("It was built in 1847.", marked=True)  # the model cited a passage for it
 
 
 def test_each_claim_cites_the_span_that_supports_it_whatever_the_model_marked() -> None:
