@@ -1,4 +1,4 @@
-.PHONY: run test check setup bench
+.PHONY: run test check setup bench deploy-check test-cluster
 
 setup:
 	scripts/setup.sh --all-groups
@@ -15,6 +15,17 @@ check: setup
 	.venv/bin/mypy
 	PYTHONPATH=src .venv/bin/lint-imports --no-cache
 
+# Lints the Dockerfile (hadolint), validates deploy/compose.yaml against the Compose
+# Specification and the kustomize renderings of deploy/k8s against the Kubernetes schemas.
+deploy-check: setup
+	.venv/bin/hadolint Dockerfile
+	.venv/bin/pytest tests/unit/test_deploy.py -q -p no:cacheprovider
+
+# The multi-host cluster on network namespaces (needs root): faults under load, no job lost.
+# Figures land in test-artifacts/cluster/figures.json.
+test-cluster: setup
+	.venv/bin/pytest tests/cluster -q -p no:cacheprovider -s
+
 # Every benchmark at full size (about an hour on 2 cores); CI runs each at a smoke size
 # (tests/benchmarks/test_smoke.py).
 bench: setup
@@ -29,3 +40,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.answer_quality
 	.venv/bin/python -m benchmarks.report_exports
 	.venv/bin/python -m benchmarks.report_quality
+	.venv/bin/python -m benchmarks.cluster_scaling

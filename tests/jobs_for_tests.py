@@ -56,6 +56,14 @@ def block(context: JobContext[object]) -> str:
     raise TimeoutError("never released")
 
 
+def work(context: JobContext[object]) -> dict[str, int]:
+    """Busy for `seconds` (an answer's worth of work), its heartbeat kept by the runtime."""
+    deadline = time.monotonic() + float(context.args.get("seconds", 1.0))
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"attempt": context.attempt}
+
+
 TEST_KINDS: tuple[JobKind, ...] = (
     JobKind("test.echo", echo),
     JobKind("test.noop", noop),
@@ -63,6 +71,7 @@ TEST_KINDS: tuple[JobKind, ...] = (
     JobKind("test.flaky", flaky),
     JobKind("test.bad_input", bad_input),
     JobKind("test.block", block),
+    JobKind("test.work", work),
 )
 
 

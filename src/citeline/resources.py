@@ -20,10 +20,11 @@ from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
 from citeline.auth.revocations import Revocations
+from citeline.db import migrate
 from citeline.db.engine import Statements, make_engine, make_sessionmaker
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
-from citeline.jobs.queue import QUEUE_NAMES, connect
+from citeline.jobs.queue import QUEUE_NAMES, check_redis, connect
 from citeline.jobs.reaper import Reaper
 from citeline.jobs.registry import JobKind, JobRegistry
 from citeline.jobs.runtime import JobRuntime
@@ -195,6 +196,8 @@ def run_worker_process(
         job_kinds=job_kinds,
     )
     try:
+        migrate.check_current(resources.engine)
+        check_redis(resources.redis)
         return run_worker(
             resources.job_runtime(),
             queues,

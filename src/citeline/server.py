@@ -7,11 +7,12 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from citeline.api.app import create_app
 from citeline.auth.access import Access
@@ -20,7 +21,7 @@ from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
-from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.queue import QUEUE_NAMES, check_redis
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
 from citeline.observability import tracing
@@ -31,8 +32,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def data_dir_lock(data_dir: Path) -> Iterator[None]:
-    """One `serve` per data dir: a second would fight the first over the embedded servers."""
+def data_dir_lock(settings: Settings) -> Iterator[None]:
+    """One `serve` per data dir while it runs embedded servers: a second would fight the first
+    over them. Replicas on external servers may share a data dir (a shared volume)."""
+    if settings.database_url is not None and settings.redis_url is not None:
+        yield
+        return
+    data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / "serve.lock").open("w") as handle:
         try:
@@ -44,6 +50,21 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, ending the Server-Sent Event streams with a reconnect hint as it starts to
+    shut down, before it waits for open connections to close."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(self.app.state, "stream_hub", None)
+        if hub is not None:
+            hub.drain()
+        await super().shutdown(sockets)
 
 
 def worker_environment(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
@@ -81,10 +102,11 @@ def serve(settings: Settings) -> None:
     check_bind(settings)
     tracing.configure("citeline-api")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with data_dir_lock(settings.data_path), running_engines(settings) as endpoints:
+    with data_dir_lock(settings), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             migrate.upgrade(resources.engine)
+            check_redis(resources.redis)
             prepare_models(resources)
             if (
                 settings.auth == "required"
@@ -120,7 +142,7 @@ def serve(settings: Settings) -> None:
                         "workers": settings.workers,
                     },
                 )
-                uvicorn.Server(config).run()
+                DrainingServer(config, app).run()
             finally:
                 log.info("stopping workers")
                 pool.stop()

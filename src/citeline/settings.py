@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # A list setting: JSON or comma-separated in the environment.
 Names = Annotated[list[str], NoDecode]
+
+
+SECRETS_DIR = "/run/secrets"
 
 
 class LogFormat(StrEnum):
@@ -27,14 +35,32 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     """Everything configurable about a Citeline process."""
 
-    # Errors never echo the input: it holds every variable, secrets included.
+    # Errors never echo the input: it holds every variable, secrets included. A setting can
+    # also come from a file named after its variable in lower case in /run/secrets (Compose
+    # and Kubernetes mount secrets there); the environment wins over a file.
     model_config = SettingsConfigDict(
         env_prefix="CITELINE_",
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         hide_input_in_errors=True,
+        secrets_dir=SECRETS_DIR,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The secrets directory only when it exists (pydantic-settings warns otherwise)."""
+        directory = getattr(file_secret_settings, "secrets_dir", None)
+        if isinstance(directory, str | os.PathLike) and Path(directory).is_dir():
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        return init_settings, env_settings, dotenv_settings
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
@@ -54,6 +80,9 @@ class Settings(BaseSettings):
     job_lost_after_seconds: Annotated[float, Field(gt=0)] = 10.0
     job_reaper_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     job_event_stream_ttl_seconds: Annotated[int, Field(ge=60)] = 86400
+    # After SIGTERM a worker's running job has this long to end before it is handed back;
+    # keep it under the orchestrator's grace period (Kubernetes: 30s unless set).
+    worker_stop_seconds: Annotated[float, Field(gt=0)] = 25.0
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 100 * 2**20
     max_request_bytes: Annotated[int, Field(ge=1)] = 1024 * 2**20

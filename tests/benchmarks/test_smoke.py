@@ -27,6 +27,9 @@ SMOKE = {
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],
+    # Needs root (network namespaces), as tests/cluster does.
+    "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
+                        "--deaths", "1"],
 }  # fmt: skip
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import uvicorn
 
 from citeline.api.app import create_app
 from citeline.resources import Resources
+from citeline.server import DrainingServer
 from citeline.settings import Settings
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
 
@@ -21,12 +24,55 @@ pytestmark = pytest.mark.slow
 def test_health_and_readiness_report_missing_workers(
     api_url: str, start_worker: WorkerFactory
 ) -> None:
+    """An API replica without workers still takes requests (jobs wait in the queue)."""
     assert httpx.get(f"{api_url}/health").json() == {"status": "ok"}
-    not_ready = httpx.get(f"{api_url}/ready")
-    assert not_ready.status_code == 503
-    assert "no worker is running" in not_ready.json()["detail"]
+    ready = httpx.get(f"{api_url}/ready")
+    assert ready.status_code == 200
+    assert "no worker is running" in ready.json()["checks"]["workers"]
     start_worker()
-    wait_for(lambda: httpx.get(f"{api_url}/ready").status_code == 200)
+    wait_for(lambda: httpx.get(f"{api_url}/ready").json()["checks"]["workers"] == "ok")
+
+
+def test_a_stopping_server_ends_streams_with_a_reconnect_hint(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    """uvicorn would wait `timeout_graceful_shutdown` for an open stream, then cut it; the
+    drain ends it at once, and the client resumes on another replica with Last-Event-ID."""
+    job = resources.jobs().enqueue("test.block", {"max_seconds": 60})
+    start_worker()
+    wait_for(lambda: resources.redis.get(f"test:block:{job.id}:beats"), timeout=60)
+    app = create_app(resources)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=60
+    )
+    server = DrainingServer(config, app)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=15)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    lines: list[str] = []
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/jobs/{job.id}/events", timeout=30) as r:
+        for line in r.iter_lines():
+            lines.append(line)
+            if line == "event: started" and not server.should_exit:
+                stopping = time.monotonic()
+                server.should_exit = True
+    assert time.monotonic() - stopping < 10
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "retry: 250" in lines and "event: finished" not in lines
+    seen = [int(line[3:]) for line in lines if line.startswith("id:")]
+    resources.redis.set(f"test:block:{job.id}:release", 1)
+    with LiveServer(create_app(resources)) as other:
+        resumed = httpx.get(
+            f"{other}/v1/jobs/{job.id}/events",
+            headers={"Last-Event-ID": str(seen[-1])},
+            timeout=60,
+        )
+    rest = read_sse(iter(resumed.text.splitlines()))
+    ids = seen + [int(event["id"]) for event in rest]
+    assert ids == list(range(1, ids[-1] + 1))
+    assert rest[-1]["event"] == "finished"
 
 
 def test_unknown_and_malformed_ids_get_problem_details(api_url: str) -> None:

@@ -1,12 +1,11 @@
-"""The `citeline` command line against the real engines."""
+"""The machine commands of `citeline` (run on the server's machine, on its data) against the
+real engines; the user commands, which talk to a server, are in tests/e2e/test_cli.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -28,37 +27,15 @@ def citeline(resources: Resources, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_jobs_list_show_and_cancel(resources: Resources) -> None:
-    job = resources.jobs().enqueue("test.echo", {"value": "cli"})
-    listed = citeline(resources, "jobs", "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    assert [j["id"] for j in json.loads(listed.stdout)] == [str(job.id)]
-    table = citeline(resources, "jobs", "list")
-    assert str(job.id) in table.stdout and "queued" in table.stdout
-    shown = citeline(resources, "jobs", "show", str(job.id), "--json")
-    assert json.loads(shown.stdout)["kind"] == "test.echo"
-    cancelled = citeline(resources, "jobs", "cancel", str(job.id))
-    assert cancelled.returncode == 0
-    assert f"job {job.id} is stopped" in cancelled.stdout
-    again = citeline(resources, "jobs", "cancel", str(job.id))
-    assert again.returncode == 2
-    assert "already stopped" in again.stderr
-
-
-def test_unknown_job_and_bad_arguments_fail_clearly(resources: Resources) -> None:
-    missing = citeline(resources, "jobs", "show", str(uuid.uuid4()))
-    assert missing.returncode == 2
-    assert "not found" in missing.stderr
-    malformed = citeline(resources, "jobs", "show", "nope")
-    assert malformed.returncode == 2
-    assert "Invalid value for 'job_id'" in malformed.stderr
+def test_bad_worker_queues_fail_clearly(resources: Resources) -> None:
     bad_queue = citeline(resources, "worker", "--queues", "urgent", "--burst")
     assert bad_queue.returncode == 2
     assert "unknown queues" in bad_queue.stderr
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["worker"], ["jobs"], ["jobs", "list"], ["migrate"]]
+    "command",
+    [[], ["serve"], ["worker"], ["jobs"], ["jobs", "list"], ["migrate"], ["login"], ["kb"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     shown = subprocess.run(
@@ -77,33 +54,6 @@ def test_migrate_and_version(resources: Resources) -> None:
     assert migrated.returncode == 0
     assert f"revision {head_revision()}" in migrated.stdout
     assert citeline(resources, "version").stdout.strip() == "0.1.0"
-
-
-def test_ingest_search_and_kb_commands(resources: Resources, tmp_path: Path) -> None:
-    folder = tmp_path / "docs"
-    (folder / "nested").mkdir(parents=True)
-    (folder / "guide.md").write_text("# Guide\n\nUse apt to install packages.\n")
-    (folder / "nested" / "notes.txt").write_text("Notes about the dpkg database.\n")
-    (folder / "ignored.bin").write_bytes(b"\x00\x01")
-    ingested = citeline(resources, "ingest", str(folder), "--kb", "cli-kb")
-    assert ingested.returncode == 0, ingested.stderr
-    assert "created knowledge base cli-kb" in ingested.stdout
-    listed = json.loads(citeline(resources, "kb", "list", "--json").stdout)
-    assert [(kb["name"], kb["documents"]) for kb in listed] == [("cli-kb", {"ready": 2})]
-    found = citeline(resources, "search", "dpkg database", "--kb", "cli-kb", "--k", "1", "--json")
-    hits = json.loads(found.stdout)["hits"]
-    assert hits[0]["source"] == "nested/notes.txt"
-    assert hits[0]["text"] == "Notes about the dpkg database."
-    queued = citeline(
-        resources, "ingest", str(tmp_path / "docs" / "*.md"), "--kb", "cli-kb", "--no-wait"
-    )
-    assert queued.returncode == 0
-    assert "unchanged guide.md" in queued.stdout
-    missing = citeline(resources, "search", "x", "--kb", "nope")
-    assert missing.returncode == 2
-    assert "knowledge base nope not found" in missing.stderr
-    deleted = citeline(resources, "kb", "delete", "cli-kb", "--yes")
-    assert deleted.returncode == 0
 
 
 def test_users_admin_keys_and_workspaces(resources: Resources) -> None:

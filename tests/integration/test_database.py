@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from citeline.db import migrate
 from citeline.db.engine import make_engine, normalise_url
@@ -110,3 +114,49 @@ def test_the_migrations_make_the_schema_the_models_describe(database_url: str) -
         differences = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert differences == []
+
+
+@pytest.fixture
+def other_database(database_url: str) -> Iterator[str]:
+    """A second, empty database on the embedded server."""
+    name = f"citeline_schema_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(normalise_url(database_url)).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.engine.dispose()
+
+
+def test_a_schema_other_than_this_codes_is_refused_with_what_to_do(
+    other_database: str, embedded_redis_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(other_database)
+    with pytest.raises(ConfigurationError, match=r"none \(empty database\).*citeline migrate"):
+        migrate.check_current(engine)
+    migrate.upgrade(engine, "0001")
+    with pytest.raises(ConfigurationError, match="older than this Citeline's"):
+        migrate.check_current(engine)
+    env = {
+        "CITELINE_DATABASE_URL": other_database,
+        "CITELINE_REDIS_URL": embedded_redis_url,
+        "CITELINE_DATA_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    worker = subprocess.run(
+        [sys.executable, "-m", "citeline", "worker"],
+        env=env, check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode == 1
+    assert "run `citeline migrate`" in worker.stderr
+    assert "Traceback" not in worker.stderr
+    migrate.upgrade(engine)
+    migrate.check_current(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0999_from_the_future'"))
+    for refuse in (migrate.check_current, migrate.upgrade):
+        with pytest.raises(ConfigurationError, match="a newer version migrated it"):
+            refuse(engine)
+    engine.dispose()

@@ -7,6 +7,9 @@ import uuid
 
 import psutil
 import pytest
+from rq import Queue
+from rq.job import Job as RQJob
+from rq.job import JobStatus
 
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import JobState
@@ -178,6 +181,22 @@ def test_timeout_fails_the_job(
     failed = resources.jobs().get(job.id)
     assert failed.state == "failed"
     assert "timed out" in (failed.error or "")
+
+
+def test_a_queued_job_rq_failed_before_it_started_is_queued_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    """A worker that loses PostgreSQL or Redis as it takes a job leaves RQ's copy failed
+    while the record still says queued (found by the cluster suite, tests/cluster)."""
+    job = resources.jobs().enqueue("test.echo", {"value": "again"})
+    rq_id = f"{job.id}_1"
+    taken = RQJob.fetch(rq_id, connection=resources.redis)
+    Queue("default", connection=resources.redis).remove(rq_id)
+    taken.set_status(JobStatus.FAILED)
+    assert resources.jobs().get(job.id).state == "queued"
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}
 
 
 def test_job_the_queue_lost_is_queued_again(

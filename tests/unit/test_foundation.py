@@ -39,6 +39,23 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert settings.database_url is None
 
 
+def test_secrets_come_from_files_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Compose and Kubernetes mount secrets as files named after the variable."""
+    (tmp_path / "citeline_database_url").write_text("postgresql://citeline:s3cret@db/citeline\n")
+    (tmp_path / "citeline_jwt_secret").write_text("x" * 40)
+    (tmp_path / "citeline_provider_api_keys").write_text('{"openai": "sk-from-file"}')
+    monkeypatch.delenv("CITELINE_DATABASE_URL", raising=False)
+    settings = Settings(_secrets_dir=tmp_path)
+    assert settings.database_url == "postgresql://citeline:s3cret@db/citeline"
+    assert settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == "x" * 40
+    assert settings.provider_api_keys["openai"].get_secret_value() == "sk-from-file"
+    monkeypatch.setenv("CITELINE_DATABASE_URL", "postgresql://other/citeline")
+    assert Settings(_secrets_dir=tmp_path).database_url == "postgresql://other/citeline"
+    assert Settings.model_config.get("secrets_dir") == "/run/secrets"
+
+
 def test_list_settings_are_json_or_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITELINE_OUTBOUND_ALLOWED_HOSTS", " 127.0.0.1, models.internal ,")
     monkeypatch.setenv("CITELINE_TRUSTED_PROXIES", '["10.0.0.0/8"]')

@@ -69,6 +69,23 @@ def test_a_split_model_is_assembled_once_and_checked(
     assert path.stat().st_mtime_ns == stamp  # the marker spared a second copy
 
 
+def test_an_assembled_model_is_used_without_its_part_packages(
+    tmp_path: Path, parts: tuple[tuple[str, ...], bytes]
+) -> None:
+    """A container image keeps the assembled GGUF and leaves the part packages out."""
+    modules, data = parts
+    sha = hashlib.sha256(data).hexdigest()
+    path = assemble(BundledModel("fake", "Fake", "fake.gguf", sha, modules), tmp_path / "models")
+    without_parts = BundledModel("fake", "Fake", "fake.gguf", sha, ("no_such_part_module",))
+    assert assemble(without_parts, tmp_path / "models") == path
+    with path.open("r+b") as handle:
+        handle.truncate(len(data) - 1)
+    with pytest.raises(ConfigurationError, match="no-such-part-module is not installed"):
+        assemble(without_parts, tmp_path / "models")
+    assert assemble(BundledModel("fake", "Fake", "fake.gguf", sha, modules), tmp_path / "models")
+    assert path.read_bytes() == data
+
+
 def test_a_wrong_checksum_leaves_no_model_behind(
     tmp_path: Path, parts: tuple[tuple[str, ...], bytes]
 ) -> None:

@@ -39,22 +39,28 @@ def health() -> HealthOut:
     responses={503: {"model": ReadyOut, "description": "a dependency is not ready"}},
     response_model_exclude_none=True,
 )
-async def ready(resources: ResourcesDep, response: Response) -> ReadyOut:
-    """The database and Redis answer and at least one worker is registered."""
+async def ready(resources: ResourcesDep, request: Request, response: Response) -> ReadyOut:
+    """This replica can take requests: the database and Redis answer and it is not stopping.
+    Whether any worker is registered is reported in `checks.workers`."""
     checks: dict[str, str] = {}
     try:
         await run_in_threadpool(ping, resources.engine)
         checks["database"] = "ok"
     except ServiceUnavailable as exc:
         checks["database"] = exc.detail
+    workers = "unknown: redis unavailable"
     try:
-        workers = await run_in_threadpool(Worker.count, connection=resources.redis)
+        count = await run_in_threadpool(Worker.count, connection=resources.redis)
         checks["redis"] = "ok"
-        checks["workers"] = "ok" if workers > 0 else "no worker is running"
+        workers = "ok" if count > 0 else "no worker is running: jobs wait in the queue"
     except redis.RedisError as exc:
         checks["redis"] = f"redis unavailable: {exc}"
-        checks["workers"] = "unknown: redis unavailable"
+    hub = getattr(request.app.state, "stream_hub", None)
+    checks["serving"] = "draining: this server is stopping" if hub and hub.draining else "ok"
+    # Workers are reported, not required: an API replica taken out of service because the
+    # workers are restarting would turn a queue backlog into an outage.
     failing = {name: reason for name, reason in checks.items() if reason != "ok"}
+    checks["workers"] = workers
     if failing:
         response.status_code = 503
         detail = "; ".join(f"{name}: {reason}" for name, reason in failing.items())

@@ -11,16 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from citeline.answers.pipeline import AnswerOptions, answer
-from citeline.cli.common import fail, load_settings, opened
-from citeline.errors import CitelineError
-
-KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name or id.")]
+from citeline.cli.client import CliError, ServerError, read_events
+from citeline.cli.remote import DataDirOption, KbOption, client, print_json
 
 
 def ask(
     question: str,
-    kb: KbOption,
+    kb: Annotated[
+        str | None,
+        typer.Option("--kb", help="Knowledge base name or id (default: the workspace's)."),
+    ] = None,
     conversation: Annotated[
         str | None, typer.Option(help="Continue this conversation (id printed after an answer)")
     ] = None,
@@ -28,42 +28,52 @@ def ask(
     k: Annotated[int | None, typer.Option(min=1, max=50, help="Passages to retrieve")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> None:
-    """Answer QUESTION from a knowledge base, streaming the draft, then the verified answer
-    with its citations. Runs in this process (the model loads here)."""
-    settings = load_settings()
-
-    def emit(type_: str, data: Mapping[str, Any]) -> None:
-        if as_json:
-            return
-        if type_ == "retrieval":
-            typer.secho(f"searching: {data['query']}", err=True, fg=typer.colors.BRIGHT_BLACK)
-        elif type_ == "token":
-            sys.stdout.write(str(data["text"]))
-            sys.stdout.flush()
-
-    try:
-        conversation_id = uuid.UUID(conversation) if conversation else None
-    except ValueError:
-        typer.secho("error: --conversation must be a conversation id", err=True, fg="red")
-        raise typer.Exit(2) from None
-    try:
-        with opened(settings) as resources:
-            query, found, conversation_id = resources.answers().prepare(
-                question, kb, conversation_id
-            )
-            result = answer(
-                resources,
-                query,
-                found.id,
-                emit=emit,
-                conversation_id=conversation_id,
-                options=AnswerOptions(k=k, model=model),
-                owner="cli",
-            )
-    except CitelineError as exc:
-        raise fail(exc) from None
+    """Answer QUESTION from a knowledge base on the server, streaming the draft, then the
+    verified answer with its citations."""
+    if conversation is not None:
+        try:
+            uuid.UUID(conversation)
+        except ValueError:
+            raise CliError("--conversation must be a conversation id") from None
+    options = {key: value for key, value in {"k": k, "model": model}.items() if value}
+    body = {
+        "query": question,
+        "knowledge_base": kb,
+        "conversation_id": conversation,
+        "options": options,
+    }
+    server = client()
+    response = server.request(
+        "POST", "/v1/answers", json=body, params={"stream": "true"}, stream=True, timeout=600
+    )
+    job_id = response.headers.get("X-Job-Id")
+    ended = None
+    with response:
+        for event in read_events(response):
+            if as_json:
+                pass
+            elif event.type == "retrieval":
+                found = len(event.data.get("passages", []))
+                typer.secho(
+                    f"searching: {event.data.get('query')} ({found} passages)",
+                    err=True,
+                    fg=typer.colors.BRIGHT_BLACK,
+                )
+            elif event.type == "token":
+                sys.stdout.write(str(event.data.get("text", "")))
+                sys.stdout.flush()
+            if event.terminal:
+                ended = event
+                break
+    if ended is None:
+        raise ServerError(f"the answer's event stream ended early (job {job_id})")
+    if ended.type != "finished":
+        error = ended.data.get("error") or {}
+        reason = error.get("detail") or ended.data.get("reason") or ended.type
+        raise ServerError(f"no answer: {reason}")
+    result = server.request("GET", f"/v1/answers/{job_id}/result")
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        print_json(result)
         return
     show(result)
 
@@ -87,12 +97,16 @@ def show(result: Mapping[str, Any]) -> None:
         typer.echo("\nClosest passages:")
         for p in result["passages"]:
             typer.echo(f"  - {p['title']} ({p['source']}): {p['text'][:160]}...")
+    if result["status"] == "answered" and result["citations"]:
+        typer.secho("\nVerified: every sentence cited", fg=typer.colors.GREEN)
     unsupported = [s for s in result.get("dropped", []) if s["dropped"] == "unsupported"]
     if unsupported:
         typer.secho(
             f"\n{len(unsupported)} drafted sentence(s) had no supporting passage: left out.",
             fg=typer.colors.YELLOW,
         )
+        for sentence in unsupported:
+            typer.secho(f"  - {sentence['text']}", fg=typer.colors.YELLOW)
     if result.get("conversation_id"):
         typer.secho(
             f"\nconversation {result['conversation_id']}", fg=typer.colors.BRIGHT_BLACK, err=True
@@ -108,13 +122,18 @@ def evaluate(
     judge: Annotated[
         str | None, typer.Option(help="Model that judges citations off the gold passage")
     ] = "default",
+    data_dir: DataDirOption = None,
 ) -> None:
     """Score answers on questions with gold passages: retrieval Hit@1/Hit@5/MRR, citation
-    precision and coverage, not-found rate, latency p50/p95 by stage."""
+    precision and coverage, not-found rate, latency p50/p95 by stage. Runs on this machine,
+    on its data directory, with the model loaded in this process."""
     from citeline.answers.evaluation import evaluate as run
     from citeline.answers.evaluation import load_questions
+    from citeline.answers.pipeline import AnswerOptions
+    from citeline.cli.common import fail, load_settings, opened
+    from citeline.errors import CitelineError
 
-    settings = load_settings()
+    settings = load_settings(data_dir, announce=True)
     try:
         loaded = load_questions(questions, limit)
         with opened(settings) as resources:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from citeline.cli.remote import Output
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import CitelineError
@@ -16,18 +17,16 @@ from citeline.resources import Resources
 from citeline.settings import Settings
 
 
-class Output:
-    """How much a command says on stderr: `--verbose` (before the command) asks for all."""
-
-    verbose = False
-
-
 def load_settings(
-    data_dir: Path | None = None, *, service: bool = False, **overrides: object
+    data_dir: Path | None = None,
+    *,
+    service: bool = False,
+    announce: bool = False,
+    **overrides: object,
 ) -> Settings:
     """The settings, and logging set up for the command: a service (`serve`, `worker`) logs as
     configured (JSON by default); any other command says only warnings and errors, in plain
-    text, unless `--verbose`."""
+    text, unless `--verbose`. With `announce`, say on stderr which data it works on."""
     values = {key: value for key, value in overrides.items() if value is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
@@ -38,7 +37,20 @@ def load_settings(
         configure_logging(settings.log_level, "text")
     else:
         configure_logging("WARNING", "text")
+    if announce:
+        typer.secho(where(settings), err=True, fg=typer.colors.BRIGHT_BLACK)
     return settings
+
+
+def where(settings: Settings) -> str:
+    """Which data a machine command works on: the data directory, and the external database
+    and Redis when configured instead of the embedded ones."""
+    parts = [f"data directory {settings.data_path.resolve()}"]
+    if settings.database_url:
+        parts.append("external database")
+    if settings.redis_url:
+        parts.append("external Redis")
+    return "using " + ", ".join(parts)
 
 
 @contextmanager

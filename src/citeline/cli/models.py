@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
-from citeline.cli.common import fail, load_settings, opened
-from citeline.db.base import utcnow
-from citeline.errors import CitelineError, InvalidInput
-from citeline.llm.bundled import BUNDLED, gguf_path
-from citeline.llm.messages import ChatRequest, Finish, Message, TextDelta
-from citeline.llm.registry import NewVersion
+from citeline.cli.client import CliError, ServerError, read_events
+from citeline.cli.remote import DataDirOption, JsonOption, client, print_json, table
 
 app = typer.Typer(
     help="Register model versions, route aliases, compare them.", no_args_is_help=True
@@ -22,33 +17,54 @@ app = typer.Typer(
 
 
 @app.command("list")
-def list_models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Aliases with their routes, then every model version."""
-    settings = load_settings()
-    try:
-        with opened(settings) as resources:
-            registry = resources.models().registry
-            registry.ensure_defaults()
-            aliases: list[dict[str, Any]] = [
-                {"alias": a.name, "routes": [{"model": v.label, "weight": w} for v, w in r]}
-                for a, r in registry.aliases()
-            ]
-            versions = [
-                {"model": v.label, "provider": v.provider, "id": v.model, "base_url": v.base_url}
-                for v in registry.versions()
-            ]
-    except CitelineError as exc:
-        raise fail(exc) from None
+def list_models(as_json: JsonOption = False) -> None:
+    """Aliases with their routes, then each model with its newest version."""
+    data = client().request("GET", "/v1/models")["data"]
+    aliases = [
+        {"alias": e["id"], "routes": e["routes"], "fallback": e["fallback"]}
+        for e in data
+        if e.get("kind") == "alias"
+    ]
+    models = [
+        {"model": e["id"], "latest": e["latest"], "provider": e["provider"]}
+        for e in data
+        if e.get("kind") == "model"
+    ]
     if as_json:
-        typer.echo(json.dumps({"aliases": aliases, "versions": versions}, indent=2))
+        print_json({"aliases": aliases, "models": models})
         return
-    for alias in aliases:
-        routes = ", ".join(f"{r['model']} weight {r['weight']:g}" for r in alias["routes"])
-        typer.echo(f"{alias['alias']:<16} → {routes}")
+    table(
+        ["ALIAS", "ROUTES"],
+        [
+            [
+                a["alias"],
+                ", ".join(f"{r['model']} weight {r['weight']:g}" for r in a["routes"])
+                + (f" (fallback {a['fallback']})" if a["fallback"] else ""),
+            ]
+            for a in aliases
+        ],
+        empty="no aliases",
+    )
     typer.echo("")
-    for version in versions:
-        where = f" at {version['base_url']}" if version["base_url"] else ""
-        typer.echo(f"{version['model']:<24} {version['provider']:<10} {version['id']}{where}")
+    table(
+        ["MODEL", "NEWEST", "PROVIDER"],
+        [[m["model"], m["latest"], m["provider"]] for m in models],
+        empty="no models",
+    )
+
+
+@app.command("versions")
+def versions(name: str, as_json: JsonOption = False) -> None:
+    """Every version of model NAME."""
+    rows = client().request("GET", f"/v1/models/{name}/versions")["versions"]
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["VERSION", "PROVIDER", "MODEL", "BASE URL"],
+        [[v["ref"], v["provider"], v["model"], v["base_url"] or ""] for v in rows],
+        empty=f"no versions of {name}",
+    )
 
 
 @app.command("add")
@@ -67,31 +83,27 @@ def add(
     description: str = "",
 ) -> None:
     """Register a new version of NAME."""
-    settings = load_settings()
-    try:
-        parameters = _parameters(param or [])
-        with opened(settings) as resources:
-            row = resources.models().registry.add_version(
-                NewVersion(
-                    name, provider, model, base_url, credential, parameters, template, description
-                )
-            )
-    except CitelineError as exc:
-        raise fail(exc) from None
-    typer.echo(row.label)
+    body = {
+        "name": name,
+        "provider": provider,
+        "model": model,
+        "base_url": base_url,
+        "credential": credential,
+        "parameters": _parameters(param or []),
+        "prompt_template": template,
+        "description": description,
+    }
+    typer.echo(client().request("POST", "/v1/models", json=body)["ref"])
 
 
 @app.command("remove")
 def remove(ref: Annotated[str, typer.Argument(help="name@N")]) -> None:
     """Delete a version no alias routes to."""
-    settings = load_settings()
-    try:
-        if "@" not in ref:
-            raise InvalidInput("name the version to delete as name@N", field="ref")
-        with opened(settings) as resources:
-            resources.models().registry.delete_version(ref)
-    except CitelineError as exc:
-        raise fail(exc) from None
+    name, _, number = ref.rpartition("@")
+    if not name or not number.isdigit():
+        raise CliError("name the version to delete as name@N")
+    client().request("DELETE", f"/v1/models/{name}/versions/{number}")
+    typer.echo(f"removed {ref}")
 
 
 @app.command("route")
@@ -101,50 +113,72 @@ def route(
     fallback: Annotated[str | None, typer.Option(help="Version to try if the chosen fails")] = None,
 ) -> None:
     """Point ALIAS at one version or split its traffic: `route answer a@1=0.9 b@2=0.1`."""
-    settings = load_settings()
-    try:
-        routes = []
-        for target in targets:
-            ref, _, weight = target.partition("=")
-            try:
-                routes.append((ref, float(weight) if weight else 1.0))
-            except ValueError:
-                raise InvalidInput(f"{target!r}: the weight must be a number") from None
-        with opened(settings) as resources:
-            resources.models().registry.set_routes(alias, routes, fallback)
-    except CitelineError as exc:
-        raise fail(exc) from None
+    routes = []
+    for target in targets:
+        ref, _, weight = target.partition("=")
+        try:
+            routes.append({"model": ref, "weight": float(weight) if weight else 1.0})
+        except ValueError:
+            raise CliError(f"{target!r}: the weight must be a number") from None
+    entry = client().request(
+        "PUT", f"/v1/models/{alias}/routes", json={"routes": routes, "fallback": fallback}
+    )
+    shown = ", ".join(f"{r['model']} weight {r['weight']:g}" for r in entry["routes"])
+    typer.echo(f"{alias} → {shown}")
 
 
 @app.command("stats")
 def stats(
     alias: str,
     hours: Annotated[float, typer.Option(help="Look back this many hours")] = 24.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Compare the versions that served ALIAS."""
-    settings = load_settings()
-    try:
-        with opened(settings) as resources:
-            rows = resources.models().stats(alias, utcnow() - timedelta(hours=hours))
-    except CitelineError as exc:
-        raise fail(exc) from None
-    typer.echo(json.dumps(rows, indent=2, default=str))
+    answer = client().request("GET", f"/v1/models/{alias}/stats", params={"hours": hours})
+    if as_json:
+        print_json(answer)
+        return
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value / 1000:.1f} s"
+
+    table(
+        ["VERSION", "REQUESTS", "ERRORS", "TYPICAL TIME", "SLOW (P95)", "TOKENS/S"],
+        [
+            [
+                v["version"],
+                v["requests"],
+                f"{v['errors']} ({v['error_rate']:.0%})",
+                ms(v["latency_ms_p50"]),
+                ms(v["latency_ms_p95"]),
+                "-"
+                if v["output_tokens_per_second"] is None
+                else f"{v['output_tokens_per_second']:.1f}",
+            ]
+            for v in answer["variants"]
+        ],
+        empty=f"{alias} served nothing in the last {hours:g} hours",
+    )
 
 
 @app.command("usage")
-def usage(subject: str) -> None:
+def usage(
+    subject: Annotated[str | None, typer.Argument(help="Whose (default: yours).")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Tokens per model and day for one user."""
-    settings = load_settings()
-    try:
-        with opened(settings) as resources:
-            rows = resources.models().usage(subject)
-    except CitelineError as exc:
-        raise fail(exc) from None
-    for row in rows:
-        typer.echo(
-            f"{row.day}  {row.model_name:<20} {row.requests:>6} requests  "
-            f"{row.input_tokens:>9} in  {row.output_tokens:>9} out"
-        )
+    rows = client().request("GET", "/v1/usage", params={"subject": subject})["usage"]
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["DAY", "MODEL", "REQUESTS", "TOKENS IN", "TOKENS OUT"],
+        [
+            [r["day"], r["model"], r["requests"], r["input_tokens"], r["output_tokens"]]
+            for r in rows
+        ],
+        empty="no usage",
+    )
 
 
 @app.command("pull")
@@ -152,9 +186,15 @@ def pull(
     name: Annotated[
         str | None, typer.Argument(help="Bundled model (default: CITELINE_LLM_MODEL)")
     ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Rebuild a bundled model from its packages into the data dir and check its sha256."""
-    settings = load_settings()
+    """Rebuild a bundled model from its packages into this machine's models directory and
+    check its sha256."""
+    from citeline.cli.common import fail, load_settings
+    from citeline.errors import CitelineError
+    from citeline.llm.bundled import BUNDLED, gguf_path
+
+    settings = load_settings(data_dir, announce=True)
     model = name or settings.llm_model
     if model in BUNDLED and BUNDLED[model].package_file is None:
         with typer.progressbar(length=100, label=f"assembling {model}") as bar:
@@ -185,31 +225,36 @@ def chat(
     max_tokens: Annotated[int, typer.Option(min=1)] = 512,
     temperature: Annotated[float, typer.Option(min=0, max=2)] = 0.2,
 ) -> None:
-    """Generate a reply with a registered model, streamed to the terminal, in this process."""
-    settings = load_settings()
-    messages = [Message.system(system)] if system else []
-    request = ChatRequest(
-        messages=[*messages, Message.user(message)],
-        max_tokens=max_tokens,
-        temperature=temperature,
-    )
-    try:
-        with opened(settings) as resources:
-            reply = resources.models().start(model, request, subject="cli")
-            for event in reply:
-                if isinstance(event, TextDelta):
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-                elif isinstance(event, Finish):
-                    typer.echo("")
-                    typer.secho(
-                        f"[{reply.served_by.label}: {event.usage.input_tokens} in, "
-                        f"{event.usage.output_tokens} out, {event.reason.value}]",
-                        err=True,
-                        fg=typer.colors.BRIGHT_BLACK,
-                    )
-    except CitelineError as exc:
-        raise fail(exc) from None
+    """Generate a reply with a registered model on the server, streamed to the terminal."""
+    messages = [{"role": "system", "content": system}] if system else []
+    body = {
+        "model": model,
+        "messages": [*messages, {"role": "user", "content": message}],
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    response = client().request("POST", "/v1/chat/completions", json=body, stream=True, timeout=600)
+    finish, served = None, model
+    with response:
+        for event in read_events(response):
+            chunk: dict[str, Any] = event.data
+            if "error" in chunk:
+                raise ServerError(str(chunk["error"].get("message")))
+            served = chunk.get("model", served)
+            for choice in chunk.get("choices", []):
+                sys.stdout.write(choice.get("delta", {}).get("content") or "")
+                sys.stdout.flush()
+                finish = choice.get("finish_reason") or finish
+            if usage := chunk.get("usage"):
+                typer.echo("")
+                typer.secho(
+                    f"[{served}: {usage['prompt_tokens']} in, {usage['completion_tokens']} out, "
+                    f"{finish}]",
+                    err=True,
+                    fg=typer.colors.BRIGHT_BLACK,
+                )
 
 
 def _parameters(items: list[str]) -> dict[str, object]:
@@ -217,7 +262,7 @@ def _parameters(items: list[str]) -> dict[str, object]:
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
-            raise InvalidInput(f"--param {item!r} must be NAME=VALUE", field="param")
+            raise CliError(f"--param {item!r} must be NAME=VALUE")
         try:
             out[name] = json.loads(raw)
         except json.JSONDecodeError:

@@ -1,5 +1,5 @@
 """`citeline users ...` and `citeline workspaces ...`: accounts, roles and API keys, run on
-the server's machine as the system itself (no sign-in)."""
+the server's machine as the system itself (no sign-in), on the data directory they name."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from citeline.auth.access import DEFAULT_WORKSPACE, Access, Role, Scope
-from citeline.auth.accounts import Accounts
-from citeline.auth.api_keys import ApiKeys
-from citeline.cli.common import fail, load_settings, opened
-from citeline.errors import CitelineError, ConfigurationError, NotFound
+from citeline.cli.client import CliError
+
+if TYPE_CHECKING:
+    from citeline.auth.access import Role
+    from citeline.auth.accounts import Accounts
+
+# Spelled here, not imported: importing the auth package would slow every command's start.
+DEFAULT_WORKSPACE = "default"
+RoleName = Literal["viewer", "member", "admin", "owner"]
+
+
+class ScopeName(StrEnum):
+    api_keys = "api_keys"
+    members = "members"
+
 
 app = typer.Typer(help="Users, their roles, and API keys.", no_args_is_help=True)
 workspaces_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
@@ -29,12 +40,16 @@ PasswordOption = Annotated[
     typer.Option(help="The password (prompted for, hidden, when omitted).", show_default=False),
 ]
 WorkspaceOption = Annotated[str, typer.Option(help="Workspace id.")]
-RoleOption = Annotated[Role, typer.Option(help="Role in the workspace.")]
+RoleOption = Annotated[RoleName, typer.Option(help="Role in the workspace.")]
 
 
 @contextmanager
 def _as_system(data_dir: Path | None, workspace: str | None = None) -> Iterator[Accounts]:
-    settings = load_settings(data_dir)
+    from citeline.auth.access import Access, Role
+    from citeline.cli.common import fail, load_settings, opened
+    from citeline.errors import CitelineError
+
+    settings = load_settings(data_dir, announce=True)
     try:
         with opened(settings) as resources:
             access = Access.system()
@@ -43,6 +58,12 @@ def _as_system(data_dir: Path | None, workspace: str | None = None) -> Iterator[
             yield resources.accounts(access)
     except CitelineError as exc:
         raise fail(exc) from exc
+
+
+def _role(name: str) -> Role:
+    from citeline.auth.access import Role
+
+    return Role(name)
 
 
 def _password(password: str | None) -> str:
@@ -67,7 +88,7 @@ def create_admin(
             name=name,
             is_admin=True,
             workspace_id=DEFAULT_WORKSPACE,
-            role=Role.owner,
+            role=_role("owner"),
         )
     typer.echo(f"created administrator {user.email} ({user.id})")
 
@@ -76,7 +97,7 @@ def create_admin(
 def create(
     email: str,
     password: PasswordOption = None,
-    role: RoleOption = Role.member,
+    role: RoleOption = "member",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     sso_only: Annotated[bool, typer.Option(help="No password; signs in by OIDC.")] = False,
@@ -85,7 +106,13 @@ def create(
     """Add a user to a workspace."""
     with _as_system(data_dir) as accounts:
         secret = None if sso_only else _password(password)
-        user = accounts.create_user(email, secret, name=name, workspace_id=workspace, role=role)
+        user = accounts.create_user(
+            email,
+            secret,
+            name=name,
+            workspace_id=workspace,
+            role=_role(role),
+        )
     typer.echo(f"created {user.email} ({user.id}) as {role} of {workspace}")
 
 
@@ -118,18 +145,20 @@ def list_users(
 def _user_id(accounts: Accounts, email: str) -> uuid.UUID:
     user = accounts.by_email(email)
     if user is None:
-        raise fail(NotFound(f"no user with the email {email}"))
+        raise CliError(f"no user with the email {email}")
     return user.id
 
 
 @app.command("set-role")
 def set_role(
-    email: str, role: Role, workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+    email: str,
+    role: RoleName,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     data_dir: DataDirOption = None,
 ) -> None:  # fmt: skip
     """Give a user a role in a workspace (adding them to it if needed)."""
     with _as_system(data_dir) as accounts:
-        accounts.set_member(workspace, _user_id(accounts, email), role)
+        accounts.set_member(workspace, _user_id(accounts, email), _role(role))
     typer.echo(f"{email} is now {role} of {workspace}")
 
 
@@ -168,21 +197,26 @@ def delete(email: str, data_dir: DataDirOption = None) -> None:
 @app.command("create-key")
 def create_key(
     name: str,
-    role: RoleOption = Role.member,
+    role: RoleOption = "member",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
     expires_in_days: Annotated[float | None, typer.Option(min=0.001)] = None,
     scope: Annotated[
-        list[Scope] | None,
+        list[ScopeName] | None,
         typer.Option(help="What the key may do beyond its role (repeatable)."),
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Make an API key for a service; the key is printed once and never again. A key made
     here belongs to the system (no person's authority bounds it): revoke it when done."""
+    from citeline.auth.api_keys import ApiKeys
+
     with _as_system(data_dir, workspace) as accounts:
         keys = ApiKeys(accounts.sessions, accounts.access)
         row, secret = keys.create(
-            name, role, expires_in_days=expires_in_days, scopes=[s.value for s in scope or []]
+            name,
+            _role(role),
+            expires_in_days=expires_in_days,
+            scopes=[s.value for s in scope or []],
         )
     typer.echo(f"API key {row.id} ({role} of {workspace}); store it now, it is not shown again:")
     typer.echo(secret)
@@ -192,6 +226,8 @@ def create_key(
 def list_keys(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE, data_dir: DataDirOption = None
 ) -> None:
+    from citeline.auth.api_keys import ApiKeys
+
     with _as_system(data_dir, workspace) as accounts:
         rows = ApiKeys(accounts.sessions, accounts.access).list()
     for row in rows:
@@ -201,6 +237,8 @@ def list_keys(
 
 @app.command("revoke-key")
 def revoke_key(key_id: uuid.UUID, data_dir: DataDirOption = None) -> None:
+    from citeline.auth.api_keys import ApiKeys
+
     with _as_system(data_dir) as accounts:
         ApiKeys(accounts.sessions, accounts.access).revoke(key_id)
     typer.echo(f"API key {key_id} revoked")
@@ -210,8 +248,10 @@ def revoke_key(key_id: uuid.UUID, data_dir: DataDirOption = None) -> None:
 def rotate_key(data_dir: DataDirOption = None) -> None:
     """Sign access tokens with a new key; the old one verifies until the next rotation."""
     from citeline.auth.tokens import rotate_signing_key
+    from citeline.cli.common import fail, load_settings, opened
+    from citeline.errors import CitelineError, ConfigurationError
 
-    settings = load_settings(data_dir)
+    settings = load_settings(data_dir, announce=True)
     if settings.jwt_secret is not None:
         raise fail(
             ConfigurationError(

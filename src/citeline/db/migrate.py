@@ -57,8 +57,37 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         # Serialise concurrent starts (several `serve` or test processes on one database).
         connection.execute(text("SELECT pg_advisory_xact_lock(7263010001)"))
+        _refuse_newer(MigrationContext.configure(connection).get_current_revision())
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def check_current(engine: Engine) -> None:
+    """Refuse to work on a schema other than this code's: a worker never migrates."""
+    check_server(engine)
+    current, head = current_revision(engine), head_revision()
+    _refuse_newer(current)
+    if current != head:
+        raise ConfigurationError(
+            f"the database schema is at revision {current or 'none (empty database)'}, "
+            f"older than this Citeline's {head}: run `citeline migrate` (the migrate Job), "
+            "or start `citeline serve`, which migrates, before the workers"
+        )
+
+
+def _refuse_newer(current: str | None) -> None:
+    if current is not None and current not in _known_revisions():
+        raise ConfigurationError(
+            f"the database schema is at revision {current}, which this Citeline "
+            f"({head_revision()}) does not know: a newer version migrated it. Run the newer "
+            "version's image here too"
+        )
+
+
+def _known_revisions() -> set[str]:
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import redis
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
+from rq.job import JobStatus
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +28,9 @@ from citeline.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH = 200
+PENDING_RQ_STATES = frozenset(
+    {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+)
 
 
 @dataclass
@@ -131,11 +136,21 @@ class Reaper:
                 .limit(BATCH)
             ).all()
         for job_id, attempt, queue_name, target, timeout in rows:
-            if RQJob.exists(rq_job_id(job_id, attempt), connection=self.redis):
+            if self._on_the_queue(rq_job_id(job_id, attempt)):
                 continue
             log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
             self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
             report.requeued.append(job_id)
+
+    def _on_the_queue(self, rq_id: str) -> bool:
+        """RQ still holds this attempt to run. One that RQ ended while the database says
+        `queued` never started (its worker lost PostgreSQL or Redis at the start, so RQ
+        failed it): only pushing it again runs it, and `Lifecycle.start` runs it once."""
+        try:
+            status = RQJob.fetch(rq_id, connection=self.redis).get_status(refresh=False)
+        except NoSuchJobError:
+            return False
+        return status in PENDING_RQ_STATES
 
     def _end_waiting(self, report: Sweep) -> None:
         """A waiting job whose follow-up ended, but which did not end with it (the process

