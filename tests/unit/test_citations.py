@@ -109,6 +109,7 @@ def test_an_introduction_without_what_it_introduces_is_left_out() -> None:
     draft = "The bakery opens at six in the morning [2]. To buy bread, do this:"
     verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
     assert verified.answer == "The bakery opens at six in the morning [1]."
+    assert [s.dropped for s in verified.dropped] == ["introduction"]
 
 
 def test_a_shared_span_is_cited_once() -> None:

@@ -97,7 +97,8 @@ class SentenceSupport:
     markers: list[int] = field(default_factory=list)
     support: float | None = None
     model_markers: list[int] = field(default_factory=list)
-    dropped: str | None = None  # why the answer leaves it out: unsupported, repeated, meta
+    # Why the answer leaves it out: unsupported, repeated, meta, introduction.
+    dropped: str | None = None
 
     @property
     def unsupported(self) -> bool:
@@ -261,7 +262,9 @@ class Verifier:
         return released
 
     def finish(self) -> Verified:
-        self.dropped.extend(support for support, _ in self._waiting)
+        for support, _ in self._waiting:
+            support.dropped = "introduction"  # what it introduced was left out
+            self.dropped.append(support)
         self._waiting = []
         return Verified(self.answer, list(self.citations.values()), self.sentences, self.dropped)
 
