@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     # questions, 1.7 passages read on average), at most `answer_max_passages`.
     answer_relevance_margin: Annotated[float, Field(ge=0, le=2)] = 0.10
     answer_max_passages: Annotated[int, Field(ge=1, le=50)] = 4
+    # Given one passage alone, the bundled 1.5B model replied with its number ("1").
+    answer_min_passages: Annotated[int, Field(ge=1, le=50)] = 2
 
     # Reports: passages per question and knowledge base, what a section's writer reads (the
     # bundled model reads about 4k tokens in all), how long a section may be, and how

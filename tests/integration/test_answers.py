@@ -110,12 +110,13 @@ def test_a_streamed_answer_cites_exact_spans_and_a_follow_up_is_rewritten(
     )
     types = [e["event"] for e in events]
     assert types[0] == "queued" and types[-1] == "finished"
-    assert types.index("retrieval") < types.index("preview") < types.index("token")
-    assert types.index("token") < types.index("sentence") < types.index("complete")
-    assert "citation" in types
-    assert types.index("token") < types.index("verifying") < types.index("complete")
     result = json.loads(next(e for e in events if e["event"] == "complete")["data"])["data"]
-    assert result["status"] == "answered", result
+    read = " | ".join(p["text"] for p in result["passages"])
+    assert result["status"] == "answered", f"{result.get('draft')!r} from {read!r}"
+    assert types.index("retrieval") < types.index("preview") < types.index("token"), types
+    assert types.index("token") < types.index("sentence") < types.index("complete"), types
+    assert "citation" in types
+    assert types.index("token") < types.index("verifying") < types.index("complete"), types
     preview = json.loads(next(e for e in events if e["event"] == "preview")["data"])["data"]
     check_spans(resources, preview["sentences"])
     checked = [json.loads(e["data"])["data"] for e in events if e["event"] == "sentence"]

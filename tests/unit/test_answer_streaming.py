@@ -66,3 +66,5 @@ def test_only_passages_about_the_question_are_read() -> None:
     assert every.passages == [LIGHTHOUSE, BAKERY]  # best first
     one = on_question("Who built the lighthouse?", candidates, embed, 2.0, 1)  # type: ignore[arg-type]
     assert one.passages == [LIGHTHOUSE]
+    two = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4, 2)  # type: ignore[arg-type]
+    assert two.passages == [LIGHTHOUSE, BAKERY]  # a floor of two

@@ -60,6 +60,8 @@ def test_claims_are_sentences_that_state_something() -> None:
     assert not is_claim("Here are the steps:")
     assert not is_claim("I hope this helps.")
     assert not is_claim("Yes.")
+    assert not is_claim("It was built in 1847.")
+    assert is_claim("It was built in 1847.", marked=True)  # the model cited a passage for it
 
 
 def test_each_claim_cites_the_span_that_supports_it_whatever_the_model_marked() -> None:
@@ -107,6 +109,7 @@ def test_an_introduction_without_what_it_introduces_is_left_out() -> None:
     draft = "The bakery opens at six in the morning [2]. To buy bread, do this:"
     verified = verify(draft, [LIGHTHOUSE, BAKERY], embed, threshold=0.5)  # type: ignore[arg-type]
     assert verified.answer == "The bakery opens at six in the morning [1]."
+    assert [s.dropped for s in verified.dropped] == ["introduction"]
 
 
 def test_a_shared_span_is_cited_once() -> None:

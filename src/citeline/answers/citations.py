@@ -97,7 +97,8 @@ class SentenceSupport:
     markers: list[int] = field(default_factory=list)
     support: float | None = None
     model_markers: list[int] = field(default_factory=list)
-    dropped: str | None = None  # why the answer leaves it out: unsupported, repeated, meta
+    # Why the answer leaves it out: unsupported, repeated, meta, introduction.
+    dropped: str | None = None
 
     @property
     def unsupported(self) -> bool:
@@ -138,11 +139,13 @@ class Verified:
         return None if claims == 0 else sum(bool(s.markers) for s in self.sentences) / claims
 
 
-def is_claim(sentence: str) -> bool:
+def is_claim(sentence: str, *, marked: bool = False) -> bool:
+    """Whether a sentence states something to cite: three content words, or any content word
+    in a sentence the model itself marked with a passage ("It was built in 1847 [1].")."""
     text = sentence.strip()
     if text.endswith(":") or _NOT_A_CLAIM.match(text):
         return False
-    return len(content_words(text)) >= MIN_CLAIM_WORDS
+    return len(content_words(text)) >= (1 if marked else MIN_CLAIM_WORDS)
 
 
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
@@ -235,8 +238,13 @@ class Verifier:
         text = _unframed(strip_markers(sentence).strip())
         if not text:
             return []
+        markers = marker_numbers(sentence)
         support = SentenceSupport(
-            text=text, start=0, end=0, claim=is_claim(text), model_markers=marker_numbers(sentence)
+            text=text,
+            start=0,
+            end=0,
+            claim=is_claim(text, marked=bool(markers)),
+            model_markers=markers,
         )
         if _META.match(text):
             support.dropped = "meta"
@@ -254,7 +262,9 @@ class Verifier:
         return released
 
     def finish(self) -> Verified:
-        self.dropped.extend(support for support, _ in self._waiting)
+        for support, _ in self._waiting:
+            support.dropped = "introduction"  # what it introduced was left out
+            self.dropped.append(support)
         self._waiting = []
         return Verified(self.answer, list(self.citations.values()), self.sentences, self.dropped)
 

@@ -148,7 +148,14 @@ def answer(
         if options.relevance_margin is None
         else options.relevance_margin
     )
-    chosen = on_question(search_query, found, embedder.embed, margin, settings.answer_max_passages)
+    chosen = on_question(
+        search_query,
+        found,
+        embedder.embed,
+        margin,
+        settings.answer_max_passages,
+        settings.answer_min_passages,
+    )
     base["set_aside"] = [p.number for p in chosen.set_aside]
     packed = pack(chosen.passages, budget, lambda text: embedder.count_tokens([text])[0])
     index = SpanIndex(packed, embedder.embed)
@@ -165,6 +172,7 @@ def answer(
     clock.mark("generated")
     base["model"] = served_by
     base["usage"] = generated.usage.model_dump()
+    base["draft"] = generated.text
 
     if is_not_found(generated.text):
         result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
@@ -185,7 +193,6 @@ def answer(
         **base,
         "status": "answered",
         "answer": verified.answer,
-        "draft": generated.text,
         "citations": citations,
         "sentences": [s.as_json() for s in verified.sentences],
         "dropped": [s.as_json() for s in verified.dropped],

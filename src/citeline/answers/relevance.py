@@ -25,10 +25,15 @@ class Chosen:
 
 
 def on_question(
-    question: str, passages: Sequence[Passage], embed: Embed, margin: float, most: int
+    question: str,
+    passages: Sequence[Passage],
+    embed: Embed,
+    margin: float,
+    most: int,
+    least: int = 1,
 ) -> Chosen:
     """The passages whose similarity to the question is within `margin` of the best one's,
-    at most `most` of them."""
+    at most `most` and (when there are) at least `least` of them."""
     if not passages:
         return Chosen([], [], [])
     vectors = embed([question, *(p.text for p in passages)]).astype(np.float32)
@@ -36,7 +41,8 @@ def on_question(
     similarity = [float(s) for s in vectors[1:] @ vectors[0]]
     order = sorted(range(len(passages)), key=lambda i: -similarity[i])
     best = similarity[order[0]]
-    keep = [i for i in order if similarity[i] >= best - margin][:most]
+    close = sum(similarity[i] >= best - margin for i in order)
+    keep = order[: min(most, max(least, close))]
     return Chosen(
         [passages[i] for i in keep],
         [p for i, p in enumerate(passages) if i not in keep],

@@ -90,7 +90,7 @@ class SentenceOut(BaseModel):
     support: float | None
     unsupported: bool = Field(description="A claim no passage supports")
     model_markers: list[int] = Field(description="What the model itself cited")
-    dropped: Literal["unsupported", "repeated", "meta"] | None = Field(
+    dropped: Literal["unsupported", "repeated", "meta", "introduction"] | None = Field(
         default=None, description="Why the answer leaves this drafted sentence out"
     )
 

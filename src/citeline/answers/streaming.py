@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from citeline.answers.citations import Citation, SpanIndex, Verified, Verifier
+from citeline.answers.citations import Citation, SpanIndex, Verified, Verifier, is_claim
 from citeline.answers.passages import Passage
 from citeline.answers.prompt import NOT_FOUND
 from citeline.answers.text import markers_before_stop, sentences
@@ -77,7 +77,7 @@ def preview(question: str, passages: Sequence[Passage], index: SpanIndex) -> lis
     scored = [
         (float(index.vectors[i] @ vector), span)
         for i, span in enumerate(index.spans)
-        if span.passage.number == best and _single(span.text)
+        if span.passage.number == best and is_claim(span.text) and _single(span.text)
     ]
     chosen = sorted(scored, key=lambda pair: -pair[0])[:PREVIEW_SENTENCES]
     chosen.sort(key=lambda pair: pair[1].start)
