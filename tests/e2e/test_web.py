@@ -104,6 +104,7 @@ def test_sign_in_then_upload_ask_and_inspect_a_citation(
 
     page.keyboard.press("Escape")
     go(page, "Models")  # an instance administrator may route aliases
+    page.get_by_text("Advanced: aliases, versions and routes").click()
     expect(page.get_by_label("Model version, route 1")).to_be_visible()
     page.get_by_role("button", name="Save routes").click()  # the alias's routes, unchanged
     expect(page.get_by_role("status")).to_contain_text("Saved the routes of")
@@ -141,6 +142,7 @@ def a_viewer_cannot_change_anything(page: Page) -> None:
     expect(page.get_by_label("Or choose files:")).to_have_count(0)
     shot(page, "signin-10-viewer")
     go(page, "Models")
+    page.get_by_text("Advanced: aliases, versions and routes").click()
     expect(page.get_by_text("Only workspace admins and instance administrators")).to_be_visible()
     expect(page.get_by_role("heading", name="Route an alias")).to_have_count(0)
 
@@ -168,8 +170,7 @@ def upload_and_watch(page: Page, tmp_path: Path, screenshot: str) -> None:
     page.get_by_label("Name").fill("harbour")
     page.get_by_label("Description").fill("Harbour history")
     page.get_by_role("button", name="Create").click()
-    page.get_by_role("link", name="harbour").click()
-    expect(page.get_by_role("heading", name="harbour")).to_be_visible()
+    expect(page.get_by_role("heading", name="harbour")).to_be_visible()  # opened on create
     document = tmp_path / "lighthouse.md"
     document.write_text(LIGHTHOUSE)
     page.get_by_label("Or choose files:").set_input_files(str(document))

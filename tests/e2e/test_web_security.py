@@ -55,15 +55,22 @@ def test_uploaded_pages_are_downloaded_and_text_opens_as_text(
     expect(row).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('citeline.refresh')")  # there to be stolen
 
+    row.get_by_role("link").click()  # its page: not indexed yet (no worker), the original there
+    expect(page.get_by_role("alert")).to_have_text(
+        "figures.html is still being indexed; its preview is ready when it is"
+    )
+    original = page.get_by_role("link", name="Open or download the original")
     with page.expect_download() as download:
-        row.get_by_role("link").click()
+        original.click()
     assert download.value.suggested_filename == "figures.html"
     page.wait_for_timeout(500)  # a tab, had one opened, would have had time to run its script
     assert len(context.pages) == 1
     assert not any("LEAKED" in p.title() for p in context.pages)
 
+    page.go_back()
+    page.locator('tr[data-source="notes.md"]').get_by_role("link").click()
     with context.expect_page() as opened:
-        page.locator('tr[data-source="notes.md"]').get_by_role("link").click()
+        original.click()
     notes = opened.value
     notes.wait_for_load_state()
     assert notes.evaluate("document.contentType") == "text/plain"

@@ -230,6 +230,7 @@ def test_another_workspace_sees_nothing_of_alpha(world: World) -> None:
         f"/v1/knowledge-bases/{kb}/documents",
         f"/v1/knowledge-bases/{kb}/documents/{doc}",
         f"/v1/knowledge-bases/{kb}/documents/{doc}/file",
+        f"/v1/knowledge-bases/{kb}/documents/{doc}/preview",
         f"/v1/knowledge-bases/{kb}/search?q=leave",
         f"/v1/jobs/{job}",
         f"/v1/jobs/{job}/result",
@@ -252,11 +253,14 @@ def test_another_workspace_sees_nothing_of_alpha(world: World) -> None:
         assert bob.get("/v1/knowledge-bases").json()["knowledge_bases"][0]["id"] == world.beta_kb
         assert [j["id"] for j in bob.get("/v1/jobs").json()["jobs"]] == []
         assert bob.get("/v1/reports").json()["reports"] == []
+        assert bob.get("/v1/conversations").json()["conversations"] == []
         alpha_kb = bob.post("/v1/reports", json={"topic": "leave", "knowledge_bases": [kb]})
         assert alpha_kb.status_code == 404
         writes = [
             ("POST", f"/v1/knowledge-bases/{kb}/documents"),
             ("DELETE", f"/v1/knowledge-bases/{kb}/documents/{doc}"),
+            ("POST", f"/v1/knowledge-bases/{kb}/documents/{doc}/retry"),
+            ("DELETE", f"/v1/conversations/{world.conversation}"),
             ("DELETE", f"/v1/knowledge-bases/{kb}"),
             ("POST", f"/v1/jobs/{job}/cancel"),
             ("PUT", "/v1/workspaces/alpha/members/" + str(uuid.uuid4())),

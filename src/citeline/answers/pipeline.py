@@ -2,8 +2,9 @@
 pack the context, generate, verify the citations, and keep the turn.
 
 Progress goes out through `emit` as typed events (`retrieval`, `preview`, `token`, `sentence`,
-`citation`, `error`, `complete`): a job passes its event stream, the CLI a printer. `token`
-carries the unchecked draft, `sentence` each verified sentence the answer keeps.
+`verifying`, `citation`, `error`, `complete`): a job passes its event stream, the CLI a
+printer. `token` carries the unchecked draft, `sentence` each verified sentence the answer
+keeps, `verifying` marks the end of the draft.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def answer(
     if is_not_found(generated.text):
         result = _not_found(base, kb.name, packed, "the passages found do not answer it", clock)
         return _finish(sessions, emit, result, conversation_id, job_id, queue_ms)
+    emit("verifying", {"passages": len(packed)})
     verified = stream.finish()
     clock.mark("verified")
     if not verified.citations:
@@ -300,7 +302,9 @@ def _finish(
 ) -> dict[str, Any]:
     result["timings"]["queue_ms"] = queue_ms
     if conversation_id is not None:
-        result["turn"] = _save_turn(sessions, conversation_id, result, job_id)
+        turn = _save_turn(sessions, conversation_id, result, job_id)
+        if turn is not None:
+            result["turn"] = turn
     emit("complete", result)
     return result
 
@@ -325,10 +329,13 @@ def _save_turn(
     conversation_id: uuid.UUID,
     result: dict[str, Any],
     job_id: uuid.UUID | None,
-) -> int:
+) -> int | None:
+    """The new turn's number; None when the conversation was deleted while answering."""
     with unit_of_work(sessions) as session:
         # Lock the conversation so two answers to it number their turns one after the other.
-        conversation = session.get_one(Conversation, conversation_id, with_for_update=True)
+        conversation = session.get(Conversation, conversation_id, with_for_update=True)
+        if conversation is None:
+            return None
         ordinal = (
             session.scalar(
                 select(func.max(Turn.ordinal)).where(Turn.conversation_id == conversation_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,7 +15,10 @@ from citeline.answers.schemas import (
     AnswerStatusOut,
     AskIn,
     AskOut,
+    ConversationList,
     ConversationOut,
+    ConversationPatch,
+    ConversationSummary,
     TurnOut,
 )
 from citeline.answers.service import AnswerService
@@ -114,6 +117,43 @@ def answer_status(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerStatusO
 )
 def answer_result(job_id: uuid.UUID, answers: AnswerServiceDep) -> AnswerOut:
     return AnswerOut.model_validate(answers.result(job_id))
+
+
+@router.get("/v1/conversations")
+def list_conversations(
+    answers: AnswerServiceDep,
+    title: Annotated[str | None, Query(max_length=200, description="Part of the title")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ConversationList:
+    """The caller's conversations, most recently active first."""
+    rows = answers.conversations(title=title, limit=limit)
+    return ConversationList(
+        conversations=[
+            ConversationSummary(
+                id=c.id,
+                knowledge_base_id=c.knowledge_base_id,
+                title=c.title,
+                turn_count=count,
+                created_at=c.created_at,
+                updated_at=c.updated_at,
+            )
+            for c, count in rows
+        ]
+    )
+
+
+@router.patch("/v1/conversations/{conversation_id}")
+def rename_conversation(
+    conversation_id: uuid.UUID, body: ConversationPatch, answers: AnswerServiceDep
+) -> ConversationOut:
+    answers.rename(conversation_id, body.title)
+    return conversation(conversation_id, answers)
+
+
+@router.delete("/v1/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_conversation(conversation_id: uuid.UUID, answers: AnswerServiceDep) -> Response:
+    answers.delete_conversation(conversation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/conversations/{conversation_id}")

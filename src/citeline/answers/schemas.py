@@ -207,3 +207,22 @@ class ConversationOut(BaseModel):
     title: str
     created_at: datetime
     turns: list[TurnOut]
+
+
+class ConversationSummary(BaseModel):
+    id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    title: str
+    turn_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationSummary]
+
+
+class ConversationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)

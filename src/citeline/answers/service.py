@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.answers.job import ANSWER_KIND
 from citeline.answers.models import Conversation, Turn
+from citeline.auth import Role
+from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import Job, JobState
@@ -131,6 +133,54 @@ class AnswerService:
                 raise NotFound(f"no conversation {conversation_id}")
             session.expunge(conversation)
             return conversation
+
+    def conversations(
+        self, *, title: str | None = None, limit: int = 50
+    ) -> list[tuple[Conversation, int]]:
+        """The caller's conversations in this workspace, newest activity first, each with its
+        number of turns; `title` keeps those whose title contains it (any case)."""
+        turn_count = (
+            select(func.count(Turn.id))
+            .where(Turn.conversation_id == Conversation.id)
+            .scalar_subquery()
+        )
+        query = select(Conversation, turn_count).order_by(Conversation.updated_at.desc())
+        if not self.access.is_system:
+            query = query.where(
+                Conversation.workspace_id == self.access.workspace_id,
+                Conversation.owner == self.access.subject,
+            )
+        if title:
+            escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(Conversation.title.ilike(f"%{escaped}%", escape="\\"))
+        with self.sessions() as session:
+            rows = [(row[0], int(row[1])) for row in session.execute(query.limit(limit))]
+            session.expunge_all()
+            return rows
+
+    def rename(self, conversation_id: uuid.UUID, title: str) -> Conversation:
+        title = title.strip()
+        if not title:
+            raise InvalidInput("a conversation needs a title", field="title")
+        self._owned(conversation_id, "rename")
+        with unit_of_work(self.sessions) as session:
+            conversation = session.get_one(Conversation, conversation_id)
+            conversation.title = title[:200]
+            conversation.updated_at = utcnow()
+        return self.conversation(conversation_id)
+
+    def delete_conversation(self, conversation_id: uuid.UUID) -> None:
+        self._owned(conversation_id, "delete")
+        with unit_of_work(self.sessions) as session:
+            session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+    def _owned(self, conversation_id: uuid.UUID, verb: str) -> Conversation:
+        """The conversation, if the caller may change it: its owner, or a workspace admin."""
+        conversation = self.conversation(conversation_id)
+        self.access.require(Role.member, f"{verb} conversations")
+        if conversation.owner != self.access.subject and not self.access.role >= Role.admin:
+            raise NotFound(f"no conversation {conversation_id}")
+        return conversation
 
     def turns(self, conversation_id: uuid.UUID) -> list[Turn]:
         self.conversation(conversation_id)

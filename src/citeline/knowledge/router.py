@@ -19,10 +19,12 @@ from citeline.knowledge.retrieval import Filters
 from citeline.knowledge.schemas import (
     DocumentList,
     DocumentOut,
+    DocumentPreview,
     FormatList,
     KnowledgeBaseIn,
     KnowledgeBaseList,
     KnowledgeBaseOut,
+    PreviewChunk,
     ReindexOut,
     SearchHit,
     SearchResponse,
@@ -150,6 +152,37 @@ def download_original(
     origin."""
     document, original = knowledge.original(kb_id, document_id)
     return download(original, document.media_type, document.filename)
+
+
+@router.get(
+    "/{kb_id}/documents/{document_id}/preview",
+    responses={409: {"description": "the document is not indexed yet, or could not be read"}},
+)
+def preview_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> DocumentPreview:
+    """The extracted text with its chunk boundaries and page starts: what was indexed."""
+    document, chunks, truncated = knowledge.preview(kb_id, document_id)
+    return DocumentPreview(
+        document=DocumentOut.of(document),
+        text=document.text or "",
+        truncated=truncated,
+        page_starts=document.page_starts,
+        chunks=[PreviewChunk.model_validate(chunk) for chunk in chunks],
+    )
+
+
+@router.post(
+    "/{kb_id}/documents/{document_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "the document has not failed"}},
+)
+def retry_document(
+    kb_id: uuid.UUID, document_id: uuid.UUID, knowledge: KnowledgeServiceDep
+) -> DocumentOut:
+    """Ingest a failed document's last upload again (to replace it, upload a file with the
+    same name)."""
+    return DocumentOut.of(knowledge.retry(kb_id, document_id))
 
 
 @router.delete("/{kb_id}/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

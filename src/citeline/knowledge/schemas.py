@@ -105,3 +105,24 @@ class SearchHit(BaseModel):
 
 class SearchResponse(BaseModel):
     hits: list[SearchHit]
+
+
+class PreviewChunk(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ordinal: int
+    start: int = Field(description="Offsets in the document's extracted text")
+    end: int
+    heading_path: list[str]
+    page: int | None
+
+
+class DocumentPreview(BaseModel):
+    """A document as it was indexed: its extracted text, where its pages start, and the
+    chunks that search and answers cite."""
+
+    document: DocumentOut
+    text: str
+    truncated: bool = Field(description="The text is cut; the document is longer")
+    page_starts: list[int] | None
+    chunks: list[PreviewChunk]

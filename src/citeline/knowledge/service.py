@@ -19,7 +19,7 @@ from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from citeline.jobs.service import JobService
 from citeline.knowledge import index
-from citeline.knowledge.models import Document, DocumentStatus, KnowledgeBase
+from citeline.knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from citeline.knowledge.parsing import InvalidDocument, media_type_for
 from citeline.knowledge.retrieval import Filters, Hit, search
 from citeline.llm import Embedder
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 INGEST_KIND = "knowledge.ingest"
 MAX_QUERY_CHARS = 2000
 COPY_BLOCK = 1 << 20
+PREVIEW_CHARS = 200_000  # a preview shows this much of a document's text
 
 
 class KnowledgeDeps(Protocol):
@@ -371,6 +372,52 @@ class KnowledgeService:
                 self.jobs.cancel(document.job_id, "document deleted")
             except (Conflict, NotFound):
                 log.info("ingestion job had already ended", extra={"job": str(document.job_id)})
+
+    def preview(
+        self, ref: uuid.UUID | str, document_id: uuid.UUID, *, limit: int = PREVIEW_CHARS
+    ) -> tuple[Document, list[Chunk], bool]:
+        """The indexed document (its text cut at `limit` characters), its chunks there, and
+        whether the text was cut."""
+        document = self.document(ref, document_id)
+        if document.text is None:
+            if document.status == DocumentStatus.failed.value:
+                raise Conflict(f"{document.source} could not be read: {document.error}")
+            raise Conflict(
+                f"{document.source} is still being indexed; its preview is ready when it is"
+            )
+        with self.sessions() as session:
+            chunks = list(
+                session.scalars(
+                    select(Chunk)
+                    .where(Chunk.document_id == document.id, Chunk.start < limit)
+                    .order_by(Chunk.ordinal)
+                )
+            )
+            session.expunge_all()
+        truncated = len(document.text) > limit
+        document.text = document.text[:limit]
+        return document, chunks, truncated
+
+    def retry(self, ref: uuid.UUID | str, document_id: uuid.UUID) -> Document:
+        """Ingest a failed document's last upload again."""
+        kb = self.get(ref)
+        self.access.require(Role.member, "retry documents")
+        with unit_of_work(self.sessions) as session:
+            document = session.get(Document, document_id, with_for_update=True)
+            if document is None or document.knowledge_base_id != kb.id:
+                raise NotFound(f"document {document_id} not found in knowledge base {kb.name!r}")
+            if document.status != DocumentStatus.failed.value or document.upload_key is None:
+                raise Conflict(
+                    f"{document.source} is {document.status}: only a failed document can be retried"
+                )
+            document.status = DocumentStatus.queued.value
+            document.error = None
+        job = self.jobs.enqueue(
+            INGEST_KIND, {"document_id": str(document_id)}, workspace_id=kb.workspace_id
+        )
+        with unit_of_work(self.sessions) as session:
+            session.get_one(Document, document_id).job_id = job.id
+        return self._document(kb, document_id)
 
     def _audit(self, action: str, target: str, kb: KnowledgeBase, name: str) -> audit.Entry:
         return audit.Entry(

@@ -23,6 +23,8 @@ const views = {
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
 let notice = "";  // why the sign-in page is showing, if not for the first time
+let routed = false;  // the first page leaves focus at the top: the skip link, then the navigation
+const THEME_KEY = "citeline.theme";  // "light" or "dark"; none follows the system
 
 const viewName = () => location.hash.replace(/^#\/?/, "").split("/")[0] || "ask";
 
@@ -73,7 +75,8 @@ function route() {
   if (name !== "signin" && session.mode === "required" && signedIn()) {
     invitationsBanner(main, () => loadMe().then(() => renderHeader(viewName())));
   }
-  if (!main.contains(document.activeElement)) main.focus();
+  if (routed && !main.contains(document.activeElement)) main.focus();
+  routed = true;
 }
 
 // ---------- header ----------
@@ -135,7 +138,27 @@ async function switchWorkspace(id) {
 
 // ---------- start ----------
 
+// ---------- theme ----------
+
+function wireTheme() {
+  const button = document.getElementById("theme");
+  const system = matchMedia("(prefers-color-scheme: dark)");
+  const show = () => {
+    const chosen = localStorage.getItem(THEME_KEY);
+    if (chosen) document.documentElement.dataset.theme = chosen;
+    else delete document.documentElement.dataset.theme;
+    button.setAttribute("aria-pressed", String((chosen || (system.matches ? "dark" : "light")) === "dark"));
+  };
+  button.addEventListener("click", () => {
+    localStorage.setItem(THEME_KEY, button.getAttribute("aria-pressed") === "true" ? "light" : "dark");
+    show();
+  });
+  system.addEventListener("change", show);
+  show();
+}
+
 function wireStaticParts() {
+  wireTheme();
   document.getElementById("source-close").addEventListener("click", closeSource);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeSource(); });
   // Stored files need the bearer token, which a plain link cannot carry; and they open only as

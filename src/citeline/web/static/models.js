@@ -1,16 +1,30 @@
-// Models: aliases with their routes and last day's traffic, the models behind them, and for
-// instance administrators a form that points an alias at versions by weight.
+// Models: a card naming the model that answers, where it runs, whether it is in use and how
+// fast; behind "Advanced", the aliases (with what each is for), their routes and last day's
+// traffic, the models behind them, and for admins a form that points an alias at versions.
 
 import { el, errorBox, toast } from "./dom.js";
 import { api, canManageModels, isInstanceAdmin } from "./session.js";
 
 const path = (name) => `/v1/models/${encodeURIComponent(name)}`;
 
+const PURPOSE = {
+  default: "Used by anything that names no model (API clients, the OpenAI-compatible endpoint).",
+  answer: "Writes the answers on the Ask page.",
+  report: "Plans and writes reports.",
+  assistant: "Talks in the assistant's conversations.",
+};
+
 export function modelsView(root) {
-  const list = el("div", { "aria-live": "polite" }, el("p", { class: "spinner", text: "Loading" }));
+  const summary = el("div", { "aria-live": "polite" }, el("p", { class: "spinner", text: "Loading" }));
+  const list = el("div");
   const form = canManageModels() ? routesForm(load) : null;
-  root.append(el("h1", { text: "Models" }), el("div", { class: "card" }, list),
-    form ? form.node : el("p", { class: "note", text: "Only workspace admins and instance administrators can change how aliases route." }));
+  root.append(el("h1", { text: "Models" }), summary,
+    el("details", { class: "card advanced", "data-testid": "advanced" },
+      el("summary", { text: "Advanced: aliases, versions and routes" }),
+      el("p", { class: "muted", text: "Each part of Citeline asks for a model by an alias; an alias routes to one " +
+        "model version, or splits its requests between versions by weight (an A/B test)." }),
+      list,
+      form ? form.node : el("p", { class: "note", text: "Only workspace admins and instance administrators can change how aliases route." })));
 
   async function load() {
     try {
@@ -22,11 +36,48 @@ export function modelsView(root) {
         form ? Promise.all(models.map((m) => api(`${path(m.id)}/versions`).catch(() => ({ versions: [] }))))
           : [],
       ]);
+      summary.replaceChildren(runningCard(aliases, models, stats));
       list.replaceChildren(...aliasTable(aliases, stats), ...modelTable(models));
       if (form) form.update(aliases, models.map((m, i) => [m.id, versions[i].versions.map((v) => v.ref)]));
-    } catch (error) { list.replaceChildren(errorBox(error)); }
+    } catch (error) { summary.replaceChildren(errorBox(error)); }
   }
   load();
+}
+
+/** Which model answers questions, where it runs, whether it has been used, and how fast. */
+function runningCard(aliases, models, stats) {
+  const index = aliases.findIndex((a) => a.id === "answer");
+  const alias = aliases[index] || aliases.find((a) => a.id === "default");
+  if (!alias || !alias.routes.length) {
+    return el("section", { class: "card" }, el("p", { class: "empty", text: "No model answers questions yet." }));
+  }
+  const version = alias.routes[0].model;
+  const model = models.find((m) => version === m.id || version.startsWith(`${m.id}@`));
+  const local = model && model.provider === "local";
+  const variants = (index >= 0 && stats[index] && stats[index].variants) || [];
+  const used = variants.reduce((sum, v) => sum + v.requests, 0);
+  const speed = variants.find((v) => v.output_tokens_per_second);
+  const p50 = variants.find((v) => v.latency_ms_p50 !== null);
+  const facts = [
+    el("li", { text: local ? "Runs on this machine: your documents and questions stay here."
+      : `Runs at a remote service (${model ? model.provider : "unknown provider"}): questions and passages are sent there.` }),
+    el("li", { "data-testid": "model-state", text: used
+      ? `In use: it answered ${used} ${used === 1 ? "request" : "requests"} in the last 24 hours${local ? ", so it is loaded in the workers that ran them" : ""}.`
+      : local ? "Not used in the last 24 hours: the first question loads it, which takes a few seconds."
+        : "Not used in the last 24 hours." }),
+  ];
+  if (speed || p50) {
+    facts.push(el("li", { text: [
+      speed ? `Writes about ${Math.round(speed.output_tokens_per_second)} tokens (word pieces) a second${local ? " on this machine" : ""}` : null,
+      p50 ? `a typical request takes ${(p50.latency_ms_p50 / 1000).toFixed(1)} s` : null].filter(Boolean).join("; ") + "." }));
+  }
+  if (alias.routes.length > 1) {
+    facts.push(el("li", { text: `Shared with ${alias.routes.length - 1} other ${alias.routes.length === 2 ? "version" : "versions"} in an A/B test (see Advanced).` }));
+  }
+  return el("section", { class: "card", "aria-labelledby": "model-title", "data-testid": "running-model" },
+    el("p", { class: "meta", text: "The model that answers your questions" }),
+    el("h2", { id: "model-title", text: version }),
+    el("ul", { class: "facts" }, facts));
 }
 
 const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { text: n }))));
@@ -41,7 +92,8 @@ function aliasTable(aliases, stats) {
   const rows = aliases.map((alias, i) => {
     const routes = alias.routes.map((r) => `${r.model} (weight ${r.weight})`).join(", ");
     const fallback = alias.fallback ? `; fallback ${alias.fallback}` : "";
-    return el("tr", {}, el("td", { text: alias.id }),
+    return el("tr", {}, el("td", {}, el("strong", { text: alias.id }),
+      PURPOSE[alias.id] ? el("div", { class: "meta", text: PURPOSE[alias.id] }) : null),
       el("td", { text: alias.workspace ? "this workspace" : "shared" }),
       el("td", { text: routes + fallback }), el("td", {}, usage(stats[i])));
   });

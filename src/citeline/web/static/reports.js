@@ -313,7 +313,7 @@ function openReference(reference, passage) {
   const link = document.getElementById("source-link");
   link.hidden = !reference.knowledge_base_id;
   if (reference.knowledge_base_id) {
-    link.href = `/v1/knowledge-bases/${reference.knowledge_base_id}/documents/${reference.document_id}/file`;
+    link.href = `#/knowledge/${reference.knowledge_base_id}/documents/${reference.document_id}`;
   }
   document.getElementById("source-panel").hidden = false;
   document.getElementById("source-close").focus();
