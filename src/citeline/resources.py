@@ -24,6 +24,7 @@ from citeline.db import migrate
 from citeline.db.engine import Statements, make_engine, make_sessionmaker
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
+from citeline.jobs.presence import Presence
 from citeline.jobs.queue import QUEUE_NAMES, check_redis, connect
 from citeline.jobs.reaper import Reaper
 from citeline.jobs.registry import JobKind, JobRegistry
@@ -32,6 +33,7 @@ from citeline.jobs.service import JobService
 from citeline.jobs.worker import WorkerMode, run_worker
 from citeline.knowledge.service import KnowledgeDeps, KnowledgeService
 from citeline.llm.providers.base import Lease
+from citeline.llm.providers.local import report_loads
 from citeline.llm.service import ModelService
 from citeline.reports import ReportDeps, ReportService
 from citeline.settings import Settings
@@ -195,9 +197,12 @@ def run_worker_process(
         wait_for_flush=False,
         job_kinds=job_kinds,
     )
+    # The models this worker loads are reported on a client of their own, which times out.
+    presence = Presence(connect(redis_url), settings.loaded_model_ttl_seconds)
     try:
         migrate.check_current(resources.engine)
         check_redis(resources.redis)
+        report_loads(presence)
         return run_worker(
             resources.job_runtime(),
             queues,
@@ -208,6 +213,9 @@ def run_worker_process(
             after_fork=resources.dispose_after_fork,
         )
     finally:
+        report_loads(None)
+        presence.clear()
+        presence.connection.close()
         resources.close()
 
 

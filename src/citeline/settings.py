@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: Annotated[float, Field(ge=0)] = 2.0
     job_heartbeat_seconds: Annotated[float, Field(gt=0)] = 2.0
     job_lost_after_seconds: Annotated[float, Field(gt=0)] = 10.0
+    # A worker reports each local model it keeps loaded for this long, renewed while it lives.
+    loaded_model_ttl_seconds: Annotated[float, Field(ge=0.3)] = 45.0
     job_reaper_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     job_event_stream_ttl_seconds: Annotated[int, Field(ge=60)] = 86400
     # After SIGTERM a worker's running job has this long to end before it is handed back;

@@ -246,7 +246,8 @@ def models_ask_and_chat(cli: Cli, model: FakeLLMServer) -> None:
     cli.ok("models", "route", "answer", "scripted")
     aliases = json.loads(cli.ok("models", "list", "--json"))["aliases"]
     answer = next(a for a in aliases if a["alias"] == "answer")
-    assert answer["routes"] == [{"model": "scripted@1", "weight": 1.0}]
+    remote = {"loaded": None, "loaded_on": None, "load_seconds": None}  # loading is local only
+    assert answer["routes"] == [{"model": "scripted@1", "weight": 1.0, **remote}]
     bad_model = cli("models", "add", "x", "--provider", "local", "--model", "nothing")
     assert bad_model.returncode == 2 and "a local model is" in bad_model.stderr
 

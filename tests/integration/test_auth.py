@@ -49,6 +49,8 @@ PUBLIC = {
     "/v1/auth/oidc/callback",
 }
 
+NOT_LOADED = {"loaded": False, "loaded_on": 0, "load_seconds": None}
+
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, embedded_redis_url: str) -> Settings:
@@ -531,11 +533,11 @@ def test_model_aliases_belong_to_a_workspace(world: World) -> None:
         own = ada.put("/v1/models/default/routes", json={"routes": [{"model": "smol@1"}]})
         assert own.status_code == 200 and own.json()["workspace"] == "alpha"
         listed = {m["id"]: m for m in ada.get("/v1/models").json()["data"]}
-        assert listed["default"]["routes"] == [{"model": "smol@1", "weight": 1.0}]
+        assert listed["default"]["routes"] == [{"model": "smol@1", "weight": 1.0, **NOT_LOADED}]
         assert listed["writer"]["workspace"] is None
     with world.as_("bob@example.com") as bob:
         listed = {m["id"]: m for m in bob.get("/v1/models").json()["data"]}
-        assert listed["default"]["routes"] == [{"model": "local@1", "weight": 1.0}]
+        assert listed["default"]["routes"] == [{"model": "local@1", "weight": 1.0, **NOT_LOADED}]
         assert bob.delete("/v1/models/default").status_code == 403
     sessions = world.resources.sessions
     alpha = ModelRegistry(sessions, Access("system", "alpha", Role.owner))

@@ -4,6 +4,8 @@ routing, recording, fallback, and Citeline's own OpenAI-compatible endpoint."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,9 +21,11 @@ from sqlalchemy import select
 from citeline.api.app import create_app
 from citeline.auth.access import Access, Role
 from citeline.errors import Conflict, InvalidInput, NotFound, ProviderError, QuotaExceeded
+from citeline.jobs.presence import presence_key
 from citeline.llm.chat_job import CHAT_KIND, chat_args
 from citeline.llm.messages import ChatRequest, Message
 from citeline.llm.models import Generation, TokenUsage
+from citeline.llm.providers.factory import loaded_name
 from citeline.llm.registry import ModelRegistry, NewVersion
 from citeline.llm.service import ModelService
 from citeline.resources import Resources
@@ -258,8 +262,8 @@ def test_registry_over_http(live_api: str) -> None:
     )
     assert routed.status_code == 200, routed.text
     assert routed.json()["routes"] == [
-        {"model": "smol@1", "weight": 3.0},
-        {"model": "local@1", "weight": 1.0},
+        {"model": "smol@1", "weight": 3.0, "loaded": False, "loaded_on": 0, "load_seconds": None},
+        {"model": "local@1", "weight": 1.0, "loaded": False, "loaded_on": 0, "load_seconds": None},
     ]
     assert httpx.delete(f"{live_api}/v1/models/smol/versions/1").status_code == 409
     assert httpx.get(f"{live_api}/v1/models/smol/versions").json()["versions"][0]["version"] == 1
@@ -405,6 +409,36 @@ def test_a_model_job_over_its_timeout_is_stopped_in_the_non_forking_worker(
     # The same worker, model still loaded, serves the next job.
     quick = jobs.enqueue(CHAT_KIND, chat_args("default", hello(), None))
     wait_for(lambda: jobs.get(quick.id).state == "finished", timeout=60)
+
+
+def test_a_worker_reports_the_model_it_keeps_loaded_until_it_dies(
+    resources: Resources, models: ModelService, start_worker: WorkerFactory
+) -> None:
+    version = models.registry.resolve("default").version
+    name = loaded_name(version, resources.settings)
+    assert name is not None and models.loaded_on(version) == 0
+    jobs = resources.jobs()
+    job = jobs.enqueue(CHAT_KIND, chat_args("default", hello(max_tokens=2), None))
+    worker = start_worker(mode="inprocess", loaded_model_ttl_seconds=1.5)
+    wait_for(lambda: jobs.get(job.id).state == "finished", timeout=60)
+    assert models.loaded_on(version) == 1
+    took = models.load_seconds(version)
+    assert took is not None and 0 < took < 60
+    reports = resources.redis.zrange(presence_key(name), 0, -1, withscores=True)
+    assert isinstance(reports, list) and len(reports) == 1
+    first_expiry = float(reports[0][1])
+    # Past the first report's expiry the worker still counts: it renewed the report.
+    wait_for(lambda: time.time() * 1000 > first_expiry + 200, timeout=5)
+    assert models.loaded_on(version) == 1
+    with LiveServer(create_app(resources)) as url:
+        listed = {m["id"]: m for m in httpx.get(f"{url}/v1/models").json()["data"]}
+    (route,) = listed["default"]["routes"]
+    assert route["loaded"] is True and route["loaded_on"] == 1 and route["load_seconds"] > 0
+    # A killed worker cannot say goodbye; its report lapses with its TTL.
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    wait_for(lambda: models.loaded_on(version) == 0, timeout=10)
+    assert models.load_seconds(version) == took  # how long a load takes is kept
 
 
 def test_loading_a_model_that_holds_the_gil_longer_than_the_lease_does_not_lose_the_job(

@@ -14,7 +14,7 @@ from citeline.errors import NotFound
 from citeline.jobs.runtime import error_from_event
 from citeline.jobs.stream import terminal_event
 from citeline.llm.predict import PREDICT_KIND, PredictIn, PredictOut, target_of
-from citeline.llm.registry import ModelRegistry, NewVersion
+from citeline.llm.registry import NewVersion, VersionSpec
 from citeline.llm.schemas import (
     AliasEntry,
     AliasStats,
@@ -30,12 +30,26 @@ from citeline.llm.schemas import (
     VersionList,
     VersionOut,
 )
+from citeline.llm.service import ModelService
 
 router = APIRouter(prefix="/v1", tags=["models"])
 gateway = APIRouter(tags=["models"])
 
 
-def _entries(registry: ModelRegistry) -> list[Entry]:
+def _route(models: ModelService, version: VersionSpec, weight: float) -> RouteOut:
+    loaded_on = models.loaded_on(version)
+    loaded = None if loaded_on is None else loaded_on > 0
+    return RouteOut(
+        model=version.label,
+        weight=weight,
+        loaded=loaded,
+        loaded_on=loaded_on,
+        load_seconds=None if loaded_on is None else models.load_seconds(version),
+    )
+
+
+def _entries(models: ModelService) -> list[Entry]:
+    registry = models.registry
     registry.ensure_defaults()
     entries: list[Entry] = []
     for alias, routes in registry.aliases():
@@ -45,7 +59,7 @@ def _entries(registry: ModelRegistry) -> list[Entry]:
                 id=alias.name,
                 created=int(alias.updated_at.timestamp()),
                 workspace=alias.workspace_id or None,
-                routes=[RouteOut(model=v.label, weight=w) for v, w in routes],
+                routes=[_route(models, v, w) for v, w in routes],
                 fallback=registry.version_label(fallback) if fallback else None,
             )
         )
@@ -65,7 +79,7 @@ def _entries(registry: ModelRegistry) -> list[Entry]:
 @router.get("/models")
 def list_models(models: ModelServiceDep) -> ModelList:
     """Aliases and model names, in OpenAI's list format (with Citeline's details added)."""
-    return ModelList(data=_entries(models.registry))
+    return ModelList(data=_entries(models))
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED)
@@ -77,7 +91,7 @@ def add_version(body: VersionIn, models: ModelServiceDep) -> VersionOut:
 
 @router.get("/models/{name}")
 def get_model(name: str, models: ModelServiceDep) -> Entry:
-    for entry in _entries(models.registry):
+    for entry in _entries(models):
         if entry.id == name:
             return entry
     raise NotFound(f"no model or alias named {name!r}")

@@ -56,6 +56,15 @@ class VersionList(BaseModel):
 class RouteOut(BaseModel):
     model: str = Field(description="The version: name@N")
     weight: float
+    loaded: bool | None = Field(
+        default=None, description="Whether a live worker keeps it loaded; None for remote models"
+    )
+    loaded_on: int | None = Field(
+        default=None, description="How many live workers keep it loaded; None for remote models"
+    )
+    load_seconds: float | None = Field(
+        default=None, description="How long the last load took on a worker; None if unknown"
+    )
 
 
 class AliasEntry(BaseModel):

@@ -25,6 +25,7 @@ from citeline.auth import Access
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError, ProviderError, QuotaExceeded
+from citeline.jobs.presence import holders, last_cost
 from citeline.llm.messages import (
     ChatEvent,
     ChatRequest,
@@ -38,7 +39,7 @@ from citeline.llm.messages import (
 )
 from citeline.llm.models import Generation, Outcome, ProviderKind, TokenUsage
 from citeline.llm.providers.base import Lease
-from citeline.llm.providers.factory import provider_for
+from citeline.llm.providers.factory import loaded_name, provider_for
 from citeline.llm.registry import ModelRegistry, Route, VersionSpec
 from citeline.llm.resilience import ConcurrencyLimit, RetryPolicy, breaker_for, guarded_stream
 from citeline.observability.tracing import tracer
@@ -86,6 +87,16 @@ class ModelService:
         self.registry = ModelRegistry(
             sessions, self.access, allowed_hosts=settings.outbound_allowed_hosts
         )
+
+    def loaded_on(self, version: VersionSpec) -> int | None:
+        """How many live workers keep `version`'s model loaded; None for remote providers."""
+        name = loaded_name(version, self.settings)
+        return None if name is None else holders(self.connection, name)
+
+    def load_seconds(self, version: VersionSpec) -> float | None:
+        """How long the last worker took to load `version`'s model (None: remote, or never)."""
+        name = loaded_name(version, self.settings)
+        return None if name is None else last_cost(self.connection, name)
 
     def start(
         self,

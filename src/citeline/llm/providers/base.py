@@ -18,6 +18,17 @@ from citeline.llm.messages import ChatEvent, ChatRequest
 Lease = Callable[[float], AbstractContextManager[None]]
 
 
+class Holdings(Protocol):
+    """Where a process says which local models it keeps loaded, so the API can report them
+    (a worker hands one over through the composition root; elsewhere there is none)."""
+
+    def hold(self, name: str, cost_seconds: float | None = None) -> None:
+        """`name` is loaded, which took `cost_seconds`."""
+        ...
+
+    def release(self, name: str) -> None: ...
+
+
 class ChatProvider(Protocol):
     # Names the endpoint (provider kind plus model file or URL): errors, the circuit breaker
     # and the concurrency limit are keyed by it.

@@ -8,7 +8,7 @@ from citeline.errors import ConfigurationError
 from citeline.llm.bundled import gguf_path
 from citeline.llm.models import ProviderKind
 from citeline.llm.providers.base import ChatProvider
-from citeline.llm.providers.local import LocalModelConfig, LocalProvider
+from citeline.llm.providers.local import LocalModelConfig, LocalProvider, held_name
 from citeline.llm.registry import FOLLOWS_SETTINGS, VersionSpec
 from citeline.outbound import check_url
 from citeline.settings import Settings
@@ -24,7 +24,15 @@ def local_config(version: VersionSpec, settings: Settings) -> LocalModelConfig:
         context_tokens=int(version.parameters.get("context_tokens", settings.llm_context_tokens)),
         threads=int(version.parameters.get("threads", settings.llm_threads)),
         cache_ram_mib=settings.llm_cache_ram_mib,
+        name=model,
     )
+
+
+def loaded_name(version: VersionSpec, settings: Settings) -> str | None:
+    """The name workers report `version`'s model loaded under; None for remote providers."""
+    if version.provider != ProviderKind.local:
+        return None
+    return held_name(settings.llm_model if version.model == FOLLOWS_SETTINGS else version.model)
 
 
 def provider_for(version: VersionSpec, settings: Settings) -> ChatProvider:

@@ -13,6 +13,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -22,7 +23,7 @@ from typing import Any
 
 from citeline.errors import InvalidInput, ProviderError
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
-from citeline.llm.providers.base import Lease
+from citeline.llm.providers.base import Holdings, Lease
 from citeline.llm.providers.local_tools import constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
@@ -35,6 +36,12 @@ class LocalModelConfig:
     context_tokens: int = 4096
     threads: int = 1
     cache_ram_mib: int = 256
+    name: str = ""  # the model as the registry names it (bundled name or path): `held_name`
+
+
+def held_name(model: str) -> str:
+    """The name under which processes report a local model loaded (`report_loads`)."""
+    return f"local:{model}"
 
 
 class LocalModel:
@@ -68,6 +75,17 @@ KEPT_MODELS = 2
 
 _loaded: OrderedDict[LocalModelConfig, LocalModel] = OrderedDict()
 _loading = threading.Lock()
+_holdings: Holdings | None = None
+
+
+def report_loads(holdings: Holdings | None) -> None:
+    """Tell `holdings` which models this process loads and drops from now on."""
+    global _holdings
+    _holdings = holdings
+
+
+def _held(config: LocalModelConfig) -> str:
+    return held_name(config.name or str(config.path))
 
 
 def load_model(config: LocalModelConfig, lease: Lease | None = None) -> LocalModel:
@@ -76,10 +94,16 @@ def load_model(config: LocalModelConfig, lease: Lease | None = None) -> LocalMod
         model = _loaded.get(config)
         if model is None:
             log.info("loading local model", extra={"path": str(config.path)})
+            started = time.monotonic()
             with (lease or _no_lease)(LOAD_LEASE_SECONDS):
                 model = _loaded[config] = LocalModel(config)
+            took = time.monotonic() - started
             while len(_loaded) > KEPT_MODELS:
-                _loaded.popitem(last=False)
+                dropped, _ = _loaded.popitem(last=False)
+                if _holdings is not None and _held(dropped) not in map(_held, _loaded):
+                    _holdings.release(_held(dropped))
+            if _holdings is not None:
+                _holdings.hold(_held(config), took)
         _loaded.move_to_end(config)
         return model
 

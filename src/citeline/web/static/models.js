@@ -1,4 +1,4 @@
-// Models: a card naming the model that answers, where it runs, whether it is in use and how
+// Models: a card naming the model that answers, where it runs, whether it is loaded and how
 // fast; behind "Advanced", the aliases (with what each is for), their routes and last day's
 // traffic, the models behind them, and for admins a form that points an alias at versions.
 
@@ -44,7 +44,7 @@ export function modelsView(root) {
   load();
 }
 
-/** Which model answers questions, where it runs, whether it has been used, and how fast. */
+/** Which model answers questions, where it runs, whether it is loaded, and how fast. */
 function runningCard(aliases, models, stats) {
   const index = aliases.findIndex((a) => a.id === "answer");
   const alias = aliases[index] || aliases.find((a) => a.id === "default");
@@ -61,9 +61,8 @@ function runningCard(aliases, models, stats) {
   const facts = [
     el("li", { text: local ? "Runs on this machine: your documents and questions stay here."
       : `Runs at a remote service (${model ? model.provider : "unknown provider"}): questions and passages are sent there.` }),
-    el("li", { "data-testid": "model-state", text: used
-      ? `In use: it answered ${used} ${used === 1 ? "request" : "requests"} in the last 24 hours${local ? ", so it is loaded in the workers that ran them" : ""}.`
-      : local ? "Not used in the last 24 hours: the first question loads it, which takes a few seconds."
+    el("li", { "data-testid": "model-state", text: local ? loadedText(alias.routes[0])
+      : used ? `In use: it answered ${used} ${used === 1 ? "request" : "requests"} in the last 24 hours.`
         : "Not used in the last 24 hours." }),
   ];
   if (speed || p50) {
@@ -78,6 +77,15 @@ function runningCard(aliases, models, stats) {
     el("p", { class: "meta", text: "The model that answers your questions" }),
     el("h2", { id: "model-title", text: version }),
     el("ul", { class: "facts" }, facts));
+}
+
+/** Whether a live worker keeps a local model loaded now (workers report it every few seconds). */
+function loadedText(route) {
+  const on = route.loaded_on || 0;
+  if (on > 0) return `Loaded on ${on} ${on === 1 ? "worker" : "workers"}: questions start at once.`;
+  const took = route.load_seconds;
+  return "Not loaded: the first question loads it" +
+    (took == null ? ", which takes a few seconds." : ` (about ${Math.max(1, Math.round(took))} s).`);
 }
 
 const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { text: n }))));
