@@ -197,12 +197,14 @@ def run_worker_process(
         wait_for_flush=False,
         job_kinds=job_kinds,
     )
-    # The models this worker loads are reported on a client of their own, which times out.
+    # The models this worker keeps loaded are reported on a client of their own, which times
+    # out. A forking worker keeps none: each work-horse loads its own and exits.
     presence = Presence(connect(redis_url), settings.loaded_model_ttl_seconds)
     try:
         migrate.check_current(resources.engine)
         check_redis(resources.redis)
-        report_loads(presence)
+        if mode is WorkerMode.inprocess:
+            report_loads(presence)
         return run_worker(
             resources.job_runtime(),
             queues,
