@@ -90,6 +90,10 @@ def test_sign_in_then_upload_ask_and_inspect_a_citation(
     expect(page.get_by_role("heading", name="Knowledge bases")).to_be_visible()
     expect(page.get_by_test_id("user-email")).to_have_text(ADMIN)
     shot(page, "signin-3-signed-in")
+    go(page, "Models")  # no question yet, so no worker has loaded the model
+    expect(page.get_by_test_id("model-state")).to_contain_text(
+        "Not loaded: the first question loads it"
+    )
 
     upload_and_watch(page, tmp_path, "signin-4-document-ready")
     page.reload()  # the access token was in memory only: the refresh token restores it
@@ -105,6 +109,9 @@ def test_sign_in_then_upload_ask_and_inspect_a_citation(
 
     page.keyboard.press("Escape")
     go(page, "Models")  # an instance administrator may route aliases
+    expect(page.get_by_test_id("model-state")).to_have_text(
+        "Loaded on 1 worker: questions start at once."
+    )
     page.get_by_text("Advanced: aliases, versions and routes").click()
     expect(page.get_by_label("Model version, route 1")).to_be_visible()
     page.get_by_role("button", name="Save routes").click()  # the alias's routes, unchanged
