@@ -24,7 +24,7 @@ deploy-check: setup
 # The multi-host cluster on network namespaces (needs root): faults under load, no job lost.
 # Figures land in test-artifacts/cluster/figures.json.
 test-cluster: setup
-	.venv/bin/pytest tests/cluster -q -p no:cacheprovider -s
+	CITELINE_CLUSTER_TESTS=1 .venv/bin/pytest tests/cluster -q -p no:cacheprovider -s
 
 # Every benchmark at full size (about an hour on 2 cores); CI runs each at a smoke size
 # (tests/benchmarks/test_smoke.py).
@@ -32,6 +32,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.jobs_throughput
 	.venv/bin/python -m benchmarks.sse_fanout
 	.venv/bin/python -m benchmarks.auth_overhead
+	.venv/bin/python -m benchmarks.cli_startup
 	.venv/bin/python -m benchmarks.tracing_overhead
 	.venv/bin/python -m benchmarks.ingestion_throughput
 	.venv/bin/python -m benchmarks.retrieval_quality

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.slow]
 
 SMOKE = {
     "auth_overhead": ["--requests", "20", "--rounds", "1"],
+    "cli_startup": ["--repeats", "1", "--knowledge-bases", "1", "--commands", "kb list"],
     "tracing_overhead": ["--requests", "20", "--rounds", "1"],
     "jobs_throughput": ["--jobs", "30", "--latency-jobs", "3"],
     "sse_fanout": ["--clients", "10", "--events", "5"],
@@ -24,6 +25,7 @@ SMOKE = {
     "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
+    "page_latency": ["--questions", "1"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],

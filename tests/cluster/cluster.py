@@ -23,7 +23,7 @@ from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.cluster.network import Host, Network
 from tests.cluster.services import Postgres, Valkey, citeline_env, start_api, start_worker
-from tests.conftest import settings_env, wait_for
+from tests.conftest import ROOT, settings_env, wait_for
 from tests.jobs_for_tests import TEST_KINDS
 
 
@@ -81,6 +81,12 @@ class Cluster:
         if self.resources is not None:
             self.resources.close()
         self.network.close()
+        kept = ROOT / "test-artifacts" / "cluster" / "logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        logs = [*self.directory.glob("*.log"), *self.directory.glob("*/*.log")]
+        for log in logs:
+            shutil.copy(log, kept / log.name)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

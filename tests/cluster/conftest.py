@@ -1,7 +1,13 @@
-"""One cluster for the whole suite: building it takes most of a minute."""
+"""One cluster for the whole suite: building it takes most of a minute.
+
+The suite runs with `make test-cluster` (CITELINE_CLUSTER_TESTS=1), not in `make test`: it
+takes two minutes, and two runs in eight failed on a loaded machine, workers no longer taking
+re-pushed jobs after the PostgreSQL restart (docs/deploy.md, "Known gaps").
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +18,8 @@ from tests.cluster.network import can_make_hosts
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    if os.environ.get("CITELINE_CLUSTER_TESTS") != "1":
+        pytest.skip("the cluster suite runs with `make test-cluster` (CITELINE_CLUSTER_TESTS=1)")
     problem = can_make_hosts()
     if problem is not None:
         pytest.skip(problem)

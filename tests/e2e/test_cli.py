@@ -121,9 +121,11 @@ def test_sign_in_per_server_and_what_happens_without_it(data_dir: Path, tmp_path
                    "--data-dir", str(data_dir))  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert f"using data directory {data_dir}" in made.stderr
-    key = machine.ok("users", "create-key", "ci", "--role", "viewer", "--data-dir", str(data_dir))
-    secret = key.strip().splitlines()[-1]
     serve = Serve(data_dir, workers=0, CITELINE_AUTH="required")
+    machine.ok("--server", serve.url, "login", "--email", "root@example.com",
+               "--password", PASSWORD)  # fmt: skip
+    key = machine.ok("users", "create-key", "ci", "--role", "viewer")
+    secret = key.strip().splitlines()[-1]
     cli = Cli(tmp_path / "bob")
 
     nobody = cli("--server", serve.url, "kb", "list")
@@ -172,6 +174,67 @@ def test_sign_in_per_server_and_what_happens_without_it(data_dir: Path, tmp_path
     assert "team" in cli.ok("kb", "list")
     viewer = cli("kb", "create", "more")
     assert viewer.returncode == 2 and "Traceback" not in viewer.stderr
+
+
+def test_users_and_workspaces_through_the_server(data_dir: Path, tmp_path: Path) -> None:
+    machine = Cli(tmp_path / "root", CITELINE_AUTH="required")
+    machine.ok("users", "create-admin", "Root@Example.com", "--password", PASSWORD,
+               "--data-dir", str(data_dir))  # fmt: skip
+    serve = Serve(data_dir, workers=0, CITELINE_AUTH="required")
+    admin = Cli(tmp_path / "admin", CITELINE_URL=serve.url)
+    anonymous = admin("users", "list")
+    assert anonymous.returncode == 2 and f"not signed in to {serve.url}" in anonymous.stderr
+    admin.ok("login", "--email", "root@example.com", "--password", PASSWORD)
+
+    short = admin("users", "create", "a@example.com", "--password", "short")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    nobody = admin("workspaces", "create", "Team Two", "--owner", "x@example.com")
+    assert nobody.returncode == 2 and "no user with the email x@example.com" in nobody.stderr
+    owned = admin.ok("workspaces", "create", "Team Two", "--owner", "root@example.com")
+    assert "created workspace team-two (Team Two)" in owned
+    assert "team-two" in admin.ok("workspaces", "list")
+    admin.ok("users", "create", "v@example.com", "--password", "z" * 12,
+             "--role", "viewer", "--workspace", "team-two")  # fmt: skip
+    listed = json.loads(admin.ok("users", "list", "--json"))
+    assert {(u["email"], u["role"], u["admin"]) for u in listed} == {
+        ("root@example.com", "owner", True),
+        ("v@example.com", "viewer", False),
+    }
+    assert admin.ok("users", "list").splitlines()[0].split() == ["EMAIL", "ROLE", "FLAGS", "ID"]
+    admin.ok("users", "set-role", "v@example.com", "member", "--workspace", "team-two")
+    members = json.loads(admin.ok("users", "list", "--workspace", "team-two", "--json"))
+    assert {(u["email"], u["role"]) for u in members} == {
+        ("root@example.com", "owner"),
+        ("v@example.com", "member"),
+    }
+    myself = admin("users", "delete", "root@example.com", "--yes")
+    assert myself.returncode == 2 and "cannot delete your own account" in myself.stderr
+
+    key = admin.ok("users", "create-key", "ci", "--role", "viewer", "--workspace", "team-two")
+    assert "(viewer of team-two)" in key
+    secret, key_id = key.strip().splitlines()[-1], key.split()[2]
+    assert key_id in admin.ok("users", "list-keys", "--workspace", "team-two")
+    service = Cli(tmp_path / "ci", CITELINE_URL=serve.url)
+    assert service("login", "--api-key", stdin=secret + "\n").returncode == 0
+    assert "no knowledge bases" in service.ok("kb", "list")
+    refused = service("users", "create", "w@example.com", "--password", "w" * 12)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    admin.ok("users", "revoke-key", key_id, "--workspace", "team-two")
+    revoked = service("kb", "list")
+    assert revoked.returncode == 2 and "refused the stored API key" in revoked.stderr
+
+    person = Cli(tmp_path / "v", CITELINE_URL=serve.url)
+    sign_in = ("login", "--email", "v@example.com", "--workspace", "team-two", "--password")
+    admin.ok("users", "disable", "v@example.com")
+    assert person(*sign_in, "z" * 12).returncode == 2
+    admin.ok("users", "enable", "v@example.com")
+    admin.ok("users", "password", "v@example.com", "--password", "n" * 12)
+    assert person(*sign_in, "z" * 12).returncode == 2
+    assert "signed in" in person.ok(*sign_in, "n" * 12)
+    unknown = admin("users", "disable", "nobody@example.com")
+    assert unknown.returncode == 2 and "no user with the email nobody@example.com" in unknown.stderr
+    assert "v@example.com deleted" in admin.ok("users", "delete", "v@example.com", "--yes")
+    assert "deleted workspace team-two" in admin.ok("workspaces", "delete", "team-two", "--yes")
 
 
 def models_ask_and_chat(cli: Cli, model: FakeLLMServer) -> None:

@@ -71,6 +71,7 @@ def test_sign_in_then_upload_ask_and_inspect_a_citation(
 ) -> None:
     create_accounts(data_dir)
     serve = Serve(data_dir, workers=1, CITELINE_AUTH="required", CITELINE_LLM_THREADS="2")
+    add_viewer(serve)
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -148,20 +149,29 @@ def a_viewer_cannot_change_anything(page: Page) -> None:
 
 
 def create_accounts(data_dir: Path) -> None:
-    """An administrator and a viewer, made with the CLI in the environment `Serve` gives the
-    server."""
+    """An administrator, made with the CLI on the data directory in the environment `Serve`
+    gives the server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")}
     env.update(PYTHONPATH=str(ROOT), CITELINE_AUTH="required", CITELINE_LOG_FORMAT="text")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    for command in (
-        ["create-admin", ADMIN],
-        ["create", VIEWER, "--role", "viewer"],
-    ):
-        subprocess.run(
-            [sys.executable, "-m", "citeline", "users", *command,
-             "--password", PASSWORD, "--data-dir", str(data_dir)],
-            env=env, cwd=data_dir.parent, check=True, timeout=120,
-        )  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "citeline", "users", "create-admin", ADMIN,
+         "--password", PASSWORD, "--data-dir", str(data_dir)],
+        env=env, cwd=data_dir.parent, check=True, timeout=120,
+    )  # fmt: skip
+
+
+def add_viewer(serve: Serve) -> None:
+    """A viewer, added by the administrator through the API."""
+    token = httpx.post(
+        f"{serve.url}/v1/auth/token",
+        data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
+    ).json()["access_token"]
+    httpx.post(
+        f"{serve.url}/v1/users",
+        json={"email": VIEWER, "password": PASSWORD, "role": "viewer"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
 
 
 def upload_and_watch(page: Page, tmp_path: Path, screenshot: str) -> None:

@@ -13,7 +13,15 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
 from tests.e2e.conftest import Serve
-from tests.e2e.test_web import ADMIN, PASSWORD, VIEWER, create_accounts, shot, sign_in
+from tests.e2e.test_web import (
+    ADMIN,
+    PASSWORD,
+    VIEWER,
+    add_viewer,
+    create_accounts,
+    shot,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,6 +39,7 @@ def region(page: Page, name: str) -> Locator:
 def test_members_api_keys_and_the_audit_log(browser: Browser, data_dir: Path) -> None:
     create_accounts(data_dir)
     serve = Serve(data_dir, workers=0, CITELINE_AUTH="required")
+    add_viewer(serve)
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -189,7 +189,7 @@ def test_focus_starts_at_the_skip_link(browser: Browser, data_dir: Path) -> None
 
 
 def stop_keeps_the_question(page: Page) -> None:
-    """Stop while the model is writing: the question stays in the box."""
+    """Stop while the model is writing, after a reload: the question stays in the box."""
     turns = page.get_by_test_id("turn")
     ask(page, "Slowly: what did the lamp of the Varnholm lighthouse burn?")
     expect(page.get_by_test_id("stage")).to_contain_text("Reading", timeout=30_000)
@@ -198,6 +198,9 @@ def stop_keeps_the_question(page: Page) -> None:
     )
     expect(page.get_by_test_id("stage")).to_contain_text(" s")
     shot(page, "ask-3-waiting")
+    page.reload()  # the answer being written is followed again
+    expect(turns).to_have_count(3)
+    expect(page.get_by_test_id("stage")).to_contain_text("Reading", timeout=30_000)
     page.get_by_role("button", name="Stop").click()
     expect(turns.nth(2)).to_contain_text("Stopped.", timeout=30_000)
     expect(page.get_by_label("Question")).to_have_value(

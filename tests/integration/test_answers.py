@@ -116,6 +116,7 @@ def test_a_streamed_answer_cites_exact_spans_and_a_follow_up_is_rewritten(
     assert types.index("retrieval") < types.index("preview") < types.index("token"), types
     assert types.index("token") < types.index("sentence") < types.index("complete"), types
     assert "citation" in types
+    assert types.index("token") < types.index("verifying") < types.index("complete"), types
     preview = json.loads(next(e for e in events if e["event"] == "preview")["data"])["data"]
     check_spans(resources, preview["sentences"])
     checked = [json.loads(e["data"])["data"] for e in events if e["event"] == "sentence"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,15 @@ def test_a_schema_other_than_this_codes_is_refused_with_what_to_do(
         with pytest.raises(ConfigurationError, match="a newer version migrated it"):
             refuse(engine)
     engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once(other_database: str) -> None:
+    """Several `serve` replicas upgrading one empty database at once: the advisory lock
+    makes them take turns, so each finds the schema done or does it alone."""
+    engines = [make_engine(other_database) for _ in range(3)]
+    with ThreadPoolExecutor(len(engines)) as pool:
+        for done in [pool.submit(migrate.upgrade, engine) for engine in engines]:
+            done.result(timeout=120)  # re-raises a replica's error
+    assert migrate.current_revision(engines[0]) == migrate.head_revision()
+    for engine in engines:
+        engine.dispose()

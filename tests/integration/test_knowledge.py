@@ -131,6 +131,17 @@ def test_batch_with_good_and_bad_files(
     assert original.content == good[1][1]
 
 
+def test_the_listing_counts_documents_by_status(api_url: str) -> None:
+    """`kb list` reads every knowledge base's counts from the one listing request."""
+    filled, empty = create_kb(api_url, "filled"), create_kb(api_url, "empty")
+    upload(api_url, filled["id"], [("a.md", b"# A\n\nOne."), ("b.txt", b"Two."), ("c.md", b"")])
+    listed = httpx.get(f"{api_url}/v1/knowledge-bases").json()["knowledge_bases"]
+    counts = {kb["name"]: kb["document_counts"] for kb in listed}
+    assert counts == {"filled": {"queued": 2}, "empty": {}}
+    single = httpx.get(f"{api_url}/v1/knowledge-bases/{empty['id']}").json()
+    assert single["document_counts"] is None
+
+
 def test_reupload_is_a_noop_and_a_change_replaces_chunks(
     resources: Resources, api_url: str, start_worker: WorkerFactory
 ) -> None:

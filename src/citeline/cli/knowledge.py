@@ -38,9 +38,11 @@ def kb_list(as_json: JsonOption = False) -> None:
     server = client()
     rows = []
     for kb in server.request("GET", "/v1/knowledge-bases")["knowledge_bases"]:
-        documents = server.request("GET", f"/v1/knowledge-bases/{kb['id']}/documents")
-        counts = Counter(d["status"] for d in documents["documents"])
-        rows.append({**kb, "documents": dict(counts)})
+        counts = kb.pop("document_counts", None)
+        if counts is None:  # a server older than the listing's counts
+            documents = server.request("GET", f"/v1/knowledge-bases/{kb['id']}/documents")
+            counts = dict(Counter(d["status"] for d in documents["documents"]))
+        rows.append({**kb, "documents": counts})
     if as_json:
         print_json([{**r, "chunks": r["chunk_count"]} for r in rows])
         return

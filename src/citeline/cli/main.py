@@ -1,7 +1,7 @@
 """`citeline`: the user commands talk to a running server over HTTP (`citeline.cli.client`);
-the machine commands (`serve`, `worker`, `migrate`, `users`, `workspaces`, `models pull`,
-`eval`) open this machine's data directory. Only the machine commands import the engines, so
-the others start in a fraction of a second."""
+the machine commands (`serve`, `worker`, `migrate`, `users create-admin`,
+`users rotate-signing-key`, `models pull`, `eval`) open this machine's data directory. Only the
+machine commands import the engines, so the others start in a fraction of a second."""
 
 from __future__ import annotations
 

@@ -6,12 +6,15 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from importlib import import_module
 from types import FrameType
 
+import redis
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 
 from citeline.jobs.handback import RUN_JOB, HandBack
@@ -31,8 +34,10 @@ class StopsGracefully:
     """A SIGTERM starts the hand-back grace period as well as RQ's warm shutdown."""
 
     hand_back: HandBack | None = None
+    stopping = False  # a stop was asked for (RQ records it only when a job is running)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
         if self.hand_back is not None:
             self.hand_back.arm()
         super().request_stop(signum, frame)  # type: ignore[misc]
@@ -88,12 +93,39 @@ def run_worker(
     watcher = threading.Thread(target=reaper.run, args=(stop,), name="citeline-reaper", daemon=True)
     watcher.start()
     worker_class = ForkingWorker if mode is WorkerMode.fork else InProcessWorker
-    worker = worker_class(
-        list(queues), connection=runtime.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
-    )
-    worker.hand_back = HandBack(worker, runtime, runtime.settings.worker_stop_seconds)
+    ran = False
     try:
-        return bool(worker.work(burst=burst, logging_level=runtime.settings.log_level))
+        while True:
+            worker = worker_class(
+                list(queues), connection=runtime.redis, name=name, worker_ttl=WORKER_TTL_SECONDS
+            )
+            worker.hand_back = HandBack(worker, runtime, runtime.settings.worker_stop_seconds)
+            try:
+                ran = (
+                    bool(worker.work(burst=burst, logging_level=runtime.settings.log_level)) or ran
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("worker lost Redis as it stopped", extra={"error": str(exc)})
+            if burst or worker.stopping:
+                return ran
+            # RQ's loop quits on an error outside its dequeue (Redis restarting, say): wait
+            # for Redis and take jobs again, as a new worker, rather than end the process.
+            log.warning("worker loop quit without a stop request; starting it again")
+            _wait_for_redis(runtime.redis)
+            name = None  # the old name may still be registered until its TTL lapses
+    except StopRequested:
+        return ran
     finally:
         stop.set()
         watcher.join(timeout=5)
+
+
+def _wait_for_redis(connection: redis.Redis, longest: float = 5.0) -> None:
+    delay = 0.2
+    while True:
+        try:
+            connection.ping()
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(delay)
+            delay = min(longest, delay * 2)

@@ -49,7 +49,11 @@ def create_knowledge_base(
 
 @router.get("")
 def list_knowledge_bases(knowledge: KnowledgeServiceDep) -> KnowledgeBaseList:
-    return KnowledgeBaseList(knowledge_bases=[KnowledgeBaseOut.of(kb) for kb in knowledge.all()])
+    return KnowledgeBaseList(
+        knowledge_bases=[
+            KnowledgeBaseOut.of(kb, counts) for kb, counts in knowledge.all_with_counts()
+        ]
+    )
 
 
 @router.get("/formats")

@@ -28,10 +28,18 @@ class KnowledgeBaseOut(BaseModel):
     chunk_overlap: int
     chunk_count: int
     created_at: datetime
+    document_counts: dict[str, int] | None = Field(
+        default=None,
+        description="documents by status (queued, processing, ready, failed); in listings only",
+    )
 
     @classmethod
-    def of(cls, kb: KnowledgeBase) -> KnowledgeBaseOut:
-        return cls.model_validate(kb)
+    def of(
+        cls, kb: KnowledgeBase, document_counts: dict[str, int] | None = None
+    ) -> KnowledgeBaseOut:
+        out = cls.model_validate(kb)
+        out.document_counts = document_counts
+        return out
 
 
 class KnowledgeBaseList(BaseModel):

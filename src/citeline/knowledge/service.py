@@ -153,6 +153,23 @@ class KnowledgeService:
                 statement = statement.where(KnowledgeBase.workspace_id == self.access.workspace_id)
             return list(session.scalars(statement))
 
+    def all_with_counts(self) -> list[tuple[KnowledgeBase, dict[str, int]]]:
+        """Every knowledge base the caller may see, with its documents by status: one
+        grouped query for all of them, not one per knowledge base."""
+        bases = self.all()
+        counts: dict[uuid.UUID, dict[str, int]] = {kb.id: {} for kb in bases}
+        if not bases:
+            return []
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Document.knowledge_base_id, Document.status, func.count())
+                .where(Document.knowledge_base_id.in_(list(counts)))
+                .group_by(Document.knowledge_base_id, Document.status)
+            ).all()
+        for kb_id, status, count in rows:
+            counts[kb_id][status] = count
+        return [(kb, counts[kb.id]) for kb in bases]
+
     def get(self, ref: uuid.UUID | str) -> KnowledgeBase:
         """By id, or by name."""
         with self.sessions() as session:

@@ -105,9 +105,9 @@ export function askView(root) {
         sentences: [], passages: [], timings: {} }, turn.question);
     });
     const waiting = pending();
-    if (waiting && waiting.conversation === id
-        && !conversation.turns.some((turn) => turn.job_id === waiting.job)) {
-      follow(waiting.job, turnNode(waiting.question), waiting.question, waiting.started);
+    if (waiting && waiting.conversation === id) {
+      if (conversation.turns.some((turn) => turn.job_id === waiting.job)) sessionStorage.removeItem(PENDING);
+      else follow(waiting.job, turnNode(waiting.question), waiting.question, waiting.started);
     }
   }
 

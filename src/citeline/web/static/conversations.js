@@ -18,9 +18,11 @@ export function historyPanel(activeId, onDeleted) {
     el("label", { for: "history-search", class: "visually-hidden", text: "Search conversations" }),
     search, list);
   let timer = null;
+  let renaming = false;  // a title being edited is not redrawn under the person typing it
   search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 250); });
 
   async function refresh() {
+    if (renaming) return;
     const query = search.value.trim();
     try {
       const { conversations } = await api(`/v1/conversations${query ? `?title=${encodeURIComponent(query)}` : ""}`);
@@ -48,7 +50,10 @@ export function historyPanel(activeId, onDeleted) {
     return row;
   }
 
+  const done = () => { renaming = false; refresh(); };
+
   function rename(row, conversation) {
+    renaming = true;
     const input = el("input", { type: "text", value: conversation.title, maxlength: "200",
       "aria-label": "New title", required: true });
     const form = el("form", { class: "rename", onsubmit: async (event) => {
@@ -58,11 +63,11 @@ export function historyPanel(activeId, onDeleted) {
           headers: { "Content-Type": "application/json" }, body: JSON.stringify({ title: input.value }) });
         toast("Renamed the conversation");
       } catch (error) { toast(error.message); }
-      refresh();
+      done();
     } }, input,
     el("button", { type: "submit", class: "small", text: "Save" }),
-    el("button", { type: "button", class: "secondary small", text: "Cancel", onclick: refresh }));
-    input.addEventListener("keydown", (event) => { if (event.key === "Escape") { event.stopPropagation(); refresh(); } });
+    el("button", { type: "button", class: "secondary small", text: "Cancel", onclick: done }));
+    input.addEventListener("keydown", (event) => { if (event.key === "Escape") { event.stopPropagation(); done(); } });
     row.replaceChildren(form);
     input.focus();
     input.select();
