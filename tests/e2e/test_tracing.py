@@ -65,6 +65,14 @@ def test_one_trace_from_the_request_to_the_model_call(data_dir: Path) -> None:
             garbled = api.post("/chat", params={"query": QUESTION}, headers={"traceparent": "x"})
             assert garbled.status_code == 202  # a malformed context is ignored, never an error
 
+        # The worker exports the job's spans as the job ends, after its status says finished.
+        wait_for(
+            lambda: any(
+                s.trace_id == TRACE_ID and s.name == "job.run answers.answer"
+                for s in receiver.spans
+            ),
+            timeout=30,
+        )
         generations = receiver.wait_for("llm.generate")
         ours = [s for s in receiver.spans if s.trace_id == TRACE_ID]
         by_name = {s.name: s for s in ours}

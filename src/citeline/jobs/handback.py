@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ from citeline.jobs.runtime import JobRuntime, run_job
 log = logging.getLogger(__name__)
 
 RUN_JOB = f"{run_job.__module__}.{run_job.__qualname__}"
+LINGER_SECONDS = 5.0  # how long a fork-mode worker may take to end after its horse is killed
 
 
 class HandBack:
@@ -54,7 +56,12 @@ class HandBack:
                 "stopping worker handed its running job back",
                 extra={"job": str(handed), "grace_seconds": self.seconds},
             )
-        self.worker.kill_horse()
+        if self.worker.horse_pid:
+            # Fork mode: with its horse gone, the main loop sees the stop request and ends the
+            # process itself. Running Python here while the interpreter finalises crashes it
+            # (SIGSEGV, seen under load), so this thread only ends a process that lingers.
+            self.worker.kill_horse()
+            time.sleep(LINGER_SECONDS)
         self.worker.register_death()  # type: ignore[no-untyped-call]
         self.exit_process(0)
 
