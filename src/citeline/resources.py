@@ -8,13 +8,14 @@ See docs/adr/0001-composition-root.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline import answers, knowledge, llm, reports
+from citeline import agents, answers, knowledge, llm, reports
+from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
@@ -45,6 +46,7 @@ JOB_KINDS: tuple[JobKind, ...] = (
     *llm.JOB_KINDS,
     *answers.JOB_KINDS,
     *reports.JOB_KINDS,
+    *agents.JOB_KINDS,
 )
 
 
@@ -60,6 +62,10 @@ class Resources:
     lifecycle: Lifecycle
     registry: JobRegistry
     store: ObjectStore  # uploaded originals and exports, local or S3 (CITELINE_STORAGE_BACKEND)
+    # Hooks other domains fill once they exist: tools beyond the built-in ones (MCP), and the
+    # agent builder's completed sessions.
+    external_tools: ExternalTools | None = field(default=None)
+    builder_sessions: BuilderSessions | None = field(default=None)
 
     @classmethod
     def connect(
@@ -130,6 +136,17 @@ class Resources:
     def reports(self, access: Access | None = None) -> ReportService:
         return ReportService(
             self.sessions, self.jobs(access), self.knowledge(access), self.store, self.settings
+        )
+
+    def agents(self, access: Access | None = None) -> AgentService:
+        return AgentService(
+            self.sessions,
+            self.jobs(access),
+            self.knowledge(access),
+            self.models(access),
+            access or Access.system(),
+            external_tools=self.external_tools,
+            builder=self.builder_sessions,
         )
 
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
@@ -221,6 +238,8 @@ def run_worker_process(
         resources.close()
 
 
-def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps]:
+def _provides(
+    resources: Resources,
+) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AgentDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources, resources, resources)
+    return (resources, resources, resources, resources)

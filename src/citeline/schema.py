@@ -2,6 +2,7 @@
 (tests compare them; `scripts/new_migration.py` drafts a revision from the difference).
 Like the composition root, it knows every domain, and nothing below it imports it."""
 
+from citeline.agents.models import Agent, AgentStep, AgentTask
 from citeline.answers.models import Conversation, Turn
 from citeline.auth.models import (
     ApiKey,
@@ -20,6 +21,9 @@ from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
 from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
+    "Agent",
+    "AgentStep",
+    "AgentTask",
     "ApiKey",
     "AuditEvent",
     "Base",

@@ -11,6 +11,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
 
 from citeline import __version__
+from citeline.agents.router import gateway as agents_gateway_router
+from citeline.agents.router import router as agents_router
 from citeline.answers.router import router as answers_router
 from citeline.api import errors
 from citeline.api.deps import get_access
@@ -100,6 +102,8 @@ def create_app(resources: Resources) -> FastAPI:
         answers_router,
         reports_router,
         openai_router,
+        agents_router,
+        agents_gateway_router,
     ):
         app.include_router(router, dependencies=signed_in)
     return app
