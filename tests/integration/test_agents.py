@@ -8,6 +8,7 @@ queue, database, workers, embeddings and the citation verifier are the real ones
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -106,7 +107,7 @@ def api(resources: Resources, llm: tuple[FakeLLMServer, Script]) -> Iterator[str
 def flow(*middle: dict[str, Any]) -> dict[str, Any]:
     """A straight workflow: start, the given nodes in order, end."""
     nodes = [{"id": "start", "type": "start"}, *middle, {"id": "end", "type": "end"}]
-    edges = [{"from": a["id"], "to": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]
     return {"version": 1, "nodes": nodes, "edges": edges}
 
 
