@@ -87,6 +87,9 @@ def run_task(context: JobContext[AgentDeps]) -> dict[str, Any] | None:
         node = flow.nodes[cursor]
         if node["type"] == "end":
             return _finish(context, deps.sessions, task_id, flow, outputs, cursor)
+        if node["type"] == "start":  # nothing to run or record: the input is the task's
+            cursor = flow.next_node(cursor) or cursor
+            continue
         if node["type"] == "human_review":
             _pause(context, deps.sessions, task_id, node, outputs)
             return None
