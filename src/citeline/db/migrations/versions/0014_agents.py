@@ -1,4 +1,4 @@
-"""agents, their tasks and the tasks' steps
+"""agents, their tasks and the tasks' steps; the suspended job state
 
 Revision ID: 0014
 Revises: 0011
@@ -17,11 +17,20 @@ branch_labels = None
 depends_on = None
 
 
+STATES = ("queued", "scheduled", "started", "waiting", "finished", "failed", "stopped")
+
+
+def _states(states: tuple[str, ...]) -> str:
+    return "state IN (" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
 def _when(name: str, nullable: bool = True) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
+    op.drop_constraint("ck_jobs_state", "jobs", type_="check")
+    op.create_check_constraint("ck_jobs_state", "jobs", _states((*STATES, "suspended")))
     op.create_table(
         "agents",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -116,3 +125,6 @@ def downgrade() -> None:
     op.drop_index("ix_agent_tasks_agent_created", "agent_tasks")
     op.drop_table("agent_tasks")
     op.drop_table("agents")
+    op.execute("UPDATE jobs SET state = 'stopped' WHERE state = 'suspended'")
+    op.drop_constraint("ck_jobs_state", "jobs", type_="check")
+    op.create_check_constraint("ck_jobs_state", "jobs", _states(STATES))
