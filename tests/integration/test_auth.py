@@ -161,6 +161,9 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "alias": "default",
         "number": "1",
         "report_id": world.report,
+        "ref": str(uuid.uuid4()),
+        "task_id": str(uuid.uuid4()),
+        "agent_id": str(uuid.uuid4()),
     }
     schema = create_app(world.resources).openapi()
     routes = []
