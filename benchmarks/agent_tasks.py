@@ -43,7 +43,7 @@ def drain(env: dict[str, str], workers: int) -> None:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for _ in range(workers)
     ]
     for process in processes:
