@@ -3,6 +3,7 @@
 // but sign-in needs a session.
 
 import { accessView } from "./admin.js";
+import { agentsView } from "./agents.js";
 import { askView, closeSource } from "./ask.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
@@ -18,7 +19,7 @@ import { signinView } from "./signin.js";
 const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
-  access: accessView,
+  access: accessView, agents: agentsView,
 };
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
