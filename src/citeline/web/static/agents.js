@@ -151,7 +151,7 @@ function taskView(root, id) {
     if (stopped) return;
     heading.textContent = `${task.agent}: ${task.input.slice(0, 80)}`;
     status.replaceChildren(badge(task.status), el("span", { class: "meta",
-      text: `priority ${task.priority}` + (task.attempt > 1 ? `, attempt ${task.attempt}` : "") }),
+      text: `priority ${task.priority}` }),
     ...(writable && ACTIVE.has(task.status) ? [el("button", { type: "button", class: "danger",
       text: "Cancel", onclick: () => act(`/v1/agents/tasks/${id}/cancel`, {}, "Cancelled") })] : []),
     ...(writable && ["failed", "stopped", "rejected"].includes(task.status) ? [el("button", {
@@ -250,5 +250,5 @@ function renderOutput(root, task) {
   el("blockquote", { class: "passage", text: citation.text })));
   root.replaceChildren(el("h2", { id: "output-title", text: "Output" }),
     el("p", { "data-testid": "task-output", text: task.output || "(nothing the passages support)" }),
-    references.length ? [el("h3", { text: "Sources" }), el("ol", { class: "references" }, references)] : null);
+    ...(references.length ? [el("h3", { text: "Sources" }), el("ol", { class: "references" }, references)] : []));
 }
