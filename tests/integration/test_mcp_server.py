@@ -16,6 +16,7 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client, MCPError
+from mcp.client.client import ConnectMode
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
@@ -105,12 +106,16 @@ def world(resources: Resources, start_worker: WorkerFactory) -> Iterator[World]:
 
 
 @asynccontextmanager
-async def connected(url: str, token: str | None = None) -> AsyncIterator[Client]:
+async def connected(
+    url: str, token: str | None = None, mode: ConnectMode = "auto"
+) -> AsyncIterator[Client]:
+    """The official client; `auto` speaks the 2026-07-28 protocol with Citeline, `legacy`
+    the 2025 initialize handshake that most desktop clients still use."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = httpx2.Timeout(30, read=300)
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
 
@@ -310,14 +315,17 @@ def test_a_cross_site_post_is_refused(world: World) -> None:
 
 def test_ask_reports_progress_and_says_when_nothing_answers_it(world: World) -> None:
     """A question the knowledge base cannot answer ends before any model runs, but it goes
-    through the same job, events and progress as any answer."""
-    reported: list[tuple[float, float | None, str | None]] = []
+    through the same job, events and progress as any answer; in both protocol eras."""
+    token = world.token("vera@example.com")
 
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        reported.append((progress, total, message))
+    async def ask(mode: ConnectMode) -> list[tuple[float, float | None, str | None]]:
+        reported: list[tuple[float, float | None, str | None]] = []
 
-    async def scenario() -> None:
-        async with connected(world.url, world.token("vera@example.com")) as client:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reported.append((progress, total, message))
+
+        async with connected(world.url, token, mode) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
             result = await client.call_tool(
                 "ask",
                 {
@@ -326,17 +334,22 @@ def test_ask_reports_progress_and_says_when_nothing_answers_it(world: World) -> 
                 },
                 progress_callback=on_progress,
             )
+            version = client.protocol_version
+        assert ("2026" in version) == (mode == "auto"), (mode, version)
+        assert "ask" in names and "start_report" not in names
         answer = structured(result)
         assert answer["status"] == "not_found", answer
         assert answer["citations"] == []
         assert text_of(result).startswith("Not found")
+        return reported
 
-    run(scenario)
-    messages = [message for _, _, message in reported]
-    assert any(m and "passages" in m for m in messages), messages
-    assert messages[-1] == "finished"
-    values = [value for value, _, _ in reported]
-    assert values == sorted(values) and len(set(values)) == len(values)
+    for mode in ("auto", "legacy"):
+        reported = anyio.run(ask, mode)
+        messages = [message for _, _, message in reported]
+        assert any(m and "passages" in m for m in messages), (mode, messages)
+        assert messages[-1] == "finished", mode
+        values = [value for value, _, _ in reported]
+        assert values == sorted(values) and len(set(values)) == len(values), mode
 
 
 def test_local_mode_needs_no_token_on_loopback(settings: Settings, resources: Resources) -> None:
@@ -362,3 +375,44 @@ def test_local_mode_needs_no_token_on_loopback(settings: Settings, resources: Re
         assert "localhost" in response.json()["detail"]
     finally:
         opened.close()
+
+
+def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> None:
+    """The bundled model answers; every citation is the document's exact text."""
+    token = world.token("ada@example.com")
+    reported: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append((progress, total, message))
+
+    async def ask() -> CallToolResult:
+        async with connected(world.url, token) as client:
+            return await client.call_tool(
+                "ask",
+                {"question": "How many weeks of paid parental leave do parents receive?"},
+                progress_callback=on_progress,
+            )
+
+    result = anyio.run(ask)
+    answer = structured(result)
+    assert answer["status"] == "answered", answer
+    assert answer["knowledge_base_id"] == world.kb
+    assert answer["citations"], answer
+    assert "sixteen" in answer["answer"].lower() or "16" in answer["answer"]
+    preview = httpx.get(
+        f"{world.url}/v1/knowledge-bases/{world.kb}/documents/{world.document}/preview",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["text"]
+    for citation in answer["citations"]:
+        assert citation["document_id"] == world.document
+        assert preview[citation["start"] : citation["end"]] == citation["text"]
+        assert f"[{citation['marker']}]" in answer["answer"]
+        assert citation["text"] in text_of(result)
+    messages = [message or "" for _, _, message in reported]
+    assert any(m.startswith("writing") for m in messages), messages
+    assert messages[-1] == "finished"
+    stored = httpx.get(
+        f"{world.url}/v1/answers/{answer['job_id']}/result",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert stored["answer"] == answer["answer"]

@@ -161,7 +161,7 @@ class Tools:
             )
         if ended != "finished":
             reason = data.get("error") or data.get("reason") or ended
-            raise ToolError(f"the answer job {ended}: {reason}")
+            raise ToolError(f"the answer job {job.id} {ended}: {reason}")
         answer = _answer(await self._call(ctx, lambda: answers.result(job.id)), job.id)
         return CallToolResult(
             content=[TextContent(type="text", text=_answer_text(answer))],
