@@ -113,3 +113,18 @@ TEST_KINDS = (
 )
 
 BY_NAME = {kind.name: kind for kind in TEST_KINDS}
+
+
+def pause(context: JobContext[object]) -> Any:
+    """Suspends on its first attempt (until resumed); defers once when `defer` is set."""
+    if context.args.get("defer") and not context.connection.exists(f"test:defer:{context.job_id}"):
+        context.connection.set(f"test:defer:{context.job_id}", 1)
+        context.defer(0.2, "not my turn yet")
+        return None
+    if context.attempt == 1 and not context.args.get("defer"):
+        context.suspend({"waiting_for": "a person"})
+        return None
+    return {"attempt": context.attempt}
+
+
+TEST_KINDS = (*TEST_KINDS, JobKind("test.pause", pause, max_attempts=1))
