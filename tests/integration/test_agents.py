@@ -34,7 +34,7 @@ from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
-from tests.fake_llm_server import FakeLLMServer, Hang, Reply, Respond
+from tests.fake_llm_server import Fail, FakeLLMServer, Hang, Reply, Respond
 
 DOCS = [
     (
@@ -50,15 +50,18 @@ granite quarried on the island of Skarv. Its first lamp burned whale oil.
 
 class Script:
     """Answers from the first quoted passage (its first sentence, cited [1]), or echoes the
-    prompt; hangs once on a prompt holding HANG; sleeps on one holding SLOW."""
+    prompt; hangs once on a prompt holding HANG; sleeps on one holding SLOW; refuses (400) one
+    holding REFUSE."""
 
     def __init__(self) -> None:
         self.hung = False
         self.calls = 0
         self.lock = threading.Lock()
 
-    def __call__(self, body: dict[str, Any]) -> Reply | Hang:
+    def __call__(self, body: dict[str, Any]) -> Reply | Hang | Fail:
         asked = str(body["messages"][-1]["content"])
+        if "REFUSE" in asked:
+            return Fail(400, "scripted refusal")
         with self.lock:
             self.calls += 1
             if "HANG" in asked and not self.hung:
@@ -491,3 +494,20 @@ def test_the_cli_lists_runs_reviews_and_shows_a_task(
     assert "check (human_review): approved" in shown_task.stdout
     missing = citeline("show", "nobody")
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_a_failed_task_puts_its_agent_in_error_until_one_succeeds(
+    api: str, start_worker: WorkerFactory
+) -> None:
+    register(api, "moody", workflow=flow({"id": "say", "type": "llm", "prompt": "{{input}}"}))
+    start_worker(mode="inprocess")
+    failed = settled(api, submit(api, "moody", "REFUSE this")["id"], ENDED)
+    assert failed["status"] == "failed" and "scripted refusal" in failed["error"]
+    agent = httpx.get(f"{api}/v1/agents/moody").json()
+    assert agent["status"] == "error" and "scripted refusal" in agent["status_reason"]
+    retried = httpx.post(f"{api}/v1/agents/tasks/{failed['id']}/retry")
+    assert retried.status_code == 202 and retried.json()["input"] == "REFUSE this"
+    assert settled(api, retried.json()["id"], ENDED)["status"] == "failed"
+    finished = settled(api, submit(api, "moody", "hello")["id"], ENDED)
+    assert finished["status"] == "finished" and finished["output"].startswith("Draft for:")
+    assert httpx.get(f"{api}/v1/agents/moody").json()["status"] == "idle"
