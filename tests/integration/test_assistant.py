@@ -1,0 +1,315 @@
+"""The assistant end to end: conversations whose runs are jobs on real workers, stream typed
+events over SSE and a WebSocket alike, call the built-in tools, cite document spans, keep
+their history in PostgreSQL (so a conversation resumes on another API process after its
+Redis state expired), and refuse bad input without losing anything.
+
+The model is a scripted OpenAI-compatible server (a remote provider, outside the system);
+the queue, database, workers, retrieval and verifier are the real ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from websockets.sync.client import connect as ws_connect
+
+from citeline.assistant.models import AssistantMessage, AssistantToolCall
+from citeline.llm.registry import NewVersion
+from citeline.resources import Resources
+from citeline.settings import Settings
+from tests.assistant_model import FOUNDED, AssistantModel
+from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
+from tests.fake_llm_server import FakeLLMServer, Respond
+from tests.report_model import DOCUMENTS
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, embedded_redis_url: str) -> Settings:
+    return fast_settings(
+        tmp_path / "data",
+        database_url,
+        embedded_redis_url,
+        outbound_allowed_hosts=["127.0.0.1"],
+        llm_retry_base_seconds=0.01,
+        llm_max_retries=0,
+    )
+
+
+@pytest.fixture
+def model() -> Iterator[tuple[FakeLLMServer, AssistantModel]]:
+    script = AssistantModel()
+    with FakeLLMServer(default=Respond(script)) as server:
+        yield server, script
+
+
+def _app(resources: Resources) -> Any:
+    from citeline.api.app import create_app
+
+    return create_app(resources)
+
+
+@pytest.fixture
+def api(resources: Resources, model: tuple[FakeLLMServer, AssistantModel]) -> Iterator[str]:
+    server, _ = model
+    registry = resources.models().registry
+    registry.ensure_defaults()
+    registry.add_version(NewVersion("scripted", "openai", "m", base_url=server.openai_base_url))
+    registry.set_routes("assistant", [("scripted", 1.0)])
+    with LiveServer(_app(resources)) as url:
+        yield url
+
+
+def ingest(api: str) -> str:
+    kb: str = httpx.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
+    httpx.post(f"{api}/v1/knowledge-bases/{kb}/documents", files=[("files", f) for f in DOCUMENTS])
+
+    def ready() -> bool:
+        docs = httpx.get(f"{api}/v1/knowledge-bases/{kb}/documents").json()["documents"]
+        return bool(docs) and all(doc["status"] == "ready" for doc in docs)
+
+    wait_for(ready, timeout=120)
+    return kb
+
+
+def converse(api: str, **body: Any) -> str:
+    response = httpx.post(f"{api}/v1/assistant/conversations", json=body)
+    assert response.status_code == 201, response.text
+    conversation_id: str = response.json()["id"]
+    return conversation_id
+
+
+def send(api: str, conversation: str, content: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{api}/v1/assistant/conversations/{conversation}/messages", json={"content": content}
+    )
+    assert response.status_code == 202, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def events(api: str, run: dict[str, Any]) -> list[dict[str, Any]]:
+    with httpx.stream("GET", f"{api}{run['events_url']}", timeout=120) as stream:
+        raw = read_sse(stream.iter_lines())
+    return [json.loads(event["data"]) for event in raw]
+
+
+def typed(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kinds = {"token", "tool_request", "tool_result", "thinking", "error", "complete"}
+    return [e for e in stream if e["type"] in kinds]
+
+
+def test_a_run_searches_the_knowledge_base_streams_and_cites_the_document(
+    api: str, resources: Resources, start_worker: WorkerFactory
+) -> None:
+    start_worker(mode="inprocess")
+    ingest(api)
+    conversation = converse(api, knowledge_bases=["harbour"])
+    run = send(api, conversation, "When was the Varnholm lighthouse built?")
+    stream = typed(events(api, run))
+    kinds = [e["type"] for e in stream]
+    assert kinds.index("tool_request") < kinds.index("tool_result") < kinds.index("token")
+    assert kinds[-1] == "complete", kinds
+    for event in stream:
+        meta = event["data"]["metadata"]
+        assert meta["run_id"] == run["run_id"] and "timestamp" in meta and "token_count" in meta
+    states = [e["data"]["metadata"]["state"] for e in stream]
+    # Idle → Processing → ToolExecution → Processing → Streaming → Complete
+    assert states[0] == "processing" and "tool_execution" in states and states[-1] == "complete"
+    assert states.index("tool_execution") < states.index("streaming")
+    request = next(e for e in stream if e["type"] == "tool_request")
+    assert request["data"]["content"] == "search_knowledge_base"
+    result = next(e for e in stream if e["type"] == "tool_result")
+    assert "[1]" in result["data"]["content"] and "passage" in result["data"]["content"]
+    assert result["data"]["metadata"]["duration_ms"] >= 0
+    complete = stream[-1]["data"]
+    assert complete["content"].startswith(FOUNDED)
+    cited = complete["metadata"]["citations"]
+    assert cited and cited[0]["kind"] == "document"
+    assert "1847" in cited[0]["text"] and cited[0]["document_id"] and cited[0]["end"] > 0
+    # The token stream is the reply.
+    assert (
+        "".join(e["data"]["content"] for e in stream if e["type"] == "token")
+        == (complete["content"])
+    )
+
+    state = httpx.get(f"{api}{run['status_url']}").json()
+    assert state["state"] == "complete" and state["steps"] == 2
+    assert [c["name"] for c in state["tool_calls"]] == ["search_knowledge_base"]
+    assert state["tool_calls"][0]["status"] == "done"
+    got = httpx.get(f"{api}/v1/assistant/conversations/{conversation}").json()
+    assert [m["role"] for m in got["messages"]] == ["user", "assistant"]
+    assert got["messages"][1]["citations"] == cited
+    assert got["title"].startswith("When was the Varnholm")
+    listed = httpx.get(f"{api}/v1/assistant/conversations").json()["conversations"]
+    assert [c["id"] for c in listed] == [conversation]
+
+
+def test_the_websocket_and_sse_give_the_same_events(
+    api: str, resources: Resources, start_worker: WorkerFactory
+) -> None:
+    start_worker(mode="inprocess")
+    ingest(api)
+    conversation = converse(api, knowledge_bases=["harbour"])
+    url = api.replace("http://", "ws://") + f"/v1/assistant/conversations/{conversation}/ws"
+    received: list[dict[str, Any]] = []
+    with ws_connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps({"type": "message", "content": "When was it built?"}))
+        started = json.loads(socket.recv(timeout=30))
+        assert started["type"] == "run", started
+        while True:
+            event = json.loads(socket.recv(timeout=60))
+            received.append(event)
+            if event["type"] in ("finished", "failed", "stopped"):
+                break
+        socket.send("not json")
+        assert json.loads(socket.recv(timeout=10))["type"] == "error"
+    run_id = started["data"]["run_id"]
+    over_sse = events(api, {"events_url": f"/v1/assistant/runs/{run_id}/events"})
+    assert received == over_sse
+    assert received[-2]["type"] == "complete"
+
+
+def test_a_conversation_resumes_on_another_process_after_its_redis_state_expired(
+    api: str,
+    resources: Resources,
+    settings: Settings,
+    start_worker: WorkerFactory,
+    model: tuple[FakeLLMServer, AssistantModel],
+) -> None:
+    server, script = model
+    start_worker(mode="inprocess")
+    ingest(api)
+    conversation = converse(api, knowledge_bases=["harbour"])
+    first = send(api, conversation, "When was the Varnholm lighthouse built?")
+    assert typed(events(api, first))[-1]["type"] == "complete"
+    assert httpx.get(f"{api}{first['status_url']}").json()["live"] is True
+    resources.redis.flushdb()  # as if the TTL had passed
+    assert settings.database_url is not None and settings.redis_url is not None
+    other = Resources.connect(settings, settings.database_url, settings.redis_url)
+    try:
+        with LiveServer(_app(other)) as elsewhere:
+            state = httpx.get(f"{elsewhere}{first['status_url']}").json()
+            assert state["state"] == "complete" and state["live"] is False
+            script.plan = []
+            script.answer = "It was built by the harbour guild, as I said."
+            second = send(elsewhere, conversation, "Who built it?")
+            assert typed(events(elsewhere, second))[-1]["type"] == "complete"
+            got = httpx.get(f"{elsewhere}/v1/assistant/conversations/{conversation}").json()
+    finally:
+        other.close()
+    assert [m["role"] for m in got["messages"]] == ["user", "assistant"] * 2
+    last = server.requests[-1].body["messages"]
+    contents = [m.get("content") for m in last]
+    assert "When was the Varnholm lighthouse built?" in contents
+    assert any(FOUNDED in str(c) for c in contents)  # the first reply, from PostgreSQL
+    assert last[-1] == {"role": "user", "content": "Who built it?"}
+
+
+def test_unknown_tools_and_bad_arguments_are_told_to_the_model_and_the_run_goes_on(
+    api: str,
+    resources: Resources,
+    start_worker: WorkerFactory,
+    model: tuple[FakeLLMServer, AssistantModel],
+) -> None:
+    server, script = model
+    start_worker(mode="inprocess")
+    ingest(api)
+    script.plan = [
+        ("weather_lookup", {"city": "Oslo"}),
+        ("search_knowledge_base", {"q": 3}),
+        ("search_knowledge_base", {}),
+    ]
+    conversation = converse(api, knowledge_bases=["harbour"])
+    run = send(api, conversation, "When was the Varnholm lighthouse built?")
+    stream = typed(events(api, run))
+    results = [e["data"] for e in stream if e["type"] == "tool_result"]
+    assert (
+        results[0]["metadata"]["is_error"]
+        and "no tool named 'weather_lookup'" in (results[0]["content"])
+    )
+    assert (
+        results[1]["metadata"]["is_error"] and "do not match its schema" in (results[1]["content"])
+    )
+    assert not results[2]["metadata"]["is_error"]
+    assert stream[-1]["type"] == "complete"
+    told = [m for m in server.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert "no tool named" in told[0]["content"] and "query" in told[1]["content"]
+    with resources.sessions() as session:
+        statuses = list(
+            session.scalars(select(AssistantToolCall.status).order_by(AssistantToolCall.step))
+        )
+    assert statuses == ["invalid", "invalid", "done"]
+
+
+def test_a_run_stops_at_the_step_limit_with_a_clear_message(
+    api: str, start_worker: WorkerFactory, model: tuple[FakeLLMServer, AssistantModel]
+) -> None:
+    _, script = model
+    script.loop = True
+    start_worker(mode="inprocess")
+    ingest(api)
+    conversation = converse(api, knowledge_bases=["harbour"])
+    run = send(api, conversation, "Tell me everything")
+    stream = typed(events(api, run))
+    assert stream[-1]["type"] == "error"
+    assert "step limit" in stream[-1]["data"]["content"]
+    state = httpx.get(f"{api}{run['status_url']}").json()
+    assert state["state"] == "error" and "step limit" in state["error"]
+    # Error → Idle: the conversation takes the next message.
+    script.loop = False
+    script.plan = []
+    script.answer = "Hello."
+    again = send(api, conversation, "Hello?")
+    assert typed(events(api, again))[-1]["type"] == "complete"
+
+
+def test_bad_input_gets_problem_details_and_loses_nothing(api: str, resources: Resources) -> None:
+    missing = "00000000-0000-0000-0000-000000000000"
+    for path in (
+        f"/v1/assistant/conversations/{missing}",
+        f"/v1/assistant/runs/{missing}",
+        f"/v1/assistant/runs/{missing}/events",
+    ):
+        response = httpx.get(f"{api}{path}")
+        assert response.status_code == 404, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    gone = httpx.post(
+        f"{api}/v1/assistant/conversations/{missing}/messages", json={"content": "hi"}
+    )
+    assert gone.status_code == 404
+    assert httpx.post(f"{api}/v1/assistant/runs/{missing}/approve").status_code == 404
+    unknown_kb = httpx.post(
+        f"{api}/v1/assistant/conversations", json={"knowledge_bases": ["nowhere"]}
+    )
+    assert unknown_kb.status_code == 404
+    conversation = converse(api)
+    first = send(api, conversation, "Remember this.")
+    huge = httpx.post(
+        f"{api}/v1/assistant/conversations/{conversation}/messages",
+        json={"content": "x" * 100_000},
+    )
+    assert huge.status_code == 413, huge.text
+    assert "100000 characters" in huge.json()["detail"]
+    empty = httpx.post(
+        f"{api}/v1/assistant/conversations/{conversation}/messages", json={"content": ""}
+    )
+    assert empty.status_code == 422
+    busy = httpx.post(
+        f"{api}/v1/assistant/conversations/{conversation}/messages", json={"content": "more"}
+    )
+    assert busy.status_code == 409  # no worker: the first run is still queued
+    denied = httpx.post(f"{api}/v1/assistant/runs/{first['run_id']}/approve")
+    assert denied.status_code == 409
+    with resources.sessions() as session:
+        stored = session.scalar(select(func.count()).select_from(AssistantMessage))
+    assert stored == 1
+    cancelled = httpx.post(f"{api}/v1/assistant/runs/{first['run_id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert httpx.post(f"{api}/v1/assistant/runs/{first['run_id']}/cancel").status_code == 409
+    assert httpx.delete(f"{api}/v1/assistant/conversations/{conversation}").status_code == 204
+    assert httpx.get(f"{api}/v1/assistant/conversations/{conversation}").status_code == 404
