@@ -23,6 +23,7 @@ class AssistantModel:
         self.plan: list[tuple[str, dict[str, Any]]] = [("search_knowledge_base", {})]
         self.loop = False
         self.answer: str | None = None  # a fixed answer instead of one from the results
+        self.offered: list[list[dict[str, Any]]] = []  # the tools of each request
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -33,6 +34,7 @@ class AssistantModel:
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
         results = [m for m in messages[last_user:] if m["role"] == "tool"]
         with self._lock:
+            self.offered.append(list(body.get("tools") or []))
             step = len(results)
             if self.loop or step < len(self.plan):
                 name, arguments = ("search_knowledge_base", {}) if self.loop else self.plan[step]
@@ -52,5 +54,5 @@ def _from_results(results: list[dict[str, Any]]) -> str:
             if marker and "1847" in line:
                 return f"{FOUNDED} [{marker.group(1)}]."
             if "Paris" in line:
-                return f"According to the clock tool, {line.strip()}"
+                return line.strip()
     return "I could not find that."

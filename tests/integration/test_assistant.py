@@ -9,7 +9,10 @@ the queue, database, workers, retrieval and verifier are the real ones."""
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,11 @@ import pytest
 from sqlalchemy import func, select
 from websockets.sync.client import connect as ws_connect
 
+from citeline.assistant.loop import Hooks, Run
 from citeline.assistant.models import AssistantMessage, AssistantToolCall
+from citeline.assistant.state import LiveState
+from citeline.errors import ServiceUnavailable
+from citeline.llm import ToolSpec
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -313,3 +320,161 @@ def test_bad_input_gets_problem_details_and_loses_nothing(api: str, resources: R
     assert httpx.post(f"{api}/v1/assistant/runs/{first['run_id']}/cancel").status_code == 409
     assert httpx.delete(f"{api}/v1/assistant/conversations/{conversation}").status_code == 204
     assert httpx.get(f"{api}/v1/assistant/conversations/{conversation}").status_code == 404
+
+
+# External tools through a Toolbox, the protocol the MCP client plugs into; these are the
+# tools of a remote server (outside the system), scripted. The run goes in this process.
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str
+    is_error: bool = False
+    duration_ms: float = 1.0
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Described:
+    name: str
+    policy: str
+    description: str
+    parameters: dict[str, Any]
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+class Clock:
+    """get_time (allowed), delete_file (asks first), flaky (its server is down)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], str | None]] = []
+
+    def tools(self) -> list[Described]:
+        return [
+            Described("get_time", "allow", "The time in a city", CITY),
+            Described("delete_file", "ask", "Delete a file", CITY),
+            Described("flaky", "allow", "Always fails", CITY),
+        ]
+
+    def call(self, name: str, arguments: dict[str, Any], *, run_id: str | None = None) -> Result:
+        self.calls.append((name, arguments, run_id))
+        if name == "flaky":
+            raise ServiceUnavailable("the MCP server 'flaky' did not answer within 60 s")
+        if name == "delete_file":
+            return Result(f"Deleted the notes of {arguments['city']}.")
+        return Result(f"The time in {arguments['city']} is 14:05 (CET).\nSource: worldclock")
+
+
+class WithTools:
+    """The composition root, with a toolbox."""
+
+    def __init__(self, resources: Resources, toolbox: Clock) -> None:
+        self.resources = resources
+        self.toolbox = toolbox
+
+    @property
+    def settings(self) -> Settings:
+        return self.resources.settings
+
+    @property
+    def sessions(self) -> Any:
+        return self.resources.sessions
+
+    def knowledge(self, access: Any = None) -> Any:
+        return self.resources.knowledge(access)
+
+    def models(self, access: Any = None, *, lease: Any = None) -> Any:
+        return self.resources.models(access, lease=lease)
+
+    def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Clock:
+        return self.toolbox
+
+
+def run_here(
+    resources: Resources, conversation: str, content: str, toolbox: Clock
+) -> tuple[threading.Thread, list[dict[str, Any]], str, dict[str, Any]]:
+    service = resources.assistant()
+    sent = service.send(uuid.UUID(conversation), content)
+    seen: list[dict[str, Any]] = []
+    outcome: dict[str, Any] = {}
+    live = LiveState(resources.redis, resources.settings.assistant_state_ttl_seconds)
+    run = Run(
+        WithTools(resources, toolbox),
+        live,
+        sent.run.id,
+        Hooks(lambda t, d: seen.append({"type": t, **(d or {})}), lambda: None),
+        None,
+    )
+    thread = threading.Thread(target=lambda: outcome.update(run.go()), daemon=True)
+    thread.start()
+    return thread, seen, str(sent.run.id), outcome
+
+
+def test_external_tools_ask_for_approval_and_their_results_are_cited(
+    api: str, resources: Resources, model: tuple[FakeLLMServer, AssistantModel]
+) -> None:
+    _, script = model
+    clock = Clock()
+    script.plan = [("delete_file", {"city": "Oslo"}), ("get_time", {"city": "Paris"})]
+    conversation = converse(api)
+    thread, seen, run_id, outcome = run_here(resources, conversation, "Time in Paris?", clock)
+
+    def waiting() -> dict[str, Any] | None:
+        state: dict[str, Any] = httpx.get(f"{api}/v1/assistant/runs/{run_id}").json()
+        return state if state["state"] == "awaiting_approval" else None
+
+    state = wait_for(waiting, timeout=30)
+    assert isinstance(state, dict) and state["pending"][0]["name"] == "delete_file"
+    assert clock.calls == []  # nothing runs before a person agrees
+    request = next(e for e in seen if e["type"] == "tool_request")
+    assert request["metadata"]["needs_approval"] is True
+    denied = httpx.post(f"{api}/v1/assistant/runs/{run_id}/deny")
+    assert denied.status_code == 200
+    thread.join(60)
+    assert outcome["state"] == "complete", seen
+    assert [c[0] for c in clock.calls] == ["get_time"]
+    assert clock.calls[0][2] == run_id
+    results = [e for e in seen if e["type"] == "tool_result"]
+    assert results[0]["metadata"]["is_error"] and "did not allow" in results[0]["content"]
+    assert results[1]["content"].startswith("The time in Paris is 14:05")
+    complete = seen[-1]
+    assert complete["type"] == "complete" and "14:05" in complete["content"]
+    (cited,) = complete["metadata"]["citations"]
+    assert cited["kind"] == "tool" and cited["tool"] == "get_time"
+    assert cited["tool_call_id"] == results[1]["metadata"]["tool_call_id"]
+    assert "14:05" in cited["quote"]
+    state = httpx.get(f"{api}/v1/assistant/runs/{run_id}").json()
+    assert [(c["name"], c["status"]) for c in state["tool_calls"]] == [
+        ("delete_file", "denied"),
+        ("get_time", "done"),
+    ]
+
+
+def test_an_approved_call_runs_and_a_failing_tool_is_an_error_event_not_the_end(
+    api: str, resources: Resources, model: tuple[FakeLLMServer, AssistantModel]
+) -> None:
+    _, script = model
+    clock = Clock()
+    script.plan = [("flaky", {"city": "Oslo"}), ("delete_file", {"city": "Oslo"})]
+    script.answer = "Done: the notes are deleted."
+    conversation = converse(api, tools=["flaky", "delete_file"])
+    thread, seen, run_id, outcome = run_here(resources, conversation, "Delete Oslo", clock)
+    wait_for(
+        lambda: (
+            httpx.get(f"{api}/v1/assistant/runs/{run_id}").json()["state"] == "awaiting_approval"
+        ),
+        timeout=30,
+    )
+    assert httpx.post(f"{api}/v1/assistant/runs/{run_id}/approve").status_code == 200
+    thread.join(60)
+    assert outcome["state"] == "complete", seen
+    errors = [e for e in seen if e["type"] == "error"]
+    assert "did not answer within 60 s" in errors[0]["content"]
+    assert [c[0] for c in clock.calls] == ["flaky", "delete_file"]
+    # The conversation's tool list narrows what the model is offered.
+    assert {t["function"]["name"] for t in script.offered[0]} == {"flaky", "delete_file"}

@@ -166,12 +166,21 @@ class Run:
         final = ""
         step = 0
         try:
-            for step in range(1, self.settings.assistant_max_steps + 1):
-                self.enter(RunState.processing, f"step {step}: asking the model")
-                text, calls = self._generate(messages, step)
+            limit = self.settings.assistant_max_steps
+            for step in range(1, limit + 1):
+                # The last step offers no tools: the model must answer from what it has.
+                last = step == limit and limit > 1
+                self.enter(
+                    RunState.processing,
+                    f"step {step}: asking the model"
+                    + (" to answer (no more tool calls: the step limit)" if last else ""),
+                )
+                text, calls = self._generate(messages, step, offer_tools=not last)
                 if not calls:
                     final = text
                     break
+                if last:
+                    return self._fail(_over_limit(limit), step)
                 messages.append(Message(role=MessageRole.assistant, content=text, tool_calls=calls))
                 for call in calls:
                     result = self._call(step, call)
@@ -179,22 +188,19 @@ class Run:
                         Message(role=MessageRole.tool, content=result, tool_call_id=call.id)
                     )
             else:
-                limit = self.settings.assistant_max_steps
-                reason = (
-                    f"stopped after {limit} tool steps without a final answer (the step limit); "
-                    "ask again more narrowly"
-                )
-                return self._fail(reason, step)
+                return self._fail(_over_limit(limit), step)
         except CitelineError as exc:
             return self._fail(exc.detail, step)
         return self._complete(final, step)
 
-    def _generate(self, messages: list[Message], step: int) -> tuple[str, list[ToolCall]]:
+    def _generate(
+        self, messages: list[Message], step: int, *, offer_tools: bool = True
+    ) -> tuple[str, list[ToolCall]]:
         models = self.deps.models(lease=self.hooks.lease)
         request = ChatRequest(
             messages=messages,
             max_tokens=self.settings.assistant_max_tokens,
-            tools=[tool.spec for tool in self.tools.values()],
+            tools=[tool.spec for tool in self.tools.values()] if offer_tools else [],
         )
         reply = models.start(
             self.conversation.model,
@@ -526,6 +532,13 @@ class Run:
             )
             session.add(message)
         return message.id
+
+
+def _over_limit(limit: int) -> str:
+    return (
+        f"stopped after {limit} steps without a final answer (the step limit): the model "
+        "kept calling tools; ask again more narrowly"
+    )
 
 
 def _norm(text: str) -> str:
