@@ -478,3 +478,41 @@ def test_an_approved_call_runs_and_a_failing_tool_is_an_error_event_not_the_end(
     assert [c[0] for c in clock.calls] == ["flaky", "delete_file"]
     # The conversation's tool list narrows what the model is offered.
     assert {t["function"]["name"] for t in script.offered[0]} == {"flaky", "delete_file"}
+
+
+def test_a_conversation_has_a_message_rate_and_runs_count_against_the_token_quota(
+    api: str, resources: Resources, settings: Settings, start_worker: WorkerFactory
+) -> None:
+    start_worker(mode="inprocess", llm_daily_token_quota=10)
+    limited = settings.model_copy(update={"assistant_messages_per_minute": 3})
+    assert settings.database_url is not None and settings.redis_url is not None
+    other = Resources.connect(limited, settings.database_url, settings.redis_url)
+    try:
+        with LiveServer(_app(other)) as url:
+            conversation = converse(url)
+            first = send(url, conversation, "Hello")  # the script's reply costs 18 tokens
+            typed(events(url, first))
+            second = send(url, conversation, "Hello again")
+            stream = typed(events(url, second))
+            assert stream[-1]["type"] == "error"
+            assert "tokens for today" in stream[-1]["data"]["content"]
+            third = send(url, conversation, "Still there?")
+            typed(events(url, third))
+            refused = httpx.post(
+                f"{url}/v1/assistant/conversations/{conversation}/messages",
+                json={"content": "one too many"},
+            )
+            assert refused.status_code == 429, refused.text
+            assert "per minute" in refused.json()["detail"]
+            assert int(refused.headers["retry-after"]) >= 1
+            # Another conversation has its own count.
+            assert send(url, converse(url), "Hello")["run_id"]
+    finally:
+        other.close()
+    with resources.sessions() as session:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(AssistantMessage)
+            .where(AssistantMessage.content == "one too many")
+        )
+    assert stored == 0
