@@ -516,3 +516,30 @@ def test_a_conversation_has_a_message_rate_and_runs_count_against_the_token_quot
             .where(AssistantMessage.content == "one too many")
         )
     assert stored == 0
+
+
+@pytest.mark.slow
+def test_the_command_line_streams_the_reply_shows_tool_calls_and_chats(
+    api: str, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    from tests.e2e.test_cli import Cli
+
+    start_worker(mode="inprocess")
+    ingest(api)
+    cli = Cli(tmp_path / "alice", CITELINE_URL=api)
+    once = cli("assistant", "When was the Varnholm lighthouse built?", "--kb", "harbour")
+    assert once.returncode == 0, once.stderr + once.stdout
+    assert once.stdout.startswith(FOUNDED)
+    assert "[tool] search_knowledge_base" in once.stderr and " ms): [1]" in once.stderr
+    assert "[1] construction.md" in once.stderr or "[1] Building" in once.stderr
+    conversation = once.stderr.split("conversation ", 1)[1].split()[0]
+
+    chatted = cli("assistant", "--conversation", conversation, stdin="And who built it?\n/quit\n")
+    assert chatted.returncode == 0, chatted.stderr
+    assert FOUNDED in chatted.stdout
+    shown = json.loads(cli.ok("assistant", "show", conversation, "--json"))
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
+    listed = json.loads(cli.ok("assistant", "list", "--json"))
+    assert [c["id"] for c in listed] == [conversation]
+    missing = cli("assistant", "show", str(uuid.uuid4()))
+    assert missing.returncode != 0 and "not found" in missing.stderr
