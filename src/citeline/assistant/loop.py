@@ -118,6 +118,7 @@ class Run:
         self.tokens = 0
         self.buffer = ""
         self.passages: list[Passage] = []
+        self.bases: dict[uuid.UUID, str] = {}  # chunk id -> its knowledge base
         self.results: dict[str, tuple[str, str]] = {}  # call id -> (tool name, result text)
         self.cited: list[dict[str, Any]] = []  # what the model cited with `cite`
         self.usage = [0, 0]
@@ -314,7 +315,9 @@ class Run:
         found: list[Passage] = []
         for kb in bases:
             hits = self.knowledge.search(kb, query, k=self.settings.assistant_search_passages)
-            found.extend(from_hits(hits))
+            for passage in from_hits(hits):
+                self.bases[passage.chunk_id] = kb
+                found.append(passage)
         found.sort(key=lambda p: -p.score)
         found = found[: self.settings.assistant_search_passages]
         if not found:
@@ -401,7 +404,16 @@ class Run:
         for sentence in verified.sentences:
             for marker in sentence.markers:
                 citation = by_marker[marker].as_json()
-                citations.append({"kind": "document", **citation, "sentence": sentence.text})
+                citations.append(
+                    {
+                        "kind": "document",
+                        **citation,
+                        "knowledge_base_id": self.bases.get(
+                            by_marker[marker].span.passage.chunk_id
+                        ),
+                        "sentence": sentence.text,
+                    }
+                )
         for cited in self.cited:
             citations.append({"kind": "tool", **cited, "sentence": None})
         unsupported: list[str] = []
