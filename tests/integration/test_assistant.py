@@ -23,7 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from citeline.assistant.loop import Hooks, Run
 from citeline.assistant.models import AssistantMessage, AssistantToolCall
-from citeline.assistant.state import LiveState
+from citeline.assistant.state import LiveState, run_key, session_key
 from citeline.errors import ServiceUnavailable
 from citeline.llm import ToolSpec
 from citeline.llm.registry import NewVersion
@@ -189,13 +189,23 @@ def test_a_conversation_resumes_on_another_process_after_its_redis_state_expired
     model: tuple[FakeLLMServer, AssistantModel],
 ) -> None:
     server, script = model
-    start_worker(mode="inprocess")
+    start_worker(mode="inprocess", assistant_state_ttl_seconds=2)
     ingest(api)
     conversation = converse(api, knowledge_bases=["harbour"])
     first = send(api, conversation, "When was the Varnholm lighthouse built?")
-    assert typed(events(api, first))[-1]["type"] == "complete"
-    assert httpx.get(f"{api}{first['status_url']}").json()["live"] is True
-    resources.redis.flushdb()  # as if the TTL had passed
+    stream = events(api, first)
+    assert typed(stream)[-1]["type"] == "complete"
+    live = httpx.get(f"{api}{first['status_url']}").json()
+    assert live["live"] is True and live["state"] == "complete"
+    # Reconnecting with Last-Event-ID gives only what came after.
+    middle = stream[len(stream) // 2]["seq"]
+    with httpx.stream(
+        "GET", f"{api}{first['events_url']}", headers={"Last-Event-ID": str(middle)}, timeout=30
+    ) as again:
+        rest = [json.loads(e["data"]) for e in read_sse(again.iter_lines())]
+    assert rest == [e for e in stream if e["seq"] > middle]
+    keys = [run_key(uuid.UUID(first["run_id"])), session_key(uuid.UUID(conversation))]
+    wait_for(lambda: resources.redis.exists(*keys) == 0, timeout=15)  # the TTL passed
     assert settings.database_url is not None and settings.redis_url is not None
     other = Resources.connect(settings, settings.database_url, settings.redis_url)
     try:
