@@ -553,3 +553,24 @@ def test_the_command_line_streams_the_reply_shows_tool_calls_and_chats(
     assert [c["id"] for c in listed] == [conversation]
     missing = cli("assistant", "show", str(uuid.uuid4()))
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_bundled_local_model_calls_the_search_tool_and_answers_from_it(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    resources.models().registry.ensure_defaults()  # `assistant` on the bundled model
+    start_worker(mode="inprocess", assistant_max_steps=2, llm_threads=2)
+    with LiveServer(_app(resources)) as api:
+        ingest(api)
+        conversation = converse(api, knowledge_bases=["harbour"])
+        run = send(api, conversation, "Search the knowledge base: when was the lighthouse built?")
+        with httpx.stream("GET", f"{api}{run['events_url']}", timeout=900) as stream:
+            raw = read_sse(stream.iter_lines())
+    typed_ = typed([json.loads(event["data"]) for event in raw])
+    kinds = [e["type"] for e in typed_]
+    assert "tool_result" in kinds and kinds[-1] == "complete", kinds
+    request = next(e for e in typed_ if e["type"] == "tool_request")
+    assert request["data"]["content"] == "search_knowledge_base"
+    assert not next(e for e in typed_ if e["type"] == "tool_result")["data"]["metadata"]["is_error"]
+    assert "1847" in typed_[-1]["data"]["content"]  # read from the tool's result
