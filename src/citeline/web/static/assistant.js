@@ -103,7 +103,10 @@ export function assistantView(root) {
         turn = turnNode(m.content);
         if (m.run_id) {
           const run = await api(`/v1/assistant/runs/${m.run_id}`).catch(() => null);
-          if (run) for (const call of run.tool_calls) showCall(turn, call);
+          for (const call of run ? run.tool_calls : []) {
+            const item = showCall(turn, call);
+            if (call.status === "pending") askApproval(item, run.id);  // waiting since before the reload
+          }
           if (run && !["complete", "error", "cancelled"].includes(run.state)) follow(turn, run.id, run.job_id);
         }
       } else if (turn) {
