@@ -574,3 +574,8 @@ def test_the_bundled_local_model_calls_the_search_tool_and_answers_from_it(
     assert request["data"]["content"] == "search_knowledge_base"
     assert not next(e for e in typed_ if e["type"] == "tool_result")["data"]["metadata"]["is_error"]
     assert "1847" in typed_[-1]["data"]["content"]  # read from the tool's result
+
+
+def test_the_assistant_alias_resolves_on_a_fresh_install(resources: Resources) -> None:
+    route = resources.models().registry.resolve("assistant", None, "default")
+    assert route.version.name == "local"  # the bundled model, like `answer` and `report`
