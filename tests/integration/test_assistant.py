@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from citeline.assistant.loop import Hooks, Run
@@ -330,6 +331,29 @@ def test_bad_input_gets_problem_details_and_loses_nothing(api: str, resources: R
     assert httpx.post(f"{api}/v1/assistant/runs/{first['run_id']}/cancel").status_code == 409
     assert httpx.delete(f"{api}/v1/assistant/conversations/{conversation}").status_code == 204
     assert httpx.get(f"{api}/v1/assistant/conversations/{conversation}").status_code == 404
+
+    # The same over a WebSocket: no worker runs, so the run waits on the queue until cancelled.
+    other = converse(api)
+    url = api.replace("http://", "ws://") + f"/v1/assistant/conversations/{other}/ws"
+    with ws_connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps({"type": "approve"}))
+        assert json.loads(socket.recv(timeout=10))["data"]["metadata"]["status"] == 409
+        socket.send(json.dumps({"type": "message", "content": ""}))
+        assert json.loads(socket.recv(timeout=10))["data"]["metadata"]["status"] == 422
+        socket.send(json.dumps({"type": "message", "content": "hello"}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "run"
+        socket.send(json.dumps({"type": "cancel"}))
+        seen = []
+        while not any(r["type"] == "run_state" for r in seen):
+            seen.append(json.loads(socket.recv(timeout=10)))  # each recv is bounded
+        assert seen[-1]["data"]["state"] == "cancelled"
+        socket.send(json.dumps({"type": "dance"}))
+        while (answer := json.loads(socket.recv(timeout=10)))["type"] != "error":
+            pass  # the run's own events (queued, stopped) may come first
+        assert "type must be" in answer["data"]["content"]
+    missing_ws = api.replace("http://", "ws://") + f"/v1/assistant/conversations/{missing}/ws"
+    with pytest.raises(InvalidStatus), ws_connect(missing_ws, open_timeout=10):
+        pass
 
 
 # External tools through a Toolbox, the protocol the MCP client plugs into; these are the
