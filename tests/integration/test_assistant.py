@@ -343,7 +343,7 @@ def test_bad_input_gets_problem_details_and_loses_nothing(api: str, resources: R
         socket.send(json.dumps({"type": "message", "content": "hello"}))
         assert json.loads(socket.recv(timeout=10))["type"] == "run"
         socket.send(json.dumps({"type": "cancel"}))
-        seen = []
+        seen: list[dict[str, Any]] = []
         while not any(r["type"] == "run_state" for r in seen):
             seen.append(json.loads(socket.recv(timeout=10)))  # each recv is bounded
         assert seen[-1]["data"]["state"] == "cancelled"
