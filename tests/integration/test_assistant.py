@@ -603,3 +603,22 @@ def test_the_bundled_local_model_calls_the_search_tool_and_answers_from_it(
 def test_the_assistant_alias_resolves_on_a_fresh_install(resources: Resources) -> None:
     route = resources.models().registry.resolve("assistant", None, "default")
     assert route.version.name == "local"  # the bundled model, like `answer` and `report`
+
+
+def test_an_external_tool_over_its_rate_limit_is_refused_and_the_run_goes_on(
+    api: str, resources: Resources, model: tuple[FakeLLMServer, AssistantModel]
+) -> None:
+    _, script = model
+    resources.settings = resources.settings.model_copy(
+        update={"assistant_tool_calls_per_minute": 1}
+    )
+    clock = Clock()
+    script.plan = [("get_time", {"city": "Oslo"}), ("get_time", {"city": "Paris"})]
+    script.answer = "It is 14:05."
+    conversation = converse(api)
+    thread, seen, _, outcome = run_here(resources, conversation, "Times?", clock)
+    thread.join(60)
+    assert outcome["state"] == "complete", seen
+    assert [c[1]["city"] for c in clock.calls] == ["Oslo"]  # the second was refused
+    results = [e for e in seen if e["type"] == "tool_result"]
+    assert results[1]["metadata"]["is_error"] and "over its limit" in results[1]["content"]
