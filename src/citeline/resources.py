@@ -35,6 +35,8 @@ from citeline.knowledge.service import KnowledgeDeps, KnowledgeService
 from citeline.llm.providers.base import Lease
 from citeline.llm.providers.local import report_loads
 from citeline.llm.service import ModelService
+from citeline.mcp import McpServers, McpToolbox
+from citeline.mcp.secrets import SecretBox
 from citeline.reports import ReportDeps, ReportService
 from citeline.settings import Settings
 from citeline.storage import ObjectStore, store_for
@@ -144,6 +146,25 @@ class Resources:
             access or Access.system(),
             revocations,
             on_workspace_delete=(llm.forget_workspace,),
+        )
+
+    def mcp_toolbox(self, access: Access | None = None) -> McpToolbox:
+        """The MCP tools `access` may use; the caller closes it (it holds live connections)."""
+        return McpToolbox(
+            self.sessions,
+            self.redis,
+            self.settings,
+            access or Access.system(),
+            SecretBox.for_settings(self.sessions, self.settings),
+        )
+
+    def mcp_servers(self, access: Access | None = None) -> McpServers:
+        return McpServers(
+            self.sessions,
+            self.settings,
+            access or Access.system(),
+            SecretBox.for_settings(self.sessions, self.settings),
+            lambda: self.mcp_toolbox(access),
         )
 
     def reaper(self) -> Reaper:

@@ -30,6 +30,7 @@ from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import gateway as model_gateway_router
 from citeline.llm.router import router as models_router
+from citeline.mcp.router import router as mcp_router
 from citeline.reports.router import router as reports_router
 from citeline.resources import Resources
 from citeline.web.router import install as install_web
@@ -100,6 +101,7 @@ def create_app(resources: Resources) -> FastAPI:
         answers_router,
         reports_router,
         openai_router,
+        mcp_router,
     ):
         app.include_router(router, dependencies=signed_in)
     return app

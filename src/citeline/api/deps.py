@@ -20,6 +20,7 @@ from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
 from citeline.llm.service import ModelService
+from citeline.mcp import McpServers
 from citeline.reports.service import ReportService
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -116,3 +117,10 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
+
+
+def get_mcp_servers(resources: ResourcesDep, access: AccessDep) -> McpServers:
+    return resources.mcp_servers(access)
+
+
+McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]

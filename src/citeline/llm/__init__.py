@@ -5,7 +5,7 @@ from citeline.llm.batching import TokenBatches
 from citeline.llm.chat_job import CHAT
 from citeline.llm.embedders import embedder_for
 from citeline.llm.embedding import Embedder, Vectors, count_tokens
-from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta, Usage
+from citeline.llm.messages import ChatRequest, ChatResult, Message, TextDelta, ToolSpec, Usage
 from citeline.llm.predict import PREDICT
 from citeline.llm.providers.base import Lease
 from citeline.llm.registry import forget_workspace
@@ -24,6 +24,7 @@ __all__ = [
     "Reply",
     "TextDelta",
     "TokenBatches",
+    "ToolSpec",
     "Usage",
     "Vectors",
     "count_tokens",
