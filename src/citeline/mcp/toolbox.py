@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 MAX_NAME = 64  # what OpenAI-compatible providers accept for a function name
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 CACHE_KEY = "citeline:mcp:tools:{server_id}"
+Progress = Callable[[float, float | None, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,11 @@ class McpToolbox:
         *,
         run_id: str | uuid.UUID | None = None,
         approved: bool = False,
+        progress: Progress | None = None,
     ) -> McpCallResult:
         """Call the tool `name` with `arguments`. An "ask" tool runs only with `approved`
-        (a person said yes); everything that goes wrong is an `is_error` result."""
+        (a person said yes); everything that goes wrong is an `is_error` result. `progress`
+        hears the server's progress notifications (on the toolbox's event-loop thread)."""
         started = time.perf_counter()
         with self._lock:
             if self._entries is None or name not in self._entries:
@@ -192,7 +195,7 @@ class McpToolbox:
                 outcome, text = refusal
                 return self._refuse(entry, name, arguments, run_id, started, outcome, text)
             assert isinstance(arguments, dict)
-            return self._call(entry, arguments, run_id, started)
+            return self._call(entry, arguments, run_id, started, progress)
 
     def close(self) -> None:
         with self._lock:
@@ -254,13 +257,25 @@ class McpToolbox:
         return None
 
     def _call(
-        self, entry: _Entry, arguments: dict[str, Any], run_id: Any, started: float
+        self,
+        entry: _Entry,
+        arguments: dict[str, Any],
+        run_id: Any,
+        started: float,
+        progress: Progress | None,
     ) -> McpCallResult:
         server = entry.server
         error: str | None = None
+
+        async def heard(done: float, total: float | None, message: str | None) -> None:
+            if progress is not None:
+                progress(done, total, message)
+
         try:
             connection = self._connection(server)
-            outcome = self._run(connection.call_tool, entry.info.name, arguments)
+            outcome = self._run(
+                connection.call_tool, entry.info.name, arguments, heard if progress else None
+            )
         except McpFailure as failure:
             self._drop(server.id)
             error = failure.message
