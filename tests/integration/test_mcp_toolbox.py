@@ -238,3 +238,26 @@ def test_another_workspace_sees_none_of_these_tools(
     assert beta.tools() == []
     result = beta.call("lab__echo", {"text": "steal"})
     assert result.is_error and "no tool named 'lab__echo'" in result.text
+
+
+@pytest.mark.slow
+def test_the_cli_adds_lists_shows_tools_and_removes(
+    api_url: str, tmp_path: Path, http_mcp: HttpServer
+) -> None:
+    from tests.e2e.test_cli import Cli
+
+    cli = Cli(tmp_path / "home", CITELINE_URL=api_url)
+    added = cli.ok("mcp", "add", "lab", "--url", http_mcp.url, "--header", "X-Token: abc")
+    assert added.startswith("added lab (")
+    listed = cli.ok("mcp", "list")
+    assert "lab" in listed and http_mcp.url in listed and "abc" not in listed
+    tools = cli.ok("mcp", "tools", "lab")
+    assert "lab__echo" in tools and "allow/allow/allow" in tools
+    assert "lab__erase" in tools and "deny/ask/ask" in tools
+    bad = cli("mcp", "add", "x", "--url", "ftp://example.com/mcp")
+    assert bad.returncode == 2 and "http(s) URL" in bad.stderr and "Traceback" not in bad.stderr
+    both = cli("mcp", "add", "x")
+    assert both.returncode == 2 and "either --url" in both.stderr
+    assert cli.ok("mcp", "remove", "lab").strip() == "removed lab"
+    gone = cli("mcp", "tools", "lab")
+    assert gone.returncode == 2 and "not found" in gone.stderr
