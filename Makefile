@@ -32,6 +32,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.jobs_throughput
 	.venv/bin/python -m benchmarks.sse_fanout
 	.venv/bin/python -m benchmarks.auth_overhead
+	.venv/bin/python -m benchmarks.mcp_overhead
 	.venv/bin/python -m benchmarks.cli_startup
 	.venv/bin/python -m benchmarks.tracing_overhead
 	.venv/bin/python -m benchmarks.ingestion_throughput

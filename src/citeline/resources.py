@@ -161,6 +161,7 @@ class Resources:
     def mcp_servers(self, access: Access | None = None) -> McpServers:
         return McpServers(
             self.sessions,
+            self.redis,
             self.settings,
             access or Access.system(),
             SecretBox.for_settings(self.sessions, self.settings),

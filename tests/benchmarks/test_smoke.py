@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.slow]
 
 SMOKE = {
     "auth_overhead": ["--requests", "20", "--rounds", "1"],
+    "mcp_overhead": ["--calls", "10", "--rounds", "1"],
     "cli_startup": ["--repeats", "1", "--knowledge-bases", "1", "--commands", "kb list"],
     "tracing_overhead": ["--requests", "20", "--rounds", "1"],
     "jobs_throughput": ["--jobs", "30", "--latency-jobs", "3"],

@@ -61,7 +61,9 @@ def add_http(resources: Resources, server: HttpServer, name: str = "lab") -> uui
     return resources.mcp_servers(ROOT).register(name, "http", url=server.url).id
 
 
-def tool_calls(resources: Resources) -> list[AuditEvent]:
+def tool_calls(resources: Resources, toolboxes: list[McpToolbox]) -> list[AuditEvent]:
+    for toolbox in toolboxes:
+        toolbox.flush()
     with resources.sessions() as session:
         statement = select(AuditEvent).where(AuditEvent.action == "mcp.tool_call")
         return list(session.scalars(statement.order_by(AuditEvent.id)))
@@ -87,7 +89,7 @@ def test_a_stdio_tool_is_listed_and_called(
     wrong = toolbox.call("time__get_current_time", {"timezone": "Mars/Olympus"})
     assert wrong.is_error and "Mars/Olympus" in wrong.text
 
-    [ok, failed] = tool_calls(resources)
+    [ok, failed] = tool_calls(resources, toolboxes)
     assert ok.actor == "user:member" and ok.target == "time__get_current_time"
     assert ok.outcome == "ok" and ok.detail["server"] == "time" and ok.detail["run_id"] == "r1"
     assert len(ok.detail["arguments_sha256"]) == 64 and ok.detail["duration_ms"] > 0
@@ -105,7 +107,7 @@ def test_arguments_that_do_not_match_the_schema_tell_the_model_what_is_wrong(
     assert typed.is_error and "timezone: 7 is not of type 'string'" in typed.text
     unknown = toolbox.call("time__no_such_tool", {})
     assert unknown.is_error and "time__get_current_time" in unknown.text
-    assert [e.outcome for e in tool_calls(resources)] == ["failed", "failed", "denied"]
+    assert [e.outcome for e in tool_calls(resources, toolboxes)] == ["failed", "failed", "denied"]
     # Nothing reached the server: the connection was only opened to list the tools.
     assert toolbox.call("time__get_current_time", {"timezone": "UTC"}).is_error is False
 
@@ -140,7 +142,7 @@ def test_policies_follow_annotations_and_roles_and_overrides(
     assert member_box.call("lab__echo", {"text": "hi"}).is_error  # its stale list changes nothing
     viewer_after = open_toolbox(resources, VIEWER, toolboxes)
     assert viewer_after.call("lab__erase", {"path": "/b"}).text == "erased /b (2 so far)"
-    outcomes = [(e.actor, e.target, e.outcome) for e in tool_calls(resources)]
+    outcomes = [(e.actor, e.target, e.outcome) for e in tool_calls(resources, toolboxes)]
     assert ("user:viewer", "lab__erase", "denied") in outcomes
     assert ("user:member", "lab__echo", "denied") in outcomes
 
@@ -155,7 +157,7 @@ def test_a_hanging_tool_times_out_and_the_toolbox_goes_on(
     assert result.is_error and "did not answer the tool 'hang' within 3 s" in result.text
     assert 2900 < result.duration_ms < 10000
     assert toolbox.call("lab__echo", {"text": "still here"}).text == "still here"
-    assert tool_calls(resources)[0].outcome == "failed"
+    assert tool_calls(resources, toolboxes)[0].outcome == "failed"
 
 
 def test_a_server_that_dies_mid_call_gives_a_clear_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import redis
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +17,7 @@ from citeline.mcp.adapter import McpFailure, ToolInfo
 from citeline.mcp.models import McpServer, McpToolPolicy
 from citeline.mcp.policy import Policy, decide
 from citeline.mcp.secrets import SecretBox
-from citeline.mcp.toolbox import McpToolbox, overrides_for, qualified_name
+from citeline.mcp.toolbox import McpToolbox, overrides_for, policies_changed, qualified_name
 from citeline.mcp.validation import (
     check_args,
     check_env,
@@ -34,12 +35,14 @@ class McpServers:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        connection: redis.Redis,
         settings: Settings,
         access: Access,
         box: SecretBox,
         toolbox: Callable[[], McpToolbox],
     ) -> None:
         self.sessions = sessions
+        self.redis = connection
         self.settings = settings
         self.access = access
         self.box = box
@@ -157,6 +160,7 @@ class McpServers:
                 session,
                 audit.by(self.access, "mcp_server.delete", str(server.id), name=server.name),
             )
+        policies_changed(self.redis, server.id)
 
     def tools(
         self, ref: uuid.UUID | str, *, refresh: bool = False
@@ -196,6 +200,7 @@ class McpServers:
                 session,
                 audit.by(self.access, "mcp_server.policies", str(server.id), count=len(rows)),
             )
+        policies_changed(self.redis, server.id)
         return [(tool, role, policy) for (tool, role), policy in sorted(rows.items())]
 
     def policies(self, ref: uuid.UUID | str) -> list[tuple[str, str, str]]:

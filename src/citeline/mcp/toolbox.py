@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,6 +60,13 @@ log = logging.getLogger(__name__)
 MAX_NAME = 64  # what OpenAI-compatible providers accept for a function name
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 CACHE_KEY = "citeline:mcp:tools:{server_id}"
+# Changed (to a new random value) whenever a server's policies change or it is removed, so a
+# toolbox re-reads them from the database only then.
+POLICY_KEY = "citeline:mcp:policies:{server_id}"
+AUDIT_DRAIN_SECONDS = 30.0
+POLICY_VERSION_TTL = 7 * 86400
+# Even when Redis missed a change (it was down when the admin saved), none lives longer.
+POLICY_RECHECK_SECONDS = 30.0
 Progress = Callable[[float, float | None, str | None], None]
 
 
@@ -146,6 +154,11 @@ class McpToolbox:
         self._live: dict[uuid.UUID, _Live] = {}
         self._entries: dict[str, _Entry] | None = None
         self._lock = threading.RLock()
+        self._policies: dict[uuid.UUID, tuple[bytes, float, dict[tuple[str, str], str]]] = {}
+        # Audit rows are written beside the calls, off their path, and drained at `flush`
+        # and `close`.
+        self._auditor: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
         storage = RedisStorage(
             "redis://", connection_pool=connection.connection_pool, key_prefix="citeline:limits"
         )
@@ -197,6 +210,17 @@ class McpToolbox:
             assert isinstance(arguments, dict)
             return self._call(entry, arguments, run_id, started, progress)
 
+    def flush(self) -> None:
+        """Wait until every call so far is in the audit log."""
+        pending, self._pending = self._pending, []
+        done, late = wait(pending, timeout=AUDIT_DRAIN_SECONDS)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                log.error("mcp tool call not audited", extra={"error": repr(error)})
+        if late:
+            log.error("mcp tool calls not audited in time", extra={"count": len(late)})
+
     def close(self) -> None:
         with self._lock:
             for server_id in list(self._live):
@@ -204,6 +228,10 @@ class McpToolbox:
             if self._portal_context is not None:
                 self._portal_context.__exit__(None, None, None)
             self._portal_context = self._portal = None
+            self.flush()
+            if self._auditor is not None:
+                self._auditor.shutdown(wait=True)
+                self._auditor = None
 
     def __enter__(self) -> McpToolbox:
         return self
@@ -223,7 +251,9 @@ class McpToolbox:
     def _check(
         self, entry: _Entry, arguments: dict[str, Any] | None, approved: bool
     ) -> tuple[str, str] | None:
-        overrides = self._overrides([entry.server.id]).get(entry.server.id, {})
+        overrides = self._current_policies(entry.server.id)
+        if overrides is None:
+            return "denied", f"The tool {entry.tool.name!r} is gone: its server was removed."
         policy = decide(entry.info, self.access.role, overrides)
         if policy is Policy.deny:
             return "denied", f"The tool {entry.tool.name!r} is not allowed for your role."
@@ -341,17 +371,18 @@ class McpToolbox:
         }
         if error is not None:
             detail["error"] = error[:500]
-        audit.record(
-            self.sessions,
-            audit.Entry(
-                "mcp.tool_call",
-                self.access.subject,
-                server.workspace_id if server else self.access.workspace_id,
-                target=name,
-                outcome=outcome,
-                detail=detail,
-            ),
+        entry = audit.Entry(
+            "mcp.tool_call",
+            self.access.subject,
+            server.workspace_id if server else self.access.workspace_id,
+            target=name,
+            outcome=outcome,
+            detail=detail,
         )
+        if self._auditor is None:
+            self._auditor = ThreadPoolExecutor(1, thread_name_prefix="mcp-audit")
+        self._pending = [future for future in self._pending if not future.done()]
+        self._pending.append(self._auditor.submit(audit.record, self.sessions, entry))
 
     # Servers, tools and connections.
 
@@ -393,6 +424,33 @@ class McpToolbox:
     ) -> dict[uuid.UUID, dict[tuple[str, str], str]]:
         """Per server, the admins' policies by (tool name, role)."""
         return overrides_for(self.sessions, server_ids)
+
+    def _current_policies(self, server_id: uuid.UUID) -> dict[tuple[str, str], str] | None:
+        """The server's overrides as they are now; None when the server is gone. Read from the
+        database unless Redis says nothing changed since the last read."""
+        key = POLICY_KEY.format(server_id=server_id)
+        try:
+            version = self.redis.get(key)
+            if version is None:
+                self.redis.set(key, uuid.uuid4().hex, nx=True, ex=POLICY_VERSION_TTL)
+                version = self.redis.get(key)
+        except redis.RedisError:
+            version = None
+        cached = self._policies.get(server_id)
+        if (
+            version is not None
+            and cached is not None
+            and cached[0] == version
+            and time.monotonic() - cached[1] < POLICY_RECHECK_SECONDS
+        ):
+            return cached[2]
+        with self.sessions() as session:
+            if session.get(McpServer, server_id) is None:
+                return None
+        overrides = self._overrides([server_id]).get(server_id, {})
+        if isinstance(version, bytes):
+            self._policies[server_id] = (version, time.monotonic(), overrides)
+        return overrides
 
     def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
         key = CACHE_KEY.format(server_id=server.id)
@@ -488,6 +546,11 @@ class McpToolbox:
 
     def _run(self, function: Callable[..., Any], *args: Any) -> Any:
         return self._portal_now().call(function, *args)
+
+
+def policies_changed(connection: redis.Redis, server_id: uuid.UUID) -> None:
+    """Tell every toolbox to re-read the server's policies (or find it gone)."""
+    connection.set(POLICY_KEY.format(server_id=server_id), uuid.uuid4().hex, ex=POLICY_VERSION_TTL)
 
 
 def overrides_for(
