@@ -156,6 +156,7 @@ class Resources:
             self.settings,
             access or Access.system(),
             SecretBox.for_settings(self.sessions, self.settings),
+            self.events.statements,
         )
 
     def mcp_servers(self, access: Access | None = None) -> McpServers:

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth import Access, audit
+from citeline.db.engine import Statements
 from citeline.errors import CitelineError
 from citeline.llm import ToolSpec
 from citeline.mcp.adapter import (
@@ -142,8 +143,10 @@ class McpToolbox:
         settings: Settings,
         access: Access,
         box: SecretBox,
+        statements: Statements,
     ) -> None:
         self.sessions = sessions
+        self.statements = statements  # autocommitted single statements: the audit rows
         self.redis = connection
         self.settings = settings
         self.access = access
@@ -382,7 +385,7 @@ class McpToolbox:
         if self._auditor is None:
             self._auditor = ThreadPoolExecutor(1, thread_name_prefix="mcp-audit")
         self._pending = [future for future in self._pending if not future.done()]
-        self._pending.append(self._auditor.submit(audit.record, self.sessions, entry))
+        self._pending.append(self._auditor.submit(audit.append, self.statements, entry))
 
     # Servers, tools and connections.
 
