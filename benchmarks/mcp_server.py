@@ -23,11 +23,11 @@ from typing import Any
 import anyio
 import httpx
 import httpx2
-from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from benchmarks.common import ROOT, bench_engines, ingest_files, percentile, serving
 from citeline.resources import Resources
+from mcp import Client
 
 CORPUS = ROOT.parent / "shared" / "eval" / "debian-faq" / "corpus"
 QUERIES = [

@@ -157,6 +157,18 @@ class Settings(BaseSettings):
     report_section_max_tokens: Annotated[int, Field(ge=32, le=4096)] = 320
     report_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
 
+    # The assistant: tool steps per reply, reply length, passages per search, how long a
+    # run's live state stays in Redis, how long a tool call waits for approval, and limits
+    # per conversation (messages per minute, 0 turns it off; characters per message).
+    assistant_max_steps: Annotated[int, Field(ge=1, le=20)] = 4
+    assistant_max_tokens: Annotated[int, Field(ge=16, le=4096)] = 384
+    assistant_search_passages: Annotated[int, Field(ge=1, le=20)] = 3
+    assistant_history_turns: Annotated[int, Field(ge=0, le=50)] = 3
+    assistant_state_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
+    assistant_approval_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    assistant_messages_per_minute: Annotated[int, Field(ge=0)] = 20
+    assistant_max_message_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 20000
+
     # Who may call the API. `local`: one local user is signed in automatically, allowed only
     # when the server binds to loopback. `required`: every request carries a bearer token or
     # an API key (see docs/auth.md).

@@ -162,6 +162,7 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "number": "1",
         "report_id": world.report,
         "server": str(uuid.uuid4()),
+        "run_id": str(uuid.uuid4()),
     }
     schema = create_app(world.resources).openapi()
     routes = []

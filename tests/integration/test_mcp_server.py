@@ -15,7 +15,6 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client, MCPError
 from mcp.client.client import ConnectMode
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
@@ -26,6 +25,7 @@ from citeline.knowledge.service import Upload
 from citeline.knowledge.storage import scratch_dir
 from citeline.resources import Resources
 from citeline.settings import Settings
+from mcp import Client, MCPError
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, wait_for
 
 pytestmark = pytest.mark.slow
