@@ -2,6 +2,6 @@
 per-role policies, safe calls with timeouts, rate limits and an audit trail."""
 
 from citeline.mcp.service import McpServers
-from citeline.mcp.toolbox import McpCallResult, McpTool, McpToolbox
+from citeline.mcp.toolbox import ApprovingToolbox, McpCallResult, McpTool, McpToolbox
 
-__all__ = ["McpCallResult", "McpServers", "McpTool", "McpToolbox"]
+__all__ = ["ApprovingToolbox", "McpCallResult", "McpServers", "McpTool", "McpToolbox"]

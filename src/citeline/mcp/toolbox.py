@@ -582,3 +582,27 @@ def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | 
         return None
     where = "/".join(str(part) for part in error.absolute_path)
     return f"{where + ': ' if where else ''}{error.message}"
+
+
+class ApprovingToolbox:
+    """An `McpToolbox` for a caller that asks a person before every call of an "ask" tool
+    (the assistant's run, which pauses for approval): a call of a tool it was shown as "ask"
+    counts as approved, while one shown as "allow" must still be allowed when it is made.
+    The policy itself is still decided, and enforced, by the toolbox."""
+
+    def __init__(self, toolbox: McpToolbox) -> None:
+        self.toolbox = toolbox
+        self._asked: set[str] = set()
+
+    def tools(self) -> list[McpTool]:
+        listed = self.toolbox.tools()
+        self._asked = {tool.name for tool in listed if tool.policy == "ask"}
+        return listed
+
+    def call(
+        self, name: str, arguments: dict[str, Any], *, run_id: str | None = None
+    ) -> McpCallResult:
+        return self.toolbox.call(name, arguments, run_id=run_id, approved=name in self._asked)
+
+    def close(self) -> None:
+        self.toolbox.close()
