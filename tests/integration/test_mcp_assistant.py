@@ -127,6 +127,7 @@ def test_a_run_asks_before_a_destructive_mcp_tool_and_answers_from_another(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the 1.5B model on 2 shared cores: minutes per reply
 def test_the_bundled_local_model_calls_mcp_server_time_and_uses_its_result(
     resources: Resources, start_worker: WorkerFactory
 ) -> None:
