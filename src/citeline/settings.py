@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     # `serve` runs the default local model in one llama.cpp server that all its workers share
     # (citeline.llm.model_server); off, each worker loads its own copy.
     llm_shared_server: bool = True
-    llm_server_slots: Annotated[int, Field(ge=1, le=32)] = 4  # generations batched at once
+    # Generations batched at once; default: one per worker (each runs one job at a time).
+    llm_server_slots: Annotated[int | None, Field(ge=1, le=32)] = None
     # Default: every core but one. llama.cpp's threads spin-wait for each other, so a thread
     # count that oversubscribes the CPU is many times slower than one that does not.
     llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None
