@@ -263,3 +263,22 @@ def test_the_cli_adds_lists_shows_tools_and_removes(
     assert cli.ok("mcp", "remove", "lab").strip() == "removed lab"
     gone = cli("mcp", "tools", "lab")
     assert gone.returncode == 2 and "not found" in gone.stderr
+
+
+def test_a_server_that_answers_garbage_fails_the_call_at_once(
+    resources: Resources, toolboxes: list[McpToolbox]
+) -> None:
+    import sys
+
+    script = Path(__file__).parents[1] / "mcp" / "garbage_server.py"
+    resources.settings = resources.settings.model_copy(
+        update={"mcp_stdio_commands": [sys.executable], "mcp_call_timeout_seconds": 20.0}
+    )
+    resources.mcp_servers(ROOT).register(
+        "junk", "stdio", command=sys.executable, args=[str(script)]
+    )
+    toolbox = open_toolbox(resources, MEMBER, toolboxes)
+    assert [t.name for t in toolbox.tools()] == ["junk__mumble"]
+    result = toolbox.call("junk__mumble", {})
+    assert result.is_error and "MCP server 'junk' sent garbage" in result.text
+    assert result.duration_ms < 15000  # not the 20 s call timeout
