@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     assistant_state_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
     assistant_approval_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
     assistant_messages_per_minute: Annotated[int, Field(ge=0)] = 20
+    # External tool calls per minute, per workspace and tool (0 turns it off).
+    assistant_tool_calls_per_minute: Annotated[int, Field(ge=0)] = 60
     assistant_max_message_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 20000
 
     # Who may call the API. `local`: one local user is signed in automatically, allowed only

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from citeline.assistant.loop import Hooks, Run
@@ -331,6 +332,29 @@ def test_bad_input_gets_problem_details_and_loses_nothing(api: str, resources: R
     assert httpx.delete(f"{api}/v1/assistant/conversations/{conversation}").status_code == 204
     assert httpx.get(f"{api}/v1/assistant/conversations/{conversation}").status_code == 404
 
+    # The same over a WebSocket: no worker runs, so the run waits on the queue until cancelled.
+    other = converse(api)
+    url = api.replace("http://", "ws://") + f"/v1/assistant/conversations/{other}/ws"
+    with ws_connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps({"type": "approve"}))
+        assert json.loads(socket.recv(timeout=10))["data"]["metadata"]["status"] == 409
+        socket.send(json.dumps({"type": "message", "content": ""}))
+        assert json.loads(socket.recv(timeout=10))["data"]["metadata"]["status"] == 422
+        socket.send(json.dumps({"type": "message", "content": "hello"}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "run"
+        socket.send(json.dumps({"type": "cancel"}))
+        seen: list[dict[str, Any]] = []
+        while not any(r["type"] == "run_state" for r in seen):
+            seen.append(json.loads(socket.recv(timeout=10)))  # each recv is bounded
+        assert seen[-1]["data"]["state"] == "cancelled"
+        socket.send(json.dumps({"type": "dance"}))
+        while (answer := json.loads(socket.recv(timeout=10)))["type"] != "error":
+            pass  # the run's own events (queued, stopped) may come first
+        assert "type must be" in answer["data"]["content"]
+    missing_ws = api.replace("http://", "ws://") + f"/v1/assistant/conversations/{missing}/ws"
+    with pytest.raises(InvalidStatus), ws_connect(missing_ws, open_timeout=10):
+        pass
+
 
 # External tools through a Toolbox, the protocol the MCP client plugs into; these are the
 # tools of a remote server (outside the system), scripted. The run goes in this process.
@@ -574,3 +598,27 @@ def test_the_bundled_local_model_calls_the_search_tool_and_answers_from_it(
     assert request["data"]["content"] == "search_knowledge_base"
     assert not next(e for e in typed_ if e["type"] == "tool_result")["data"]["metadata"]["is_error"]
     assert "1847" in typed_[-1]["data"]["content"]  # read from the tool's result
+
+
+def test_the_assistant_alias_resolves_on_a_fresh_install(resources: Resources) -> None:
+    route = resources.models().registry.resolve("assistant", None, "default")
+    assert route.version.name == "local"  # the bundled model, like `answer` and `report`
+
+
+def test_an_external_tool_over_its_rate_limit_is_refused_and_the_run_goes_on(
+    api: str, resources: Resources, model: tuple[FakeLLMServer, AssistantModel]
+) -> None:
+    _, script = model
+    resources.settings = resources.settings.model_copy(
+        update={"assistant_tool_calls_per_minute": 1}
+    )
+    clock = Clock()
+    script.plan = [("get_time", {"city": "Oslo"}), ("get_time", {"city": "Paris"})]
+    script.answer = "It is 14:05."
+    conversation = converse(api)
+    thread, seen, _, outcome = run_here(resources, conversation, "Times?", clock)
+    thread.join(60)
+    assert outcome["state"] == "complete", seen
+    assert [c[1]["city"] for c in clock.calls] == ["Oslo"]  # the second was refused
+    results = [e for e in seen if e["type"] == "tool_result"]
+    assert results[1]["metadata"]["is_error"] and "over its limit" in results[1]["content"]

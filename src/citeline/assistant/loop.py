@@ -16,6 +16,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -261,6 +264,15 @@ class Run:
                 self.live.put(self.run_id, self.conversation.id, pending=[])
                 return told
             self.live.put(self.run_id, self.conversation.id, pending=[])
+        if not tool.built_in and not self._tool_allowed_now(call.name):
+            told = (
+                f"The tool {call.name} is over its limit of "
+                f"{self.settings.assistant_tool_calls_per_minute} calls a minute; do without it."
+            )
+            self._finish_call(row_id, "limited", told, is_error=True, ms=0.0)
+            self.emit("error", told, **meta)
+            self.emit("tool_result", told, **meta, is_error=True, duration_ms=0.0)
+            return told
         self.enter(RunState.tool_execution, f"calling {call.name}")
         started = time.perf_counter()
         truncated = False
@@ -287,6 +299,18 @@ class Run:
             truncated=truncated,
         )
         return text
+
+    def _tool_allowed_now(self, name: str) -> bool:
+        per_minute = self.settings.assistant_tool_calls_per_minute
+        if per_minute == 0:
+            return True
+        storage = RedisStorage(
+            "redis://", connection_pool=self.live.connection.connection_pool,
+            key_prefix="citeline:limits",
+        )  # fmt: skip
+        limiter = SlidingWindowCounterRateLimiter(storage)
+        key = ("assistant-tool", self.conversation.workspace_id, name)
+        return bool(limiter.hit(RateLimitItemPerMinute(per_minute), *key))
 
     def _approved(self, row_id: uuid.UUID) -> bool:
         deadline = time.monotonic() + self.settings.assistant_approval_timeout_seconds
