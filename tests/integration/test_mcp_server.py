@@ -31,14 +31,16 @@ from tests.conftest import LiveServer, WorkerFactory, fast_settings, wait_for
 pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
-LEAVE = b"""# Leave policy
+# The document tests/integration/test_answers.py asks the bundled model about.
+LIGHTHOUSE = b"""# The Lighthouse of Varnholm
 
-Every employee has twenty-six days of paid leave a year.
-Unused leave days may be carried over until the end of March.
+The lighthouse of Varnholm was built in 1847 by the engineer Maren Tolvik.
+Its lamp burned whale oil until 1902, when it was converted to electric light.
 
-## Parental leave
+## The tower
 
-Parents receive sixteen weeks of paid parental leave.
+The tower is 41 metres tall and is painted in red and white bands.
+Visitors can climb its 212 steps from May to September.
 """
 BETA_NOTES = b"# Beta notes\n\nThe beta team ships on Thursdays.\n"
 
@@ -91,7 +93,7 @@ def world(resources: Resources, start_worker: WorkerFactory) -> Iterator[World]:
     ]:
         system.create_user(email, PASSWORD, workspace_id=workspace, role=role)
     alpha = Access("system", "alpha", Role.owner)
-    kb, document = _ingest(resources, alpha, "handbook", {"leave.md": LEAVE})
+    kb, document = _ingest(resources, alpha, "handbook", {"lighthouse.md": LIGHTHOUSE})
     beta = Access("system", "beta", Role.owner)
     beta_kb, _ = _ingest(resources, beta, "beta-notes", {"notes.md": BETA_NOTES})
     start_worker("inprocess")
@@ -170,7 +172,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
                 await client.call_tool("list_documents", {"knowledge_base": "handbook"})
             )
             result = await client.call_tool(
-                "search", {"query": "parental leave weeks", "knowledge_base": world.kb}
+                "search", {"query": "how many steps has the tower", "knowledge_base": world.kb}
             )
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["handbook"]
         assert listed["knowledge_bases"][0]["documents"] == 1
@@ -181,7 +183,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
         assert passages, found
         best = passages[0]
         assert best["document_id"] == world.document
-        assert "sixteen weeks" in best["text"]
+        assert "212 steps" in best["text"]
         # The offsets are the passage's place in the document's extracted text.
         token = world.token("ada@example.com")
         preview = httpx.get(
@@ -190,7 +192,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
         ).json()
         assert preview["text"][best["start"] : best["end"]] == best["text"]
         assert best["passage_id"]
-        assert "sixteen weeks" in text_of(result)
+        assert "212 steps" in text_of(result)
 
     run(scenario)
 
@@ -199,23 +201,23 @@ def test_each_caller_sees_only_its_own_workspace(world: World) -> None:
     async def scenario() -> None:
         async with connected(world.url, world.token("bob@example.com")) as bob:
             listed = structured(await bob.call_tool("list_knowledge_bases", {}))
-            across = await bob.call_tool("search", {"query": "leave", "knowledge_base": world.kb})
+            across = await bob.call_tool("search", {"query": "lamp", "knowledge_base": world.kb})
             documents = await bob.call_tool("list_documents", {"knowledge_base": world.kb})
             by_name = await bob.call_tool("list_documents", {"knowledge_base": "handbook"})
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["beta-notes"]
         for refused in (across, documents, by_name):
             assert refused.is_error and refused.structured_content is None
             assert "not found" in text_of(refused).lower()
-            assert "twenty-six" not in text_of(refused)
+            assert "1847" not in text_of(refused)
 
         async with connected(world.url, world.token("vera@example.com")) as vera:
             names = {tool.name for tool in (await vera.list_tools()).tools}
             listed = structured(await vera.call_tool("list_knowledge_bases", {}))
             found = structured(
-                await vera.call_tool("search", {"query": "leave", "knowledge_base": "handbook"})
+                await vera.call_tool("search", {"query": "lamp", "knowledge_base": "handbook"})
             )
             report = await vera.call_tool(
-                "start_report", {"topic": "leave", "knowledge_bases": ["handbook"]}
+                "start_report", {"topic": "lighthouses", "knowledge_bases": ["handbook"]}
             )
         assert "start_report" not in names and "search" in names
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["handbook"]
@@ -244,7 +246,7 @@ def test_an_api_key_works_and_a_report_starts(world: World) -> None:
                 started = structured(
                     await client.call_tool(
                         "start_report",
-                        {"topic": "Leave", "knowledge_bases": ["handbook"], "sections": 1},
+                        {"topic": "Lighthouses", "knowledge_bases": ["handbook"], "sections": 1},
                     )
                 )
             report = ada.get(f"/v1/reports/{started['report_id']}")
@@ -260,7 +262,7 @@ def test_bad_arguments_give_clear_tool_errors(world: World) -> None:
         async with connected(world.url, world.token("ada@example.com")) as client:
             empty = await client.call_tool("search", {"query": "   ", "knowledge_base": world.kb})
             too_many = await client.call_tool(
-                "search", {"query": "leave", "knowledge_base": world.kb, "limit": 500}
+                "search", {"query": "tower", "knowledge_base": world.kb, "limit": 500}
             )
             missing = await client.call_tool("search", {"knowledge_base": world.kb})
             unknown_kb = await client.call_tool(
@@ -389,16 +391,21 @@ def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> Non
         async with connected(world.url, token) as client:
             return await client.call_tool(
                 "ask",
-                {"question": "How many weeks of paid parental leave do parents receive?"},
+                {"question": "When was the lighthouse of Varnholm built?"},
                 progress_callback=on_progress,
             )
 
     result = anyio.run(ask)
     answer = structured(result)
-    assert answer["status"] == "answered", answer
+    stored = httpx.get(
+        f"{world.url}/v1/answers/{answer['job_id']}/result",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    read = " | ".join(p["text"] for p in stored["passages"])
+    assert answer["status"] == "answered", f"{stored.get('draft')!r} from {read!r}"
     assert answer["knowledge_base_id"] == world.kb
     assert answer["citations"], answer
-    assert "sixteen" in answer["answer"].lower() or "16" in answer["answer"]
+    assert "1847" in answer["answer"]
     preview = httpx.get(
         f"{world.url}/v1/knowledge-bases/{world.kb}/documents/{world.document}/preview",
         headers={"Authorization": f"Bearer {token}"},
@@ -411,8 +418,4 @@ def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> Non
     messages = [message or "" for _, _, message in reported]
     assert any(m.startswith("writing") for m in messages), messages
     assert messages[-1] == "finished"
-    stored = httpx.get(
-        f"{world.url}/v1/answers/{answer['job_id']}/result",
-        headers={"Authorization": f"Bearer {token}"},
-    ).json()
     assert stored["answer"] == answer["answer"]

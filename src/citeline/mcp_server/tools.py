@@ -7,8 +7,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import Callable
+from contextlib import aclosing
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -206,8 +206,12 @@ class Tools:
 
     async def _call(self, ctx: Context, work: Callable[[], T]) -> T:
         """Run blocking service code on a thread; its domain errors become tool errors."""
-        with _tool_errors(self.resources, ctx):
+        try:
             return await anyio.to_thread.run_sync(work)
+        except CitelineError as exc:
+            if isinstance(exc, Forbidden):
+                await anyio.to_thread.run_sync(_audit_refusal, self.resources, ctx, exc)
+            raise ToolError(f"{exc.title}: {exc.detail}") from exc
 
     async def _follow(
         self, ctx: Context, job_id: uuid.UUID, hub: StreamHub
@@ -250,16 +254,6 @@ def _request(ctx: Context) -> Request:
     if not isinstance(request, Request):
         raise ToolError("Citeline's tools are served over HTTP only")
     return request
-
-
-@contextmanager
-def _tool_errors(resources: Resources, ctx: Context) -> Iterator[None]:
-    try:
-        yield
-    except CitelineError as exc:
-        if isinstance(exc, Forbidden):
-            _audit_refusal(resources, ctx, exc)
-        raise ToolError(f"{exc.title}: {exc.detail}") from exc
 
 
 def _audit_refusal(resources: Resources, ctx: Context, exc: Forbidden) -> None:
