@@ -223,6 +223,11 @@ class Tools:
         async with aclosing(follow(job_id, 0, events=self.resources.events, hub=hub)) as items:
             async for item in items:
                 if item is None:
+                    if hub.draining:
+                        raise ToolError(
+                            f"this Citeline server is stopping; the answer job {job_id} goes on: "
+                            f"GET /v1/answers/{job_id}/result once it is done"
+                        )
                     continue
                 _, kind, raw = item
                 data: dict[str, Any] = json.loads(raw).get("data") or {}
