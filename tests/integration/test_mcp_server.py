@@ -5,6 +5,10 @@ progress notifications."""
 from __future__ import annotations
 
 import io
+import os
+import re
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,15 +19,18 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from fastapi import FastAPI
 from mcp import Client, MCPError
 from mcp.client.client import ConnectMode
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, TextContent
 
 from citeline.api.app import create_app
 from citeline.auth.access import Access, Role
 from citeline.knowledge.service import Upload
 from citeline.knowledge.storage import scratch_dir
+from citeline.mcp_server import tools
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, wait_for
@@ -57,6 +64,9 @@ class World:
     kb: str
     document: str
     beta_kb: str
+    worker: subprocess.Popen[bytes]
+    server: LiveServer
+    app: FastAPI
 
     def token(self, email: str) -> str:
         data = {"grant_type": "password", "username": email, "password": PASSWORD}
@@ -96,15 +106,17 @@ def world(resources: Resources, start_worker: WorkerFactory) -> Iterator[World]:
     kb, document = _ingest(resources, alpha, "handbook", {"lighthouse.md": LIGHTHOUSE})
     beta = Access("system", "beta", Role.owner)
     beta_kb, _ = _ingest(resources, beta, "beta-notes", {"notes.md": BETA_NOTES})
-    start_worker("inprocess")
+    worker = start_worker("inprocess")
 
     def indexed() -> bool:
         bases = resources.knowledge().all()
         return all(base.chunk_count > 0 for base in bases) and len(bases) == 2
 
     wait_for(indexed, timeout=120, interval=0.3)
-    with LiveServer(create_app(resources)) as url:
-        yield World(url, resources, kb, document, beta_kb)
+    app = create_app(resources)
+    server = LiveServer(app)
+    with server as url:
+        yield World(url, resources, kb, document, beta_kb, worker, server, app)
 
 
 @asynccontextmanager
@@ -352,6 +364,43 @@ def test_ask_reports_progress_and_says_when_nothing_answers_it(world: World) -> 
         assert messages[-1] == "finished", mode
         values = [value for value, _, _ in reported]
         assert values == sorted(values) and len(set(values)) == len(values), mode
+
+
+def test_an_ask_that_outlasts_its_wait_or_its_server_names_the_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no worker the answer stays queued: the call ends when its wait runs out, or when
+    the server starts to stop (a replica going away), and says which job to follow."""
+    os.killpg(world.worker.pid, signal.SIGTERM)
+    world.worker.wait(30)
+    token = world.token("ada@example.com")
+    question = {"question": "When was the lighthouse of Varnholm built?"}
+
+    async def ask(on_progress: ProgressFnT) -> CallToolResult:
+        async with connected(world.url, token) as client:
+            return await client.call_tool("ask", question, progress_callback=on_progress)
+
+    async def ignore(progress: float, total: float | None, message: str | None) -> None:
+        return None
+
+    monkeypatch.setattr(tools, "ASK_WAIT_SECONDS", 1.0)
+    waited = anyio.run(ask, ignore)
+    assert waited.is_error and "still being written after 1 s" in text_of(waited), text_of(waited)
+    monkeypatch.undo()
+
+    loop = world.server.server.servers[0].get_loop()
+
+    async def drain_when_queued(progress: float, total: float | None, message: str | None) -> None:
+        if message == "queued for a worker":
+            loop.call_soon_threadsafe(world.app.state.stream_hub.drain)
+
+    drained = anyio.run(ask, drain_when_queued)
+    assert drained.is_error and "stopping" in text_of(drained), text_of(drained)
+    jobs = [re.findall(r"job (?:is )?([0-9a-f-]{36})", text_of(r)) for r in (waited, drained)]
+    assert all(len(found) == 1 for found in jobs), jobs
+    with httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        for (job,) in jobs:
+            assert api.get(f"/v1/answers/{job}").json()["status"] == "queued"
 
 
 def test_local_mode_needs_no_token_on_loopback(settings: Settings, resources: Resources) -> None:
