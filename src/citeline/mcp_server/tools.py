@@ -344,7 +344,7 @@ def _answer(result: dict[str, Any], job_id: uuid.UUID) -> Answer:
 def _answer_text(answer: Answer) -> str:
     """The answer as a model reads it: the text, then each marker's source and quote."""
     if answer.status == "not_found":
-        return f"Not found in the knowledge base. {answer.reason or ''}".strip()
+        return f"Not found: {answer.answer or answer.reason or 'the knowledge base does not say'}"
     lines = [answer.answer, ""]
     for c in answer.citations:
         where = f"{c.title} ({c.source}, characters {c.start}-{c.end})"
