@@ -361,6 +361,8 @@ def test_ask_reports_progress_and_says_when_nothing_answers_it(world: World) -> 
         reported = anyio.run(ask, mode)
         messages = [message for _, _, message in reported]
         assert any(m and "passages" in m for m in messages), (mode, messages)
+        # First the job to follow, should the stream be cut.
+        assert (messages[0] or "").startswith("queued for a worker as answer job "), messages
         assert messages[-1] == "finished", mode
         values = [value for value, _, _ in reported]
         assert values == sorted(values) and len(set(values)) == len(values), mode
@@ -391,7 +393,7 @@ def test_an_ask_that_outlasts_its_wait_or_its_server_names_the_job(
     loop = world.server.server.servers[0].get_loop()
 
     async def drain_when_queued(progress: float, total: float | None, message: str | None) -> None:
-        if message == "queued for a worker":
+        if message and message.startswith("queued for a worker as answer job "):
             loop.call_soon_threadsafe(world.app.state.stream_hub.drain)
 
     drained = anyio.run(ask, drain_when_queued)

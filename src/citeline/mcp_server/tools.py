@@ -4,7 +4,6 @@ and returns a model. Like a router, with MCP instead of HTTP around it."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -35,8 +34,6 @@ from citeline.mcp_server.schemas import (
     SearchResult,
 )
 from citeline.resources import Resources
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -240,6 +237,9 @@ class Tools:
                         continue
                     last_token = time.monotonic()
                 message = _progress_message(kind, data, tokens)
+                if kind == "queued":
+                    # Said first, so that a client whose stream is cut knows what to follow.
+                    message = f"queued for a worker as answer job {job_id}"
                 if message is not None:
                     step += 1
                     await ctx.report_progress(step, None, message)
@@ -282,8 +282,6 @@ def _audit_refusal(resources: Resources, ctx: Context, exc: Forbidden) -> None:
 
 def _progress_message(kind: str, data: dict[str, Any], tokens: int) -> str | None:
     match kind:
-        case "queued":
-            return "queued for a worker"
         case "started":
             return "started"
         case "retrieval":
