@@ -470,3 +470,33 @@ def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> Non
     assert any(m.startswith("writing") for m in messages), messages
     assert messages[-1] == "finished"
     assert stored["answer"] == answer["answer"]
+
+
+def test_an_allowed_origin_may_call_it_from_a_browser(settings: Settings) -> None:
+    """With CITELINE_CORS_ORIGINS set, a browser MCP client there passes the preflight."""
+    origin = "https://inspector.example"
+    allowed = settings.model_copy(update={"auth": "local", "cors_origins": [origin]})
+    assert allowed.database_url is not None and allowed.redis_url is not None
+    opened = Resources.connect(allowed, allowed.database_url, allowed.redis_url)
+    try:
+        with LiveServer(create_app(opened)) as url:
+            preflight = httpx.options(
+                f"{url}/mcp",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type, "
+                    "mcp-protocol-version, mcp-method, mcp-name",
+                },
+            )
+            call = httpx.post(
+                f"{url}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                headers={"Origin": origin, "Accept": "application/json, text/event-stream"},
+            )
+    finally:
+        opened.close()
+    assert preflight.status_code == 200, preflight.text
+    assert "mcp-protocol-version" in preflight.headers["access-control-allow-headers"].lower()
+    assert call.status_code == 200, call.text
+    assert call.headers["access-control-allow-origin"] == origin
