@@ -14,9 +14,10 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline import answers, knowledge, llm, reports
+from citeline import answers, assistant, knowledge, llm, reports
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
+from citeline.assistant import AssistantDeps, AssistantService, Toolbox
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
 from citeline.auth.revocations import Revocations
@@ -45,6 +46,7 @@ JOB_KINDS: tuple[JobKind, ...] = (
     *llm.JOB_KINDS,
     *answers.JOB_KINDS,
     *reports.JOB_KINDS,
+    *assistant.JOB_KINDS,
 )
 
 
@@ -131,6 +133,15 @@ class Resources:
         return ReportService(
             self.sessions, self.jobs(access), self.knowledge(access), self.store, self.settings
         )
+
+    def assistant(self, access: Access | None = None) -> AssistantService:
+        return AssistantService(
+            self.sessions, self.redis, self.jobs(access), self.knowledge(access), self.settings
+        )
+
+    def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Toolbox | None:
+        """External tools for an assistant run; none until the MCP client plugs in here."""
+        return None
 
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
         return ModelService(
@@ -221,6 +232,8 @@ def run_worker_process(
         resources.close()
 
 
-def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps]:
+def _provides(
+    resources: Resources,
+) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AssistantDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources, resources, resources)
+    return (resources, resources, resources, resources)

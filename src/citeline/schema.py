@@ -3,6 +3,12 @@
 Like the composition root, it knows every domain, and nothing below it imports it."""
 
 from citeline.answers.models import Conversation, Turn
+from citeline.assistant.models import (
+    AssistantConversation,
+    AssistantMessage,
+    AssistantRun,
+    AssistantToolCall,
+)
 from citeline.auth.models import (
     ApiKey,
     AuditEvent,
@@ -21,6 +27,10 @@ from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
     "ApiKey",
+    "AssistantConversation",
+    "AssistantMessage",
+    "AssistantRun",
+    "AssistantToolCall",
     "AuditEvent",
     "Base",
     "Chunk",

@@ -4,6 +4,7 @@
 
 import { accessView } from "./admin.js";
 import { askView, closeSource } from "./ask.js";
+import { assistantView } from "./assistant.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { knowledgeView } from "./knowledge.js";
@@ -18,7 +19,7 @@ import { signinView } from "./signin.js";
 const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
-  access: accessView,
+  access: accessView, assistant: assistantView,
 };
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
