@@ -78,7 +78,16 @@ def create_app(resources: Resources) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Conversation-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "X-Conversation-Id",
+                # What a browser's MCP client sends to /mcp.
+                "Mcp-Protocol-Version",
+                "Mcp-Method",
+                "Mcp-Name",
+            ],
             expose_headers=["X-Request-Id", "X-Job-Id", "X-Conversation-Id"],
         )
     app.add_middleware(SameOrigin, allowed_origins=settings.cors_origins)
