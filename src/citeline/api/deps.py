@@ -22,6 +22,7 @@ from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
 from citeline.llm.service import ModelService
+from citeline.mcp import McpServers
 from citeline.reports.service import ReportService
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -146,3 +147,10 @@ InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
 AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]
+
+
+def get_mcp_servers(resources: ResourcesDep, access: AccessDep) -> McpServers:
+    return resources.mcp_servers(access)
+
+
+McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]

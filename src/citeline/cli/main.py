@@ -18,6 +18,7 @@ from citeline.cli import (
     jobs,
     knowledge,
     login,
+    mcp,
     models,
     reports,
     users,
@@ -42,6 +43,7 @@ app.add_typer(reports.app, name="report")
 app.add_typer(agents.app, name="agents")
 app.add_typer(users.app, name="users")
 app.add_typer(users.workspaces_app, name="workspaces")
+app.add_typer(mcp.app, name="mcp")
 app.add_typer(assistant.app, name="assistant")
 app.command()(models.chat)
 app.command()(answers.ask)
