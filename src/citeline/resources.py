@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline import answers, knowledge, llm, reports
+from citeline.agent_builder import BuilderService, ToolSource
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
@@ -60,6 +61,8 @@ class Resources:
     lifecycle: Lifecycle
     registry: JobRegistry
     store: ObjectStore  # uploaded originals and exports, local or S3 (CITELINE_STORAGE_BACKEND)
+    # Where the agent builder finds each workspace's tools beyond the built-in ones.
+    builder_tool_sources: tuple[ToolSource, ...] = ()
 
     @classmethod
     def connect(
@@ -130,6 +133,17 @@ class Resources:
     def reports(self, access: Access | None = None) -> ReportService:
         return ReportService(
             self.sessions, self.jobs(access), self.knowledge(access), self.store, self.settings
+        )
+
+    def builder(self, access: Access | None = None) -> BuilderService:
+        return BuilderService(
+            self.sessions,
+            self.redis,
+            self.settings,
+            access or Access.system(),
+            jobs=self.jobs(access),
+            embedder=lambda: llm.embedder_for(self.settings),
+            tool_sources=self.builder_tool_sources,
         )
 
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:

@@ -2,6 +2,7 @@
 (tests compare them; `scripts/new_migration.py` drafts a revision from the difference).
 Like the composition root, it knows every domain, and nothing below it imports it."""
 
+from citeline.agent_builder.models import BuilderSession
 from citeline.answers.models import Conversation, Turn
 from citeline.auth.models import (
     ApiKey,
@@ -23,6 +24,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "BuilderSession",
     "Chunk",
     "ChunkTerm",
     "Conversation",

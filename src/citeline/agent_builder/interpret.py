@@ -69,9 +69,48 @@ FIELD_WORDS: dict[str, tuple[str, ...]] = {
 }
 CHANGES = ("none", *FIELDS)
 STOPWORDS = frozenset(
-    "that this with from into should would could about their there what when which while "
-    "agent want wants like have make also them they then than just only some more most very "
-    "will each every help helps other your yours".split()
+    [
+        "that",
+        "this",
+        "with",
+        "from",
+        "into",
+        "should",
+        "would",
+        "could",
+        "about",
+        "their",
+        "there",
+        "what",
+        "when",
+        "which",
+        "while",
+        "agent",
+        "want",
+        "wants",
+        "like",
+        "have",
+        "make",
+        "also",
+        "them",
+        "they",
+        "then",
+        "than",
+        "just",
+        "only",
+        "some",
+        "more",
+        "most",
+        "very",
+        "will",
+        "each",
+        "every",
+        "help",
+        "helps",
+        "other",
+        "your",
+        "yours",
+    ]
 )
 
 MAX_TOKENS = 160
@@ -140,9 +179,9 @@ def schema_for(keys: Iterable[str]) -> dict[str, Any]:
 
 SYSTEM = (
     "You read one message from a person who is describing an AI agent they want built. Fill "
-    "each JSON field only with what the message itself says; write \"unknown\" for anything "
+    'each JSON field only with what the message itself says; write "unknown" for anything '
     "it does not state, never a guess. `goals` lists what the agent should achieve, in the "
-    "person's words. `change` names a field the person asks to change, or \"none\"."
+    'person\'s words. `change` names a field the person asks to change, or "none".'
 )
 
 
@@ -264,7 +303,9 @@ class Reader:
         self.ask = ask
         self.tools = tools
 
-    def _model(self, keys: tuple[str, ...], asked: str, message: str, reading: Reading) -> dict[str, Any]:  # fmt: skip
+    def _model(
+        self, keys: tuple[str, ...], asked: str, message: str, reading: Reading
+    ) -> dict[str, Any]:
         raw = self.ask(request_for(keys, asked, message))
         reading.raw.append(raw)
         return parse_json(raw)

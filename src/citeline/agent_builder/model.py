@@ -66,9 +66,9 @@ class JobAsk:
                     "is a worker running?"
                 )
             try:
-                found = self.connection.xread({key: last}, count=100, block=BLOCK_MS)
+                found: Any = self.connection.xread({key: last}, count=100, block=BLOCK_MS)
             except redis.RedisError as exc:
                 raise ServiceUnavailable(f"Redis unavailable: {exc}") from exc
-            for _stream, entries in found or []:  # type: ignore[union-attr]
+            for _stream, entries in found or []:
                 if entries:
                     last = entries[-1][0]

@@ -169,7 +169,8 @@ def build_workflow(fields: dict[str, Any], tools: Sequence[ToolInfo]) -> dict[st
     aims = "; ".join(goals) if goals else "help the person"
     by_name = {t.name: t for t in tools}
     chain = Chain()
-    for index, name in enumerate(fields.get("tools") if known(fields, "tools") else [], 1):
+    chosen: list[str] = fields["tools"] if known(fields, "tools") else []
+    for index, name in enumerate(chosen, 1):
         arguments = _tool_arguments(by_name[name]) if name in by_name else {}
         chain.add({"id": f"tool_{index}", "type": "tool", "tool": name, "arguments": arguments})
     top_k = {"research": 10, "summarizer": 8}.get(agent_type, 6)
@@ -199,11 +200,11 @@ def build_workflow(fields: dict[str, Any], tools: Sequence[ToolInfo]) -> dict[st
         when="true" if guarded else None,
     )
     if agent_type == "writer":
-        chain.add({"id": "polish", "type": "llm", "cite": True,
-                   "prompt": f"Revise {{{{draft}}}} keeping every citation. {tone}".strip()})  # fmt: skip
+        revise = f"Revise {{{{draft}}}} keeping every citation. {tone}".strip()
+        chain.add({"id": "polish", "type": "llm", "cite": True, "prompt": revise})
     if fields.get("human_review") == "yes":
-        chain.add({"id": "review", "type": "human_review",
-                   "instructions": "Check the output and its citations before it is sent."})  # fmt: skip
+        check = "Check the output and its citations before it is sent."
+        chain.add({"id": "review", "type": "human_review", "instructions": check})
     workflow = chain.end()
     if guarded:
         workflow["nodes"].insert(-1, {

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.agent_builder.interpret import Ask, Reader, Reading
+from citeline.agent_builder.model import JobAsk
 from citeline.agent_builder.models import BuilderSession
 from citeline.agent_builder.outputs import (
     BUILT_IN_TOOLS,
@@ -50,6 +51,7 @@ from citeline.auth import Access, Role
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import Conflict, InvalidInput, NotFound
+from citeline.jobs.service import JobService
 from citeline.llm import Embedder
 from citeline.settings import Settings
 
@@ -88,15 +90,16 @@ class BuilderService:
         settings: Settings,
         access: Access,
         *,
-        ask: Callable[[uuid.UUID], Ask],
+        jobs: JobService,
         embedder: Callable[[], Embedder],
         tool_sources: Sequence[ToolSource] = (),
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.access = access
+        self.connection = connection
         self.live = LiveStore(connection, settings.agent_builder_ttl_seconds)
-        self.ask = ask  # given a session id, how to ask the model about its messages
+        self.jobs = jobs
         self.embedder = embedder
         self.tool_sources = tool_sources
 
@@ -135,7 +138,7 @@ class BuilderService:
         self.live.put(state)
         return self._view(state)
 
-    def list(self, limit: int = 50, offset: int = 0) -> list[BuilderSession]:
+    def all(self, limit: int = 50, offset: int = 0) -> list[BuilderSession]:
         self.sweep()
         statement = (
             select(BuilderSession)
@@ -177,12 +180,13 @@ class BuilderService:
                 f"{self.settings.agent_builder_ttl_seconds}s idle; resume it first"
             )
         token = uuid.uuid4().hex
-        if not self.live.lock(session_id, self.settings.agent_builder_model_timeout_seconds + 30, token):  # fmt: skip
+        hold = self.settings.agent_builder_model_timeout_seconds + 30
+        if not self.live.lock(session_id, hold, token):
             raise Conflict("a message to this session is still being read; wait for its reply")
         try:
             tools = self.tools(state.workspace_id)
             if text is not None:
-                reading = Reader(self.ask(session_id), [t.name for t in tools])
+                reading = Reader(self._ask(session_id), [t.name for t in tools])
                 self._apply_text(state, text, reading.read(Stage(state.stage), text), tools)
             else:
                 assert answer is not None
@@ -240,6 +244,16 @@ class BuilderService:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     # Steps
+
+    def _ask(self, session_id: uuid.UUID) -> Ask:
+        """Questions about this session's messages go to the builder's model on the queue."""
+        return JobAsk(
+            self.jobs,
+            self.connection,
+            self.settings.agent_builder_model,
+            self.settings.agent_builder_model_timeout_seconds,
+            conversation=str(session_id),
+        )
 
     def _row_state(self, session_id: uuid.UUID) -> LiveState:
         with self.sessions() as session:
@@ -378,7 +392,9 @@ class BuilderService:
         state.stage = stage.value
         state.history.append(_said("assistant", reply, stage, now))
 
-    def _question(self, state: LiveState, stage: Stage, asked_again: list[str] | None = None) -> str:  # fmt: skip
+    def _question(
+        self, state: LiveState, stage: Stage, asked_again: list[str] | None = None
+    ) -> str:
         text = question(stage, state.fields, asked_again)
         if stage is Stage.tools:
             suggested = ", ".join(state.suggested_tools) or "none"
@@ -388,7 +404,9 @@ class BuilderService:
     def _draft(self, state: LiveState, tools: list[ToolInfo]) -> None:
         state.workflow = build_workflow(state.fields, tools)
         chosen = state.fields["tools"] if known(state.fields, "tools") else []
-        state.tools_config = tools_config([n for n in chosen if n in {t.name for t in tools}], tools)
+        state.tools_config = tools_config(
+            [n for n in chosen if n in {t.name for t in tools}], tools
+        )
         state.final_prompt = final_prompt(state.fields, tools)
 
     def _complete(self, state: LiveState, tools: list[ToolInfo]) -> None:

@@ -65,8 +65,7 @@ QUESTIONS: dict[Stage, str] = {
     Stage.goals: "What should the agent achieve? Name one to five goals.",
     Stage.tone: "Which tone should it use: formal, friendly, concise, technical or neutral?",
     Stage.tools: (
-        "Which tools may it use? Confirm the suggested ones, name the ones you want, or say "
-        "none."
+        "Which tools may it use? Confirm the suggested ones, name the ones you want, or say none."
     ),
     Stage.workflow: "Should a person review each output before it is sent (yes or no)?",
     Stage.review: (

@@ -84,7 +84,7 @@ class LiveStore:
             raise ServiceUnavailable(f"Redis unavailable: {exc}") from exc
         if raw is None:
             return None
-        return LiveState(**json.loads(raw))  # type: ignore[arg-type]
+        return LiveState(**json.loads(raw))
 
     def put(self, state: LiveState) -> None:
         try:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from opentelemetry import trace
 from starlette.concurrency import run_in_threadpool
 
+from citeline.agent_builder import BuilderService
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
@@ -87,6 +88,10 @@ def get_report_service(resources: ResourcesDep, access: AccessDep) -> ReportServ
     return resources.reports(access)
 
 
+def get_builder_service(resources: ResourcesDep, access: AccessDep) -> BuilderService:
+    return resources.builder(access)
+
+
 def get_accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
     return resources.accounts(access)
 
@@ -116,3 +121,4 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
+BuilderServiceDep = Annotated[BuilderService, Depends(get_builder_service)]
