@@ -42,3 +42,4 @@ bench: setup
 	.venv/bin/python -m benchmarks.report_exports
 	.venv/bin/python -m benchmarks.report_quality
 	.venv/bin/python -m benchmarks.cluster_scaling
+	.venv/bin/python -m benchmarks.agent_builder

@@ -32,6 +32,7 @@ SMOKE = {
     # Needs root (network namespaces), as tests/cluster does.
     "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
                         "--deaths", "1"],
+    "agent_builder": ["--conversations", "1"],
 }  # fmt: skip
 
 

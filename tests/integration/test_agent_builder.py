@@ -281,6 +281,7 @@ def test_bad_input_gets_problem_details_and_loses_nothing(
     problem(httpx.post(message, json={}), 422)
     problem(httpx.post(message, json={"text": "hi", "answer": {"tone": "formal"}}), 422)
     problem(httpx.post(message, json={"text": "   "}), 422)
+    problem(httpx.post(message, json={"text": "\x00\x01 "}), 422)
     problem(httpx.post(message, json={"answer": {}}), 422)
     problem(httpx.post(message, json={"answer": {"tone": "sarcastic"}}), 422)
     problem(httpx.post(message, json={"answer": {"agent_type": "oracle"}}), 422)

@@ -23,6 +23,7 @@ from citeline.agent_builder.outputs import (
     ToolInfo,
     build_workflow,
     final_prompt,
+    suggest_tools,
     tools_config,
 )
 from citeline.agent_builder.stages import (
@@ -36,7 +37,8 @@ from citeline.agent_builder.stages import (
 )
 from citeline.agents import to_mermaid, validate_workflow
 from citeline.errors import InvalidInput
-from citeline.llm import ChatRequest
+from citeline.llm import ChatRequest, embedder_for
+from citeline.settings import Settings
 
 TOOLS = [t.name for t in BUILT_IN_TOOLS]
 
@@ -161,3 +163,16 @@ def test_the_prompt_states_every_part_and_tools_config_has_argument_schemas() ->
     config = tools_config(["search_knowledge_base"], BUILT_IN_TOOLS)
     assert config[0]["parameters"]["required"] == ["query"]
     assert final_prompt(empty_fields(), []).count("(not given yet)") == 2
+
+
+def test_tools_are_suggested_by_embedding_similarity_to_the_goals() -> None:
+    embedder = embedder_for(Settings(embedding_provider="local"))
+    time_tool = ToolInfo("get_current_time", "Get the current time in a specific timezone")
+    tools = [*BUILT_IN_TOOLS, time_tool]
+    assert suggest_tools(embedder, ["schedule meetings across time zones"], tools)[0] == (
+        "get_current_time"
+    )
+    assert suggest_tools(embedder, ["track new papers on retrieval"], tools) == [
+        "search_knowledge_base"
+    ]
+    assert suggest_tools(embedder, [], tools) == []

@@ -50,7 +50,7 @@ BUILT_IN_TOOLS = (SEARCH_KNOWLEDGE_BASE,)
 # registered). The composition root fills this in; the builder never names a source itself.
 ToolSource = Callable[[str], Sequence[ToolInfo]]
 
-SUGGEST_MIN_SIMILARITY = 0.15
+SUGGEST_MIN_SIMILARITY = 0.1  # all-MiniLM cosine; unrelated texts score about 0 to 0.08
 
 
 def suggest_tools(

@@ -8,6 +8,7 @@ idle past the TTL are marked abandoned by `sweep`, which runs on each use of the
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from citeline.llm import Embedder
 from citeline.settings import Settings
 
 MAX_MESSAGE_CHARS = 4000
+# PostgreSQL's JSONB refuses NUL; other control characters (but tab and newline) mean nothing.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_LIST = 200
 
 
@@ -162,7 +165,7 @@ class BuilderService:
         if (text is None) == (answer is None):
             raise InvalidInput("send either `text` or `answer`", field="text")
         if text is not None:
-            text = text.strip()
+            text = _CONTROL.sub("", text).strip()
             if not text:
                 raise InvalidInput("the message is empty", field="text")
             if len(text) > MAX_MESSAGE_CHARS:
@@ -322,7 +325,7 @@ class BuilderService:
                 )
             values["agent_type"] = answer.agent_type
         if answer.goals is not None:
-            goals = [" ".join(g.split()) for g in answer.goals if g.strip()]
+            goals = [" ".join(_CONTROL.sub("", g).split()) for g in answer.goals if g.strip()]
             if not 1 <= len(goals) <= MAX_GOALS or any(len(g) > MAX_GOAL_CHARS for g in goals):
                 raise InvalidInput(
                     f"give 1 to {MAX_GOALS} goals of at most {MAX_GOAL_CHARS} characters",
@@ -389,6 +392,9 @@ class BuilderService:
             reply = "Done: the agent's prompt, tools and workflow are saved."
         else:
             reply = self._question(state, stage, asked_again)
+            changed = {k: v for k, v in state.fields.items() if before.get(k) != v}
+            if changed:
+                reply = f"Noted ({_describe(changed)}). {reply}"
         state.stage = stage.value
         state.history.append(_said("assistant", reply, stage, now))
 

@@ -3,6 +3,7 @@
 // but sign-in needs a session.
 
 import { accessView } from "./admin.js";
+import { builderView } from "./agent-builder.js";
 import { askView, closeSource } from "./ask.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
@@ -19,6 +20,7 @@ const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
   access: accessView,
+  builder: builderView,
 };
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
