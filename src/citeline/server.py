@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -21,9 +21,12 @@ from citeline.auth.identify import check_bind
 from citeline.db import migrate
 from citeline.engines import running_engines
 from citeline.errors import ConfigurationError
+from citeline.jobs.presence import Presence
 from citeline.jobs.queue import QUEUE_NAMES, check_redis
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
+from citeline.llm.model_server import ModelServer, ServerSpec, SharedModel
+from citeline.llm.providers.local import held_name
 from citeline.observability import tracing
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -67,7 +70,9 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def worker_environment(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
+def worker_environment(
+    settings: Settings, database_url: str, redis_url: str, shared: SharedModel | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         CITELINE_DATABASE_URL=database_url,
@@ -76,7 +81,35 @@ def worker_environment(settings: Settings, database_url: str, redis_url: str) ->
         CITELINE_LOG_LEVEL=settings.log_level,
         CITELINE_LOG_FORMAT=settings.log_format.value,
     )
+    if shared is not None:
+        env.update(CITELINE_LLM_SERVER_URL=shared.url, CITELINE_LLM_SERVER_KEY=shared.key)
     return env
+
+
+@contextmanager
+def shared_model(resources: Resources) -> Iterator[SharedModel | None]:
+    """The default model's shared llama.cpp server while `serve` runs workers (see
+    citeline.llm.model_server), reported loaded like a worker's model; None when off."""
+    settings = resources.settings
+    if not settings.llm_shared_server or settings.workers == 0:
+        yield None
+        return
+    presence = Presence(resources.redis, settings.loaded_model_ttl_seconds)
+    server = ModelServer(
+        ServerSpec(
+            path=gguf_path(settings.llm_model, settings.models_path),
+            slots=settings.llm_server_slots,
+            context_tokens=settings.llm_context_tokens,
+            threads=settings.llm_server_threads or os.cpu_count() or 1,
+            cache_ram_mib=settings.llm_cache_ram_mib,
+        ),
+        on_ready=lambda seconds: presence.hold(held_name(settings.llm_model), seconds),
+    )
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        presence.clear()
 
 
 def prepare_models(resources: Resources) -> None:
@@ -104,6 +137,7 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with data_dir_lock(settings), running_engines(settings) as endpoints:
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
+        stack = ExitStack()
         try:
             migrate.upgrade(resources.engine)
             check_redis(resources.redis)
@@ -115,9 +149,10 @@ def serve(settings: Settings) -> None:
                 log.warning(
                     "no accounts yet: make the first with `citeline users create-admin EMAIL`"
                 )
+            models = stack.enter_context(shared_model(resources))
             pool = WorkerPool(
                 settings.workers,
-                worker_environment(settings, endpoints.database_url, endpoints.redis_url),
+                worker_environment(settings, endpoints.database_url, endpoints.redis_url, models),
                 QUEUE_NAMES,
             )
             pool.start()
@@ -147,6 +182,7 @@ def serve(settings: Settings) -> None:
                 log.info("stopping workers")
                 pool.stop()
         finally:
+            stack.close()  # the shared model server, once no worker uses it
             resources.close()
             tracing.shutdown()
     log.info("citeline stopped")

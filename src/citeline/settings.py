@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     llm_threads: Annotated[int, Field(ge=1, le=64)] = 1
     llm_context_tokens: Annotated[int, Field(ge=256, le=131072)] = 4096
     llm_cache_ram_mib: Annotated[int, Field(ge=0)] = 256
+    # `serve` runs the default local model in one llama.cpp server that all its workers share
+    # (citeline.llm.model_server); off, each worker loads its own copy.
+    llm_shared_server: bool = True
+    llm_server_slots: Annotated[int, Field(ge=1, le=32)] = 4  # generations batched at once
+    llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None  # default: every core
+    # Set by `serve` in its workers' environment: where the shared server listens, and its key.
+    llm_server_url: str | None = None
+    llm_server_key: SecretStr | None = None
     llm_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
     llm_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     llm_retry_base_seconds: Annotated[float, Field(ge=0)] = 0.5

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 
 from citeline.jobs.embedded import EmbeddedValkey
@@ -79,8 +80,9 @@ def test_second_serve_on_the_same_data_dir_is_refused(data_dir: Path) -> None:
 
 
 def test_the_default_model_answers_through_the_openai_api(data_dir: Path) -> None:
-    """One command, then an OpenAI client: the bundled Qwen2.5-Coder-1.5B answers."""
-    serve = Serve(data_dir, workers=1)
+    """One command, then an OpenAI client: the bundled Qwen2.5-Coder-1.5B answers, from the
+    one model server every worker shares."""
+    serve = Serve(data_dir, workers=2)
     client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", timeout=300)
     assert "default" in {model.id for model in client.models.list()}
     completion = client.chat.completions.create(
@@ -91,4 +93,15 @@ def test_the_default_model_answers_through_the_openai_api(data_dir: Path) -> Non
     )
     assert "paris" in (completion.choices[0].message.content or "").lower()
     assert completion.model == "local@1"
+    children = psutil.Process(serve.process.pid).children()
+    servers = [c for c in children if "citeline.llm.model_server" in c.cmdline()]
+    assert len(servers) == 1
+    assert _maps_a_model(servers[0])
+    wait_for(lambda: len(serve.workers()) == 2)
+    assert not any(_maps_a_model(worker) for worker in serve.workers())
     assert serve.interrupt() == 0
+    assert not servers[0].is_running()
+
+
+def _maps_a_model(process: psutil.Process) -> bool:
+    return any(region.path.endswith(".gguf") for region in process.memory_maps())

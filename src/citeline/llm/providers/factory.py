@@ -6,6 +6,7 @@ import threading
 
 from citeline.errors import ConfigurationError
 from citeline.llm.bundled import gguf_path
+from citeline.llm.model_server import SharedModel
 from citeline.llm.models import ProviderKind
 from citeline.llm.providers.base import ChatProvider
 from citeline.llm.providers.local import LocalModelConfig, LocalProvider, held_name
@@ -25,7 +26,17 @@ def local_config(version: VersionSpec, settings: Settings) -> LocalModelConfig:
         threads=int(version.parameters.get("threads", settings.llm_threads)),
         cache_ram_mib=settings.llm_cache_ram_mib,
         name=model,
+        server=shared_server(model, settings),
     )
+
+
+def shared_server(model: str, settings: Settings) -> SharedModel | None:
+    """The shared llama.cpp server, for the one model it holds (the settings' default)."""
+    if settings.llm_server_url is None or settings.llm_server_key is None:
+        return None
+    if model != settings.llm_model:
+        return None
+    return SharedModel(settings.llm_server_url, settings.llm_server_key.get_secret_value())
 
 
 def loaded_name(version: VersionSpec, settings: Settings) -> str | None:
@@ -59,7 +70,7 @@ def _build(version: VersionSpec, key: tuple[object, ...], settings: Settings) ->
     if version.provider == ProviderKind.local:
         config = key[1]
         assert isinstance(config, LocalModelConfig)
-        return LocalProvider(config)
+        return LocalProvider(config, timeout_seconds=settings.llm_timeout_seconds)
     if version.base_url is not None:
         # Checked again here: the name may resolve elsewhere than when it was registered.
         check_url(version.base_url, settings.outbound_allowed_hosts, field="base_url")

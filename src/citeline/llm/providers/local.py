@@ -9,6 +9,7 @@ generation at the next token when the consumer goes away (a timeout, a cancel, a
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import queue
 import secrets
@@ -21,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from citeline.errors import InvalidInput, ProviderError
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
+from citeline.llm.model_server import SharedModel, wait_until_up
 from citeline.llm.providers.base import Holdings, Lease
 from citeline.llm.providers.local_tools import constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
@@ -37,6 +41,7 @@ class LocalModelConfig:
     threads: int = 1
     cache_ram_mib: int = 256
     name: str = ""  # the model as the registry names it (bundled name or path): `held_name`
+    server: SharedModel | None = None  # the shared llama.cpp server holding this model
 
 
 def held_name(model: str) -> str:
@@ -72,6 +77,8 @@ class LocalModel:
 # Loading keeps the GIL; a job's heartbeat cannot beat meanwhile (see `Lease`).
 LOAD_LEASE_SECONDS = 600.0
 KEPT_MODELS = 2
+# How long a request waits for the shared model server to listen (see model_server).
+SERVER_WAIT_SECONDS = 120.0
 
 _loaded: OrderedDict[LocalModelConfig, LocalModel] = OrderedDict()
 _loading = threading.Lock()
@@ -124,9 +131,10 @@ class _Ended:
 
 
 class LocalProvider:
-    def __init__(self, config: LocalModelConfig) -> None:
+    def __init__(self, config: LocalModelConfig, *, timeout_seconds: float = 120.0) -> None:
         self.config = config
         self.endpoint = f"local:{config.path.name}"
+        self.timeout_seconds = timeout_seconds
 
     def stream(
         self, model: str, request: ChatRequest, *, lease: Lease | None = None
@@ -146,6 +154,9 @@ class LocalProvider:
                 yield from read_reply("".join(text), event)
 
     def _generate(self, request: ChatRequest, lease: Lease | None) -> Iterator[ChatEvent]:
+        if self.config.server is not None:
+            yield from self._generate_shared(request, self.config.server, lease)
+            return
         loaded = load_model(self.config, lease)
         body = request_body(None, request, stream=True)
         items: queue.Queue[dict[str, Any] | _Ended] = queue.Queue()
@@ -177,6 +188,61 @@ class LocalProvider:
         finally:
             stop.set()
 
+    def _generate_shared(
+        self, request: ChatRequest, server: SharedModel, lease: Lease | None
+    ) -> Iterator[ChatEvent]:
+        """The same request and chunks as in-process, over the shared server's HTTP side;
+        closing the stream early makes llama.cpp stop the generation. A server that is not
+        listening yet (loading, or restarting) is waited for as long as a load may take."""
+        with (lease or _no_lease)(SERVER_WAIT_SECONDS):
+            if not wait_until_up(server, SERVER_WAIT_SECONDS):
+                raise ProviderError(
+                    f"the shared model server at {server.url} is unreachable "
+                    f"(not up after {SERVER_WAIT_SECONDS:g} s)",
+                    provider=self.endpoint,
+                    retryable=True,
+                )
+        body = request_body(None, request, stream=True)
+        reader = ChunkReader(self.endpoint)
+        timeout = httpx.Timeout(self.timeout_seconds, connect=5.0)
+        headers = {"Authorization": f"Bearer {server.key}"}
+        try:
+            with httpx.stream(
+                "POST",
+                f"{server.url}/v1/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                if response.status_code != 200:
+                    raise self._error(_error_body(response.read(), response.status_code))
+                for line in response.iter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    item = json.loads(line[len("data: ") :])
+                    if "error" in item:
+                        raise self._error(item["error"])
+                    yield from reader.feed(item)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(
+                f"the shared model server gave no answer within {self.timeout_seconds:g} s",
+                provider=self.endpoint,
+                retryable=True,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                f"the shared model server at {server.url} is unreachable: {exc}",
+                provider=self.endpoint,
+                retryable=True,
+            ) from exc
+        if reader.finish_reason is None:
+            raise ProviderError(
+                "the shared model server ended the stream before the reply finished",
+                provider=self.endpoint,
+                retryable=True,
+            )
+        yield from reader.finish()
+
     def close(self) -> None:
         """Models stay loaded for the process; nothing to release per provider."""
 
@@ -205,3 +271,13 @@ class LocalProvider:
             retryable=code >= 500,
             status=code,
         )
+
+
+def _error_body(raw: bytes, status: int) -> Any:
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"code": status, "message": raw.decode(errors="replace")[:500]}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return {"code": status, "message": str(body)[:500]}
