@@ -103,7 +103,8 @@ def empty_stores(database_url: str, redis_url: str) -> None:
                 "TRUNCATE jobs, job_events, knowledge_bases, chunk_terms, model_versions, "
                 "model_aliases, generations, token_usage, conversations, "
                 "conversation_turns, users, memberships, refresh_tokens, api_keys, invitations, "
-                "job_groups, reports, report_sections, report_exports, audit_events CASCADE"
+                "job_groups, reports, report_sections, report_exports, audit_events, "
+                "agents, agent_tasks, agent_task_steps CASCADE"
             )
         )
         connection.execute(text("DELETE FROM workspaces WHERE id <> 'default'"))

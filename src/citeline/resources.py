@@ -8,14 +8,15 @@ See docs/adr/0001-composition-root.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline import answers, knowledge, llm, reports
-from citeline.agent_builder import BuilderService, ToolSource
+from citeline import agents, answers, knowledge, llm, reports
+from citeline.agent_builder import BuilderService, CompletedSessions, ToolSource
+from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
@@ -46,6 +47,7 @@ JOB_KINDS: tuple[JobKind, ...] = (
     *llm.JOB_KINDS,
     *answers.JOB_KINDS,
     *reports.JOB_KINDS,
+    *agents.JOB_KINDS,
 )
 
 
@@ -63,6 +65,10 @@ class Resources:
     store: ObjectStore  # uploaded originals and exports, local or S3 (CITELINE_STORAGE_BACKEND)
     # Where the agent builder finds each workspace's tools beyond the built-in ones.
     builder_tool_sources: tuple[ToolSource, ...] = ()
+    # Hooks other domains fill once they exist: tools beyond the built-in ones (MCP), and the
+    # agent builder's completed sessions.
+    external_tools: ExternalTools | None = field(default=None)
+    builder_sessions: BuilderSessions | None = field(default=None)
 
     @classmethod
     def connect(
@@ -102,6 +108,7 @@ class Resources:
             lifecycle,
             registry,
             store_for(settings),
+            builder_sessions=CompletedSessions(sessions),
         )
 
     # Services act for `access`; without one they act as the system itself, which sees every
@@ -144,6 +151,17 @@ class Resources:
             jobs=self.jobs(access),
             embedder=lambda: llm.embedder_for(self.settings),
             tool_sources=self.builder_tool_sources,
+        )
+
+    def agents(self, access: Access | None = None) -> AgentService:
+        return AgentService(
+            self.sessions,
+            self.jobs(access),
+            self.knowledge(access),
+            self.models(access),
+            access or Access.system(),
+            external_tools=self.external_tools,
+            builder=self.builder_sessions,
         )
 
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
@@ -235,6 +253,8 @@ def run_worker_process(
         resources.close()
 
 
-def _provides(resources: Resources) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps]:
+def _provides(
+    resources: Resources,
+) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AgentDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources, resources, resources)
+    return (resources, resources, resources, resources)

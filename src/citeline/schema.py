@@ -3,6 +3,7 @@
 Like the composition root, it knows every domain, and nothing below it imports it."""
 
 from citeline.agent_builder.models import BuilderSession
+from citeline.agents.models import Agent, AgentStep, AgentTask
 from citeline.answers.models import Conversation, Turn
 from citeline.auth.models import (
     ApiKey,
@@ -21,6 +22,9 @@ from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
 from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
+    "Agent",
+    "AgentStep",
+    "AgentTask",
     "ApiKey",
     "AuditEvent",
     "Base",

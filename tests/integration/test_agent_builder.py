@@ -337,3 +337,16 @@ def test_words_are_read_by_the_model_on_the_queue_and_checked(
     assert back["fields"]["agent_type"] == "research" and back["stage"] == "tone"
     request = scripted_model.requests[0].body
     assert request["model"] == "m" and request["temperature"] == 0.0
+
+
+def test_a_completed_session_registers_an_agent(api: str) -> None:
+    sid = ok(httpx.post(f"{api}/sessions/create"), 201)["id"]
+    unfinished = httpx.post(f"{api}/v1/agents", json={"name": "early", "builder_session_id": sid})
+    assert "finish it" in problem(unfinished, 409)["detail"]
+    to_review(api, sid)
+    done = ok(answer(api, sid, confirm=True))
+    created = httpx.post(f"{api}/v1/agents", json={"name": "handbook", "builder_session_id": sid})
+    agent = ok(created, 201)
+    assert agent["workflow"] == done["outputs"]["workflow"]
+    assert agent["system_prompt"] == done["outputs"]["final_prompt"]
+    assert agent["builder_session_id"] == sid

@@ -162,6 +162,9 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "number": "1",
         "report_id": world.report,
         "session_id": str(uuid.uuid4()),
+        "ref": str(uuid.uuid4()),
+        "task_id": str(uuid.uuid4()),
+        "agent_id": str(uuid.uuid4()),
     }
     schema = create_app(world.resources).openapi()
     routes = []

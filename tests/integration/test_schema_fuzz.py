@@ -32,6 +32,7 @@ SEED = 20240601
 EXCLUDED_PATHS = [
     "/v1/chat/completions",
     "/v1/jobs/\\{job_id\\}/events",
+    "/v1/agents/tasks/\\{task_id\\}/events",
     "/v1/answers",
     "/v1/auth/oidc/.*",
     "/ready",

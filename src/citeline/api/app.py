@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 from citeline import __version__
 from citeline.agent_builder.router import router as builder_router
 from citeline.agent_builder.router import short as builder_short_router
+from citeline.agents.router import gateway as agents_gateway_router
+from citeline.agents.router import router as agents_router
 from citeline.answers.router import router as answers_router
 from citeline.api import errors
 from citeline.api.deps import get_access
@@ -104,6 +106,8 @@ def create_app(resources: Resources) -> FastAPI:
         openai_router,
         builder_router,
         builder_short_router,
+        agents_router,
+        agents_gateway_router,
     ):
         app.include_router(router, dependencies=signed_in)
     return app

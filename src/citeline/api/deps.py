@@ -11,6 +11,7 @@ from opentelemetry import trace
 from starlette.concurrency import run_in_threadpool
 
 from citeline.agent_builder import BuilderService
+from citeline.agents import AgentService
 from citeline.answers.service import AnswerService
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
@@ -92,6 +93,10 @@ def get_builder_service(resources: ResourcesDep, access: AccessDep) -> BuilderSe
     return resources.builder(access)
 
 
+def get_agent_service(resources: ResourcesDep, access: AccessDep) -> AgentService:
+    return resources.agents(access)
+
+
 def get_accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
     return resources.accounts(access)
 
@@ -122,3 +127,4 @@ InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
 BuilderServiceDep = Annotated[BuilderService, Depends(get_builder_service)]
+AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.db.base import utcnow
 from citeline.jobs.events import Event, EventLog
 from citeline.jobs.heartbeat import Heartbeat
 from citeline.jobs.models import JobState
@@ -69,6 +71,7 @@ class JobContext(Generic[ServicesT_co]):
         self._heartbeat = heartbeat
         self._fan_out = fan_out
         self.waiting_on: uuid.UUID | None = None  # the group this job fanned out
+        self.paused: str | None = None  # "suspended" or "deferred" once the function paused
 
     def fan_out(
         self,
@@ -84,6 +87,47 @@ class JobContext(Generic[ServicesT_co]):
         self.check_cancelled()
         self.waiting_on = self._fan_out(self, children, then, on_failure)
         return self.waiting_on
+
+    def suspend(self, data: Mapping[str, Any] | None = None) -> Event:
+        """Pause this job until `Lifecycle.resume` queues it again (a person's decision, say):
+        it holds no worker meanwhile, and its next attempt runs the function from the top.
+        Return right after calling this."""
+        self.check_cancelled()
+        event = self.events.append(
+            self.job_id,
+            "suspended",
+            data,
+            changes={"state": JobState.suspended.value},
+            if_states=[JobState.started],
+            if_attempt=self.attempt,
+        )
+        if event is None:
+            raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
+        self.paused = "suspended"
+        return event
+
+    def defer(self, seconds: float, reason: str) -> Event:
+        """Run this job again in about `seconds` (its turn has not come: a limit on how many
+        may run at once, say), without using up an attempt. Return right after calling this."""
+        self.check_cancelled()
+        now = utcnow()
+        event = self.events.append(
+            self.job_id,
+            "deferred",
+            {"attempt": self.attempt, "delay_seconds": seconds, "reason": reason},
+            changes={
+                "state": JobState.scheduled.value,
+                "attempt": self.attempt + 1,
+                "max_attempts": self.max_attempts + 1,
+                "run_at": now + timedelta(seconds=seconds),
+            },
+            if_states=[JobState.started],
+            if_attempt=self.attempt,
+        )
+        if event is None:
+            raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
+        self.paused = "deferred"
+        return event
 
     def emit_parent(self, type_: str, data: Mapping[str, Any] | None = None) -> Event | None:
         """Append an event to the stream of the job waiting for this one (a report's stream,

@@ -171,7 +171,7 @@ def cancel_groups(session: Session, parent_id: uuid.UUID) -> list[uuid.UUID]:
         .values(cancelled_at=utcnow())
     )
     active = [state.value for state in (JobState.queued, JobState.scheduled, JobState.started,
-                                         JobState.waiting)]  # fmt: skip
+                                         JobState.waiting, JobState.suspended)]  # fmt: skip
     return list(
         session.scalars(
             select(JOBS.c.id).where(JOBS.c.parent_id == parent_id, JOBS.c.state.in_(active))

@@ -262,6 +262,42 @@ class Lifecycle:
         self._ended(event, reason=reason)
         return event
 
+    def resume(self, job_id: uuid.UUID, data: Mapping[str, Any] | None = None) -> Event | None:
+        """Queue a suspended job's next attempt (without using one up); None when the job is
+        not suspended (already resumed, or stopped)."""
+        with unit_of_work(self.sessions) as session:
+            row = session.execute(
+                select(
+                    JOBS.c.attempt, JOBS.c.max_attempts, JOBS.c.queue, JOBS.c.target,
+                    JOBS.c.timeout_seconds,
+                )
+                .where(JOBS.c.id == job_id, JOBS.c.state == JobState.suspended.value)
+                .with_for_update()
+            ).first()  # fmt: skip
+            if row is None:
+                return None
+            event = self.events.append_in(
+                session,
+                job_id,
+                "resumed",
+                {**(data or {}), "attempt": row.attempt + 1},
+                changes={
+                    "state": JobState.queued.value,
+                    "attempt": row.attempt + 1,
+                    "max_attempts": row.max_attempts + 1,
+                    "enqueued_at": utcnow(),
+                },
+                if_states=[JobState.suspended],
+                if_attempt=row.attempt,
+            )
+        if event is None:
+            return None
+        self.events.publish(event)
+        self._push_safely(
+            Attempt(job_id, row.attempt + 1, row.queue, row.target, row.timeout_seconds)
+        )
+        return event
+
     # fan-out and fan-in (see jobs.fanout)
 
     def fan_out(

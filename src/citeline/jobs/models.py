@@ -19,6 +19,7 @@ class JobState(StrEnum):
     scheduled = "scheduled"  # waiting for a retry's backoff to pass
     started = "started"
     waiting = "waiting"  # fanned out: ends when its children's follow-up ends (jobs.fanout)
+    suspended = "suspended"  # paused by its function until someone resumes it (a person's review)
     finished = "finished"
     failed = "failed"
     stopped = "stopped"
@@ -29,7 +30,9 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.finished, JobState.failed, JobState.stopped})
-ACTIVE_STATES = frozenset({JobState.queued, JobState.scheduled, JobState.started, JobState.waiting})
+ACTIVE_STATES = frozenset(
+    {JobState.queued, JobState.scheduled, JobState.started, JobState.waiting, JobState.suspended}
+)
 
 
 class Job(Base):

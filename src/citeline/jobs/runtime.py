@@ -239,6 +239,12 @@ def _attempt(
             )
             outcome = "retried" if retried is not None and retried.type == "retrying" else "failed"
         else:
+            if context.paused is not None:
+                # Suspended or deferred: a later attempt runs it (Lifecycle.resume, the reaper).
+                pipe = runtime.redis.pipeline(transaction=False)
+                record_job_outcome(pipe, kind, context.paused, time.monotonic() - began)
+                run_pipeline(pipe, f"metrics of job {job_id}")
+                return context.paused
             if context.waiting_on is not None:
                 # It fanned out: it ends when its follow-up does (jobs.fanout).
                 pipe = runtime.redis.pipeline(transaction=False)
