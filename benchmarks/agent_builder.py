@@ -65,7 +65,7 @@ SCRIPTS = [
     Script(
         "shop-support",
         {
-            "initial": "Build a customer support agent for our web shop.",
+            "initial": "I need a customer support agent.",
             "goals": "help customers track orders and handle returns",
             "tone": "friendly",
             "tools": "yes",
@@ -79,7 +79,7 @@ SCRIPTS = [
     Script(
         "incident-digest",
         {
-            "initial": "Something that summarizes weekly incident reports.",
+            "initial": "I need a summarizer.",
             "goals": "summarize weekly incident reports and flag outages",
             "tone": "concise",
             "tools": "no tools",
