@@ -27,6 +27,7 @@ SMOKE = {
     "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
     "page_latency": ["--questions", "1"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
+    "agent_tasks": ["--tasks", "4", "--priority-tasks", "12"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],
     # Needs root (network namespaces), as tests/cluster does.

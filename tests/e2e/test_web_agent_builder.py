@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
@@ -44,16 +44,7 @@ def test_build_an_agent_in_the_page(browser: Browser, data_dir: Path, model: Fak
     serve = Serve(
         data_dir, workers=1, CITELINE_AUTH="local", CITELINE_OUTBOUND_ALLOWED_HOSTS="127.0.0.1"
     )
-    added = httpx.post(
-        f"{serve.url}/v1/models",
-        json={"name": "scripted", "provider": "openai", "model": "m",
-              "base_url": model.openai_base_url},
-    )  # fmt: skip
-    assert added.status_code == 201, added.text
-    routed = httpx.put(
-        f"{serve.url}/v1/models/assistant/routes", json={"routes": [{"model": "scripted@1"}]}
-    )
-    assert routed.status_code == 200, routed.text
+    route_assistant(serve, model)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
@@ -103,7 +94,32 @@ def test_build_an_agent_in_the_page(browser: Browser, data_dir: Path, model: Fak
 
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     shot(page, "builder-5-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    register_then_delete(page, serve)
+    assert errors == []
+
+
+def route_assistant(serve: Serve, model: FakeLLMServer) -> None:
+    added = httpx.post(
+        f"{serve.url}/v1/models",
+        json={"name": "scripted", "provider": "openai", "model": "m",
+              "base_url": model.openai_base_url},
+    )  # fmt: skip
+    assert added.status_code == 201, added.text
+    routed = httpx.put(
+        f"{serve.url}/v1/models/assistant/routes", json={"routes": [{"model": "scripted@1"}]}
+    )
+    assert routed.status_code == 200, routed.text
+
+
+def register_then_delete(page: Page, serve: Serve) -> None:
+    """Register the finished agent (it shows on the Agents page), then delete the session."""
+    session_url = page.url
+    page.get_by_label("Register it as an agent named").fill("harbour-helper")
+    page.get_by_role("button", name="Register agent").click()
+    expect(page).to_have_url(f"{serve.url}/#/agents")
+    expect(page.locator('tr[data-agent="harbour-helper"]')).to_be_visible()
+    page.goto(session_url)
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_text("No builder sessions yet.")).to_be_visible()
-    assert errors == []

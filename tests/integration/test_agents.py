@@ -12,6 +12,8 @@ import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -445,3 +447,46 @@ def test_another_workspace_sees_nothing(api: str, resources: Resources) -> None:
         beta.delete("private")
     assert beta.list() == [] and beta.tasks() == []
     assert alpha.task(created.task.id).status.value == "queued"
+
+
+def test_the_cli_lists_runs_reviews_and_shows_a_task(
+    api: str, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    register(
+        api, "helper",
+        workflow=flow({"id": "draft", "type": "llm", "prompt": "Say hello to {{input}}"},
+                      {"id": "check", "type": "human_review", "instructions": "Be polite?"}),
+    )  # fmt: skip
+    start_worker(mode="inprocess")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CITELINE_")},
+        "CITELINE_URL": api,
+        "HOME": str(tmp_path),
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
+
+    def citeline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "citeline", "agents", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    listed = citeline("list")
+    assert listed.returncode == 0 and "helper@1" in listed.stdout and "idle" in listed.stdout
+    shown = citeline("show", "helper")
+    assert shown.returncode == 0 and "draft -> check" in shown.stdout
+    ran = citeline("run", "helper", "the harbour", "--priority", "high")
+    assert ran.returncode == 0, ran.stderr
+    assert "waiting for review" in ran.stderr and "Be polite?" in ran.stderr
+    task_id = re.search(r"task ([0-9a-f-]{36})", ran.stderr)
+    assert task_id is not None
+    approved = citeline("approve", task_id.group(1), "--note", "fine")
+    assert approved.returncode == 0 and "queued" in approved.stdout
+    settled(api, task_id.group(1), ENDED)
+    shown_task = citeline("task", task_id.group(1))
+    assert shown_task.returncode == 0
+    assert "Draft for: Say hello to the harbour" in shown_task.stdout
+    assert "check (human_review): approved" in shown_task.stdout
+    missing = citeline("show", "nobody")
+    assert missing.returncode != 0 and "not found" in missing.stderr

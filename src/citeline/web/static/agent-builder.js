@@ -180,13 +180,30 @@ function sessionView(root, id) {
     }
     side.replaceChildren(
       el("section", { class: "card" }, el("h2", { text: "Progress" }),
-        el("p", {}, "Status: ", badge(s.status)), stageList, actions),
+        el("p", {}, "Status: ", badge(s.status)), stageList, actions,
+        s.status === "completed" && canWrite() ? registerForm() : null),
       el("section", { class: "card" }, el("h2", { text: "Collected" }), fields,
         s.missing.length ? el("p", { class: "muted", id: "builder-missing",
           text: `Missing: ${s.missing.map((m) => LABELS[m].toLowerCase()).join(", ")}` }) : null),
       diagram,
       el("section", { class: "card" }, el("h2", { text: "System prompt" }),
         el("pre", { class: "prompt", id: "builder-prompt", text: s.outputs.final_prompt || "" })));
+  }
+
+  function registerForm() {
+    const name = el("input", { type: "text", id: "agent-name", required: true, maxlength: "64",
+      pattern: "[a-z][a-z0-9_\\-]{0,63}", placeholder: "handbook-helper" });
+    const failed = el("p", { class: "error", role: "alert" });
+    return el("form", { id: "builder-register", onsubmit: async (event) => {
+      event.preventDefault();
+      failed.textContent = "";
+      try {
+        await api("/v1/agents", { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ name: name.value.trim(), builder_session_id: id }) });
+        location.hash = "#/agents";
+      } catch (failure) { failed.textContent = failure.message; }
+    } }, el("label", { for: "agent-name", text: "Register it as an agent named" }), name, failed,
+    el("div", { class: "row" }, el("button", { type: "submit", text: "Register agent" })));
   }
 
   api(`${BASE}/${id}/status`).then(render).catch((failure) => {

@@ -4,6 +4,7 @@
 
 import { accessView } from "./admin.js";
 import { builderView } from "./agent-builder.js";
+import { agentsView } from "./agents.js";
 import { askView, closeSource } from "./ask.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
@@ -19,7 +20,7 @@ import { signinView } from "./signin.js";
 const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
-  access: accessView,
+  access: accessView, agents: agentsView,
   builder: builderView,
 };
 const RETURN_KEY = "citeline.return";
