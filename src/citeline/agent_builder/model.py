@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import redis
+from rq import Worker
 
 from citeline.errors import ProviderError, ServiceUnavailable
 from citeline.jobs.models import JobState
@@ -16,6 +17,7 @@ from citeline.jobs.service import JobService
 from citeline.llm import ChatRequest
 
 BLOCK_MS = 1000
+NO_WORKER_GRACE = 30.0  # seconds a queued reading waits for some worker to appear
 CHAT_KIND = "llm.chat"  # the model service's generation job
 
 
@@ -52,18 +54,24 @@ class JobAsk:
 
     def _wait(self, job_id: uuid.UUID) -> JobState:
         """Block until the job ends, woken by its event stream; the row decides."""
-        deadline = time.monotonic() + self.timeout
+        began = time.monotonic()
         key = events_key(job_id)
         last = "0-0"
         while True:
             state = JobState(self.jobs.get(job_id).state)
             if state.terminal:
                 return state
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - began
+            if waited > self.timeout:
                 self.jobs.cancel(job_id, "the agent builder stopped waiting for the model")
                 raise ServiceUnavailable(
-                    f"the model did not read the message within {self.timeout:.0f}s; "
-                    "is a worker running?"
+                    f"the model did not read the message within {self.timeout:.0f}s"
+                )
+            if state is JobState.queued and waited > NO_WORKER_GRACE and not self._workers():
+                self.jobs.cancel(job_id, "no worker is running")
+                raise ServiceUnavailable(
+                    "no worker is running to read the message; start `citeline worker`, or "
+                    "send a structured answer"
                 )
             try:
                 found: Any = self.connection.xread({key: last}, count=100, block=BLOCK_MS)
@@ -72,3 +80,9 @@ class JobAsk:
             for _stream, entries in found or []:
                 if entries:
                     last = entries[-1][0]
+
+    def _workers(self) -> int:
+        try:
+            return int(Worker.count(connection=self.connection))
+        except redis.RedisError as exc:
+            raise ServiceUnavailable(f"Redis unavailable: {exc}") from exc
