@@ -23,7 +23,7 @@ from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, wait_for
-from tests.fake_llm_server import FakeLLMServer, Reply, Respond
+from tests.fake_llm_server import Fail, FakeLLMServer, Reply, Respond
 
 V1 = "/v1/agent-builder/sessions"
 
@@ -337,6 +337,11 @@ def test_words_are_read_by_the_model_on_the_queue_and_checked(
     assert back["fields"]["agent_type"] == "research" and back["stage"] == "tone"
     request = scripted_model.requests[0].body
     assert request["model"] == "m" and request["temperature"] == 0.0
+    # The model fails: a problem naming it, and the session as it was.
+    scripted_model.plan(Fail(400, "the scripted model refuses"))
+    failed = httpx.post(message, json={"text": "formal"}, timeout=90)
+    assert "scripted model refuses" in problem(failed, 502)["detail"]
+    assert ok(httpx.get(f"{api}/sessions/{sid}/status")) == back
 
 
 def test_a_completed_session_registers_an_agent(api: str) -> None:
