@@ -100,7 +100,7 @@ def shared_model(resources: Resources) -> Iterator[SharedModel | None]:
             path=gguf_path(settings.llm_model, settings.models_path),
             slots=settings.llm_server_slots,
             context_tokens=settings.llm_context_tokens,
-            threads=settings.llm_server_threads or os.cpu_count() or 1,
+            threads=settings.llm_server_threads or max(1, (os.cpu_count() or 1) - 1),
             cache_ram_mib=settings.llm_cache_ram_mib,
         ),
         on_ready=lambda seconds: presence.hold(held_name(settings.llm_model), seconds),

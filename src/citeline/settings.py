@@ -114,7 +114,9 @@ class Settings(BaseSettings):
     # (citeline.llm.model_server); off, each worker loads its own copy.
     llm_shared_server: bool = True
     llm_server_slots: Annotated[int, Field(ge=1, le=32)] = 4  # generations batched at once
-    llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None  # default: every core
+    # Default: every core but one. llama.cpp's threads spin-wait for each other, so a thread
+    # count that oversubscribes the CPU is many times slower than one that does not.
+    llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None
     # Set by `serve` in its workers' environment: where the shared server listens, and its key.
     llm_server_url: str | None = None
     llm_server_key: SecretStr | None = None

@@ -26,6 +26,7 @@ SMOKE = {
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
     "page_latency": ["--questions", "1"],
+    "shared_model": ["--workers", "1", "--concurrent", "1", "--max-tokens", "4"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "agent_tasks": ["--tasks", "4", "--priority-tasks", "12"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",

@@ -94,7 +94,7 @@ def test_the_default_model_answers_through_the_openai_api(data_dir: Path) -> Non
     assert "paris" in (completion.choices[0].message.content or "").lower()
     assert completion.model == "local@1"
     children = psutil.Process(serve.process.pid).children()
-    servers = [c for c in children if "citeline.llm.model_server" in c.cmdline()]
+    servers = [c for c in children if "model-server" in c.cmdline()]
     assert len(servers) == 1
     assert _maps_a_model(servers[0])
     wait_for(lambda: len(serve.workers()) == 2)

@@ -34,6 +34,7 @@ from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import gateway as model_gateway_router
 from citeline.llm.router import router as models_router
+from citeline.mcp_server import install as install_mcp
 from citeline.reports.router import router as reports_router
 from citeline.resources import Resources
 from citeline.web.router import install as install_web
@@ -49,7 +50,8 @@ def create_app(resources: Resources) -> FastAPI:
         connection = connect_async(resources.redis_url, timeout=settings.sse_heartbeat_seconds + 10)
         app.state.stream_hub = StreamHub(connection, settings.sse_heartbeat_seconds)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await connection.aclose()
 
@@ -110,4 +112,6 @@ def create_app(resources: Resources) -> FastAPI:
         agents_gateway_router,
     ):
         app.include_router(router, dependencies=signed_in)
+    # MCP at /mcp: identified like the routers above (api.deps.get_access).
+    mcp = install_mcp(app, resources, get_access)
     return app

@@ -165,6 +165,25 @@ def probe(
     run(Role(role))
 
 
+@app.command("model-server", hidden=True)
+def model_server(
+    model: Annotated[str, typer.Option(help="The GGUF file.")],
+    port: Annotated[int, typer.Option(help="The loopback port to listen on.")],
+    slots: Annotated[int, typer.Option(help="Generations batched at once.")] = 4,
+    context_tokens: Annotated[int, typer.Option(help="Context per slot.")] = 4096,
+    threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    cache_ram_mib: Annotated[int, typer.Option(help="Prompt cache in RAM.")] = 256,
+) -> None:
+    """The shared llama.cpp server `serve` starts for its workers (key in
+    CITELINE_LLM_SERVER_KEY); see citeline.llm.model_server."""
+    from pathlib import Path
+
+    from citeline.llm.model_server import ServerSpec, run
+
+    spec = ServerSpec(Path(model), slots, context_tokens, threads, cache_ram_mib)
+    run(spec, port)
+
+
 @app.command()
 def version() -> None:
     """Print Citeline's version."""

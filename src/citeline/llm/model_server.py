@@ -6,14 +6,13 @@ there instead of loading the weights itself. The machine holds one copy of the m
 the number of workers, and llama.cpp batches the concurrent requests in its parallel slots
 (continuous batching) on every core. Models other than the default one stay in-process.
 
-The child runs `python -m citeline.llm.model_server`: the same llama.cpp server object the
+The child runs `citeline model-server`: the same llama.cpp server object the
 in-process provider uses, listening on a loopback port, locked with a random key.
 See docs/adr/0003-shared-model-server.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import secrets
@@ -150,7 +149,8 @@ class ModelServer:
         command = [
             sys.executable,
             "-m",
-            "citeline.llm.model_server",
+            "citeline",
+            "model-server",
             "--model",
             str(spec.path),
             "--port",
@@ -205,26 +205,28 @@ class ModelServer:
             failures = 0
 
 
-def _serve(arguments: argparse.Namespace) -> None:
+def run(spec: ServerSpec, port: int) -> None:
+    """The child's body (`citeline model-server`): serve `spec` on a loopback port, with the key
+    from the environment, until SIGTERM or SIGINT."""
     import xllamacpp
 
     key = os.environ.get(KEY_VARIABLE)
     if not key:
-        raise SystemExit(f"{KEY_VARIABLE} is not set")
+        raise ConfigurationError(f"{KEY_VARIABLE} must hold the key clients will present")
     params = xllamacpp.CommonParams()
-    params.model.path = arguments.model
-    # Each slot gets context_tokens: llama.cpp splits n_ctx between the slots.
-    params.n_ctx = arguments.context_tokens * arguments.slots
-    params.n_parallel = arguments.slots
+    params.model.path = str(spec.path)
+    # llama.cpp splits n_ctx between the slots: each gets context_tokens.
+    params.n_ctx = spec.context_tokens * spec.slots
+    params.n_parallel = spec.slots
     params.cont_batching = True
-    params.cpuparams.n_threads = arguments.threads
-    params.cpuparams_batch.n_threads = arguments.threads
-    params.cache_ram_mib = arguments.cache_ram_mib
+    params.cpuparams.n_threads = spec.threads
+    params.cpuparams_batch.n_threads = spec.threads
+    params.cache_ram_mib = spec.cache_ram_mib
     params.warmup = False
     params.verbosity = 0
     params.ui = False
     params.hostnames = ["127.0.0.1"]
-    params.port = arguments.port
+    params.port = port
     params.api_keys = [key]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -232,18 +234,3 @@ def _serve(arguments: argparse.Namespace) -> None:
     server = xllamacpp.Server(params)
     stop.wait()
     del server  # joins llama.cpp's threads before the interpreter tears down
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m citeline.llm.model_server")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--slots", type=int, default=4)
-    parser.add_argument("--context-tokens", type=int, default=4096)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--cache-ram-mib", type=int, default=256)
-    _serve(parser.parse_args())
-
-
-if __name__ == "__main__":
-    main()
