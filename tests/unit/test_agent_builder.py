@@ -77,6 +77,9 @@ def test_goals_must_come_from_the_message() -> None:
     )
     assert goals == ["Summarize weekly incident reports"]
     assert check_field("goals", "not a list", message) == UNKNOWN
+    # A "goal" that only restates the kind of agent was not given.
+    assert check_field("goals", ["customer support"], "I need a customer support agent") == UNKNOWN
+    assert check_field("goals", ["summarizer"], "I need a summarizer.") == UNKNOWN
     # Asked only for goals, a plain answer is the goal.
     assert check_field("goals", [], "answer leave questions", plain=True) == [
         "answer leave questions"

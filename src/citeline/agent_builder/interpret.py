@@ -220,11 +220,24 @@ def pick(model_value: object, message: str, table: dict[str, tuple[str, ...]]) -
     return found[0] if len(found) == 1 else UNKNOWN
 
 
+def _naming_words() -> frozenset[str]:
+    names = [*AGENT_TYPES, *TONES, "agent", "assistant", "bot"]
+    for table in (AGENT_TYPE_WORDS, TONE_WORDS):
+        names += [word for words in table.values() for word in words]
+    return frozenset(w for name in names for w in re.findall(r"[a-z0-9]+", name.replace("_", " ")))
+
+
+# Words that name a kind of agent or a tone: a "goal" made only of them ("customer support",
+# "summarizer") restates the type, which the bundled model offers when no goal was given.
+NAMING_WORDS = _naming_words()
+
+
 def check_goals(model_value: object, message: str) -> list[str]:
-    """The model's goals that share a word with the message, trimmed and without repeats."""
+    """The model's goals that share a word with the message (other than words naming a kind
+    of agent or a tone), trimmed and without repeats."""
     if not isinstance(model_value, list):
         return []
-    words = content_words(message)
+    words = content_words(message) - NAMING_WORDS
     goals: list[str] = []
     for item in model_value:
         if not isinstance(item, str):
@@ -270,7 +283,7 @@ def check_field(key: str, model_value: object, message: str, *, plain: bool = Fa
     if key == "goals":
         goals = check_goals(model_value, message)
         # Asked only for goals, a plain answer is the goal itself.
-        if not goals and plain and len(content_words(message)) >= 2:
+        if not goals and plain and content_words(message) - NAMING_WORDS:
             goals = [" ".join(message.split())[:MAX_GOAL_CHARS].strip(" .;")]
         return goals or UNKNOWN
     raise ValueError(f"no field {key!r}")
