@@ -45,3 +45,5 @@ bench: setup
 	.venv/bin/python -m benchmarks.report_quality
 	.venv/bin/python -m benchmarks.cluster_scaling
 	.venv/bin/python -m benchmarks.agent_builder
+	.venv/bin/python -m benchmarks.assistant_latency
+	.venv/bin/python -m benchmarks.tool_choice

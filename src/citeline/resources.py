@@ -14,11 +14,12 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline import agents, answers, knowledge, llm, reports
+from citeline import agents, answers, assistant, knowledge, llm, reports
 from citeline.agent_builder import BuilderService, CompletedSessions, ToolSource
 from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
+from citeline.assistant import AssistantDeps, AssistantService, Toolbox
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
 from citeline.auth.revocations import Revocations
@@ -48,6 +49,7 @@ JOB_KINDS: tuple[JobKind, ...] = (
     *answers.JOB_KINDS,
     *reports.JOB_KINDS,
     *agents.JOB_KINDS,
+    *assistant.JOB_KINDS,
 )
 
 
@@ -164,6 +166,15 @@ class Resources:
             builder=self.builder_sessions,
         )
 
+    def assistant(self, access: Access | None = None) -> AssistantService:
+        return AssistantService(
+            self.sessions, self.redis, self.jobs(access), self.knowledge(access), self.settings
+        )
+
+    def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Toolbox | None:
+        """External tools for an assistant run; none until the MCP client plugs in here."""
+        return None
+
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
         return ModelService(
             self.sessions, self.redis, self.settings, access or Access.system(), lease=lease
@@ -255,6 +266,6 @@ def run_worker_process(
 
 def _provides(
     resources: Resources,
-) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AgentDeps]:
+) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AgentDeps, AssistantDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
-    return (resources, resources, resources, resources)
+    return (resources, resources, resources, resources, resources)

@@ -5,6 +5,12 @@ Like the composition root, it knows every domain, and nothing below it imports i
 from citeline.agent_builder.models import BuilderSession
 from citeline.agents.models import Agent, AgentStep, AgentTask
 from citeline.answers.models import Conversation, Turn
+from citeline.assistant.models import (
+    AssistantConversation,
+    AssistantMessage,
+    AssistantRun,
+    AssistantToolCall,
+)
 from citeline.auth.models import (
     ApiKey,
     AuditEvent,
@@ -26,6 +32,10 @@ __all__ = [
     "AgentStep",
     "AgentTask",
     "ApiKey",
+    "AssistantConversation",
+    "AssistantMessage",
+    "AssistantRun",
+    "AssistantToolCall",
     "AuditEvent",
     "Base",
     "BuilderSession",

@@ -98,7 +98,7 @@ def shared_model(resources: Resources) -> Iterator[SharedModel | None]:
     server = ModelServer(
         ServerSpec(
             path=gguf_path(settings.llm_model, settings.models_path),
-            slots=settings.llm_server_slots,
+            slots=settings.llm_server_slots or settings.workers,
             context_tokens=settings.llm_context_tokens,
             threads=settings.llm_server_threads or max(1, (os.cpu_count() or 1) - 1),
             cache_ram_mib=settings.llm_cache_ram_mib,

@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     # `serve` runs the default local model in one llama.cpp server that all its workers share
     # (citeline.llm.model_server); off, each worker loads its own copy.
     llm_shared_server: bool = True
-    llm_server_slots: Annotated[int, Field(ge=1, le=32)] = 4  # generations batched at once
+    # Generations batched at once; default: one per worker (each runs one job at a time).
+    llm_server_slots: Annotated[int | None, Field(ge=1, le=32)] = None
     # Default: every core but one. llama.cpp's threads spin-wait for each other, so a thread
     # count that oversubscribes the CPU is many times slower than one that does not.
     llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None
@@ -163,6 +164,19 @@ class Settings(BaseSettings):
     agent_builder_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
     agent_builder_model: str = "assistant"
     agent_builder_model_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # The assistant: tool steps per reply, reply length, passages per search, how long a
+    # run's live state stays in Redis, how long a tool call waits for approval, and limits
+    # per conversation (messages per minute, 0 turns it off; characters per message).
+    assistant_max_steps: Annotated[int, Field(ge=1, le=20)] = 4
+    assistant_max_tokens: Annotated[int, Field(ge=16, le=4096)] = 384
+    assistant_search_passages: Annotated[int, Field(ge=1, le=20)] = 3
+    assistant_history_turns: Annotated[int, Field(ge=0, le=50)] = 3
+    assistant_state_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
+    assistant_approval_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    assistant_messages_per_minute: Annotated[int, Field(ge=0)] = 20
+    # External tool calls per minute, per workspace and tool (0 turns it off).
+    assistant_tool_calls_per_minute: Annotated[int, Field(ge=0)] = 60
+    assistant_max_message_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 20000
 
     # Who may call the API. `local`: one local user is signed in automatically, allowed only
     # when the server binds to loopback. `required`: every request carries a bearer token or

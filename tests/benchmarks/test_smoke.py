@@ -31,6 +31,8 @@ SMOKE = {
     "agent_tasks": ["--tasks", "4", "--priority-tasks", "12"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
                        "--model", "smollm2-135m"],
+    "assistant_latency": ["--replies", "1"],
+    "tool_choice": ["--model", "smollm2-135m", "--limit", "1"],
     # Needs root (network namespaces), as tests/cluster does.
     "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
                         "--deaths", "1"],

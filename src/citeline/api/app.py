@@ -21,6 +21,8 @@ from citeline.api.deps import get_access
 from citeline.api.gateway import RequestLimits, SameOrigin, SecurityHeaders
 from citeline.api.health import router as health_router
 from citeline.api.middleware import RequestContext
+from citeline.assistant.router import router as assistant_router
+from citeline.assistant.router import socket as assistant_socket
 from citeline.auth.identify import Gatekeeper
 from citeline.auth.ratelimit import RateLimits
 from citeline.auth.router import public as auth_public_router
@@ -110,8 +112,10 @@ def create_app(resources: Resources) -> FastAPI:
         builder_short_router,
         agents_router,
         agents_gateway_router,
+        assistant_router,
     ):
         app.include_router(router, dependencies=signed_in)
+    app.include_router(assistant_socket)  # authenticates in its handler (`socket_access`)
     # MCP at /mcp: identified like the routers above (api.deps.get_access).
     mcp = install_mcp(app, resources, get_access)
     return app

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from opentelemetry import trace
 from starlette.concurrency import run_in_threadpool
 
 from citeline.agent_builder import BuilderService
 from citeline.agents import AgentService
 from citeline.answers.service import AnswerService
+from citeline.assistant.service import AssistantService
 from citeline.auth.access import Access
 from citeline.auth.accounts import Accounts
 from citeline.auth.api_keys import ApiKeys
@@ -59,6 +60,24 @@ async def get_access(request: Request) -> Access:
     return access
 
 
+async def socket_access(websocket: WebSocket) -> Access:
+    """Who opened a WebSocket: as for a request (a browser offers its credential as a
+    `bearer.<token>` subprotocol), counted against the same rate limits."""
+    gatekeeper: Gatekeeper = websocket.app.state.gatekeeper
+    access, _ = await run_in_threadpool(gatekeeper.identify, websocket)
+    return access
+
+
+def socket_resources(websocket: WebSocket) -> Resources:
+    resources: Resources = websocket.app.state.resources
+    return resources
+
+
+def socket_hub(websocket: WebSocket) -> StreamHub:
+    hub: StreamHub = websocket.app.state.stream_hub
+    return hub
+
+
 AccessDep = Annotated[Access, Depends(get_access)]
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -97,6 +116,10 @@ def get_agent_service(resources: ResourcesDep, access: AccessDep) -> AgentServic
     return resources.agents(access)
 
 
+def get_assistant_service(resources: ResourcesDep, access: AccessDep) -> AssistantService:
+    return resources.assistant(access)
+
+
 def get_accounts(resources: ResourcesDep, access: AccessDep) -> Accounts:
     return resources.accounts(access)
 
@@ -122,6 +145,7 @@ KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
 ReportServiceDep = Annotated[ReportService, Depends(get_report_service)]
+AssistantServiceDep = Annotated[AssistantService, Depends(get_assistant_service)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]

@@ -162,6 +162,10 @@ class SameOrigin:
         self.allowed = {_origin_key(origin) for origin in allowed_origins} - {None}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # A WebSocket is never preflighted: a page elsewhere could open one signed in.
+            await self._socket(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
@@ -184,6 +188,17 @@ class SameOrigin:
             f"a {scope['method']} from {shown} was refused: only pages of this server (or of "
             "CITELINE_CORS_ORIGINS) may change anything here",
         )
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        claimed = headers.get(b"origin")
+        if claimed is not None:
+            key = _origin_key(claimed.decode("latin-1").strip())
+            host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+            if key is None or not (key in self.allowed or _same_host(key, host)):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
 
 
 def _origin_key(value: str) -> tuple[str, int] | None:

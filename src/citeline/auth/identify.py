@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from citeline.auth.access import DEFAULT_WORKSPACE, Access
 from citeline.auth.accounts import Accounts
@@ -32,8 +32,8 @@ class Gatekeeper:
         peer = request.client.host if request.client else None
         return client_address(peer, request.headers.get("x-forwarded-for"), self._proxies)
 
-    def identify(self, request: Request) -> tuple[Access, Quota | None]:
-        header = request.headers.get("authorization")
+    def identify(self, request: HTTPConnection) -> tuple[Access, Quota | None]:
+        header = request.headers.get("authorization") or _socket_bearer(request)
         workspace = request.headers.get("x-workspace") or None
         if header:
             scheme, _, credential = header.partition(" ")
@@ -71,7 +71,19 @@ def _ours(credential: str) -> bool:
     return looks_like_key(credential) or credential.count(".") == 2
 
 
-def _require_loopback_host(request: Request) -> None:
+def _socket_bearer(connection: HTTPConnection) -> str | None:
+    """A browser cannot set headers on a WebSocket: it offers the credential as a subprotocol
+    `bearer.<token or key>` instead (and `citeline`, the one the server picks)."""
+    if connection.scope["type"] != "websocket":
+        return None
+    offered = connection.headers.get("sec-websocket-protocol") or ""
+    for protocol in (p.strip() for p in offered.split(",")):
+        if protocol.startswith("bearer."):
+            return "Bearer " + protocol.removeprefix("bearer.")
+    return None
+
+
+def _require_loopback_host(request: HTTPConnection) -> None:
     """Local mode trusts whoever reaches it, so it must be reached as localhost: a web page
     elsewhere that rebinds its own name to 127.0.0.1 sends its own name as the Host."""
     host = (request.url.hostname or "").strip("[]")

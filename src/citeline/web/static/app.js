@@ -6,6 +6,7 @@ import { accessView } from "./admin.js";
 import { builderView } from "./agent-builder.js";
 import { agentsView } from "./agents.js";
 import { askView, closeSource } from "./ask.js";
+import { assistantView } from "./assistant.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { knowledgeView } from "./knowledge.js";
@@ -20,7 +21,7 @@ import { signinView } from "./signin.js";
 const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
-  access: accessView, agents: agentsView,
+  access: accessView, agents: agentsView, assistant: assistantView,
   builder: builderView,
 };
 const RETURN_KEY = "citeline.return";

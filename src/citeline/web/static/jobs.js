@@ -79,6 +79,10 @@ export function jobsView(root) {
         link: "Open the report" };
     }
     if (group(job.kind) === "llm") return { text: "A request to a model", href: null };
+    if (job.kind === "assistant.run") {
+      return { text: "The assistant writing a reply", href: args.conversation_id
+        ? `#/assistant/${args.conversation_id}` : null, link: "Open the conversation" };
+    }
     return { text: job.kind, href: null };
   }
 

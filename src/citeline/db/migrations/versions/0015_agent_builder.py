@@ -1,7 +1,7 @@
 """agent builder sessions
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013, 0014
 Create Date: 2026-11-30
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0015"
-down_revision = "0014"
+down_revision = ("0013", "0014")  # merges the assistant's and the agents' heads
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,39 @@
+"""The `assistant.run` job: one reply to one user message, its events on the job's stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from citeline.assistant.loop import AssistantDeps, Hooks, Run
+from citeline.assistant.models import RunState
+from citeline.assistant.state import LiveState
+from citeline.jobs.context import JobCancelled, JobContext
+from citeline.jobs.registry import JobKind
+
+RUN_KIND = "assistant.run"
+
+
+def run_job(context: JobContext[AssistantDeps]) -> dict[str, Any]:
+    live = LiveState(context.connection, context.settings.assistant_state_ttl_seconds)
+
+    def emit(type_: str, data: Mapping[str, Any] | None) -> None:
+        context.emit(type_, data)
+
+    run = Run(
+        context.services,
+        live,
+        uuid.UUID(str(context.args["run_id"])),
+        Hooks(emit, context.check_cancelled, context.lease),
+        context.owner,
+        context.job_id,
+    )
+    try:
+        return run.go()
+    except JobCancelled:
+        run.close(RunState.cancelled, 0, "cancelled")
+        raise
+
+
+RUN = JobKind(RUN_KIND, run_job, queue="high", timeout_seconds=1800, max_attempts=1)

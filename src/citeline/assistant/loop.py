@@ -1,0 +1,581 @@
+"""One assistant run: the model chooses tools, the loop checks and runs them (pausing for a
+person's approval where the policy says ask), feeds the results back, and stops at the step
+limit. Everything it does goes out as typed events and is recorded in PostgreSQL; its live
+state goes to Redis.
+
+Events: {type: token | tool_request | tool_result | thinking | error | complete, content,
+metadata: {run_id, token_count, timestamp, state, ...}}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.answers import Passage, content_words, from_hits, verify
+from citeline.assistant import tools as toolkit
+from citeline.assistant.models import (
+    AssistantConversation,
+    AssistantMessage,
+    AssistantRun,
+    AssistantToolCall,
+    RunState,
+)
+from citeline.assistant.state import LiveState
+from citeline.assistant.tools import Toolbox
+from citeline.db.base import utcnow
+from citeline.db.engine import unit_of_work
+from citeline.errors import CitelineError
+from citeline.llm import (
+    ChatRequest,
+    Finish,
+    Lease,
+    Message,
+    MessageRole,
+    ModelService,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+)
+from citeline.settings import Settings
+
+if TYPE_CHECKING:
+    from citeline.auth import Access
+    from citeline.knowledge import KnowledgeService
+
+SYSTEM = (
+    "You are Citeline's assistant. Answer the user's question briefly. Call a tool when it "
+    "helps. Facts from the knowledge base must come from search_knowledge_base: write the "
+    "passage's marker, like [1], after each sentence that uses it. Say so when you do not know."
+)
+PASSAGE_CHARS = 700
+QUOTE_CHARS = 300
+TOOL_MATCH = 0.5  # share of a sentence's content words a tool result line must hold
+_SPACE = re.compile(r"\s+")
+
+Emit = Callable[[str, Mapping[str, Any] | None], object]
+
+
+class AssistantDeps(Protocol):
+    """What a run needs of the process it runs in (the composition root provides it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    def knowledge(self, access: Access | None = None) -> KnowledgeService: ...
+
+    def models(
+        self, access: Access | None = None, *, lease: Lease | None = None
+    ) -> ModelService: ...
+
+    def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Toolbox | None: ...
+
+
+@dataclasses.dataclass
+class Hooks:
+    """How the loop talks to the job running it."""
+
+    emit: Emit
+    check_cancelled: Callable[[], None]
+    lease: Lease | None = None
+
+
+class Run:
+    def __init__(
+        self,
+        deps: AssistantDeps,
+        live: LiveState,
+        run_id: uuid.UUID,
+        hooks: Hooks,
+        owner: str | None,
+        job_id: uuid.UUID | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.deps = deps
+        self.settings = deps.settings
+        self.sessions = deps.sessions
+        self.live = live
+        self.run_id = run_id
+        self.hooks = hooks
+        self.owner = owner
+        with self.sessions() as session:
+            run = session.get_one(AssistantRun, run_id)
+            conversation = session.get_one(AssistantConversation, run.conversation_id)
+            session.expunge_all()
+        self.run = run
+        self.conversation = conversation
+        self.state = RunState.idle
+        self.tokens = 0
+        self.buffer = ""
+        self.passages: list[Passage] = []
+        self.bases: dict[uuid.UUID, str] = {}  # chunk id -> its knowledge base
+        self.results: dict[str, tuple[str, str]] = {}  # call id -> (tool name, result text)
+        self.cited: list[dict[str, Any]] = []  # what the model cited with `cite`
+        self.usage = [0, 0]
+        self.knowledge = deps.knowledge()
+        self.toolbox = deps.assistant_toolbox(conversation.workspace_id, owner)
+        self.kb_names = self._knowledge_bases()
+        self.tools = toolkit.available(list(self.kb_names), self.toolbox, conversation.tools)
+
+    # Events and state
+
+    def emit(self, type_: str, content: str, **metadata: Any) -> None:
+        self.hooks.emit(
+            type_,
+            {
+                "content": content,
+                "metadata": {
+                    "run_id": str(self.run_id),
+                    "conversation_id": str(self.conversation.id),
+                    "token_count": self.tokens,
+                    "timestamp": utcnow().isoformat(),
+                    "state": self.state.value,
+                    **metadata,
+                },
+            },
+        )
+
+    def enter(self, state: RunState, why: str = "", **live: Any) -> None:
+        if state is self.state and not live:
+            return
+        self.state = state
+        self.live.put(self.run_id, self.conversation.id, state=state.value, **live)
+        if state in (RunState.awaiting_approval, RunState.processing) or state.ended:
+            with unit_of_work(self.sessions) as session:
+                session.execute(
+                    update(AssistantRun)
+                    .where(AssistantRun.id == self.run_id)
+                    .values(state=state.value)
+                )
+        if why:
+            self.emit("thinking", why)
+
+    # The loop
+
+    def go(self) -> dict[str, Any]:
+        messages = self._prompt()
+        final = ""
+        step = 0
+        try:
+            limit = self.settings.assistant_max_steps
+            for step in range(1, limit + 1):
+                # The last step offers no tools: the model must answer from what it has.
+                last = step == limit and limit > 1
+                self.enter(
+                    RunState.processing,
+                    f"step {step}: asking the model"
+                    + (" to answer (no more tool calls: the step limit)" if last else ""),
+                )
+                text, calls = self._generate(messages, step, offer_tools=not last)
+                if not calls:
+                    final = text
+                    break
+                if last:
+                    return self._fail(_over_limit(limit), step)
+                messages.append(Message(role=MessageRole.assistant, content=text, tool_calls=calls))
+                for call in calls:
+                    result = self._call(step, call)
+                    messages.append(
+                        Message(role=MessageRole.tool, content=result, tool_call_id=call.id)
+                    )
+            else:
+                return self._fail(_over_limit(limit), step)
+        except CitelineError as exc:
+            return self._fail(exc.detail, step)
+        return self._complete(final, step)
+
+    def _generate(
+        self, messages: list[Message], step: int, *, offer_tools: bool = True
+    ) -> tuple[str, list[ToolCall]]:
+        models = self.deps.models(lease=self.hooks.lease)
+        request = ChatRequest(
+            messages=messages,
+            max_tokens=self.settings.assistant_max_tokens,
+            tools=[tool.spec for tool in self.tools.values()] if offer_tools else [],
+        )
+        reply = models.start(
+            self.conversation.model,
+            request,
+            subject=self.owner,
+            conversation=str(self.conversation.id),
+            job_id=self.job_id,
+            workspace_id=self.conversation.workspace_id,
+        )
+        text = ""
+        calls: list[ToolCall] = []
+        try:
+            for event in reply:
+                self.hooks.check_cancelled()
+                if isinstance(event, TextDelta):
+                    if self.state is not RunState.streaming:
+                        self.enter(RunState.streaming)
+                    text += event.text
+                    self.tokens += 1
+                    self.buffer = (self.buffer + event.text)[-2000:]
+                    self.emit("token", event.text, step=step)
+                elif isinstance(event, ToolCallEvent):
+                    calls.append(event.call)
+                elif isinstance(event, Finish):
+                    self.usage[0] += event.usage.input_tokens
+                    self.usage[1] += event.usage.output_tokens
+                    self.tokens = self.usage[1]
+        finally:
+            reply.close()
+        if text:
+            self.live.put(self.run_id, self.conversation.id, buffer=self.buffer)
+        return text, calls
+
+    def _call(self, step: int, call: ToolCall) -> str:
+        """Check, maybe wait for approval, run one call; what the model is told."""
+        tool = self.tools.get(call.name)
+        policy = tool.policy if tool is not None else "allow"
+        meta = {"tool_call_id": call.id, "name": call.name, "arguments": call.arguments}
+        problem = toolkit.problem(self.tools, call.name, call.arguments)
+        row_id = self._record(step, call, policy, "invalid" if problem else "pending")
+        self.emit("tool_request", call.name, **meta, policy=policy, needs_approval=policy == "ask")
+        if problem is not None:
+            self._finish_call(row_id, "invalid", problem, is_error=True, ms=0.0)
+            self.emit("tool_result", problem, **meta, is_error=True, duration_ms=0.0)
+            return problem
+        assert tool is not None
+        if tool.policy == "ask":
+            self.enter(
+                RunState.awaiting_approval,
+                f"waiting for approval to call {call.name}",
+                pending=[meta],
+            )
+            if not self._approved(row_id):
+                told = f"The user did not allow the call to {call.name}; do without it."
+                self._finish_call(row_id, "denied", told, is_error=True, ms=0.0)
+                self.emit("tool_result", told, **meta, is_error=True, duration_ms=0.0)
+                self.live.put(self.run_id, self.conversation.id, pending=[])
+                return told
+            self.live.put(self.run_id, self.conversation.id, pending=[])
+        if not tool.built_in and not self._tool_allowed_now(call.name):
+            told = (
+                f"The tool {call.name} is over its limit of "
+                f"{self.settings.assistant_tool_calls_per_minute} calls a minute; do without it."
+            )
+            self._finish_call(row_id, "limited", told, is_error=True, ms=0.0)
+            self.emit("error", told, **meta)
+            self.emit("tool_result", told, **meta, is_error=True, duration_ms=0.0)
+            return told
+        self.enter(RunState.tool_execution, f"calling {call.name}")
+        started = time.perf_counter()
+        truncated = False
+        try:
+            if tool.built_in:
+                text, is_error = self._built_in(call)
+            else:
+                assert self.toolbox is not None
+                result = self.toolbox.call(call.name, call.arguments, run_id=str(self.run_id))
+                text, is_error, truncated = result.text, result.is_error, result.truncated
+        except CitelineError as exc:
+            text, is_error = f"The tool {call.name} failed: {exc.detail}", True
+            self.emit("error", text, **meta)
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        if not is_error:
+            self.results[call.id] = (call.name, text)
+        self._finish_call(row_id, "error" if is_error else "done", text, is_error, ms, truncated)
+        self.emit(
+            "tool_result",
+            text,
+            **meta,
+            is_error=is_error,
+            duration_ms=ms,
+            truncated=truncated,
+        )
+        return text
+
+    def _tool_allowed_now(self, name: str) -> bool:
+        per_minute = self.settings.assistant_tool_calls_per_minute
+        if per_minute == 0:
+            return True
+        storage = RedisStorage(
+            "redis://", connection_pool=self.live.connection.connection_pool,
+            key_prefix="citeline:limits",
+        )  # fmt: skip
+        limiter = SlidingWindowCounterRateLimiter(storage)
+        key = ("assistant-tool", self.conversation.workspace_id, name)
+        return bool(limiter.hit(RateLimitItemPerMinute(per_minute), *key))
+
+    def _approved(self, row_id: uuid.UUID) -> bool:
+        deadline = time.monotonic() + self.settings.assistant_approval_timeout_seconds
+        while time.monotonic() < deadline:
+            self.hooks.check_cancelled()
+            with self.sessions() as session:
+                status = session.scalar(
+                    select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
+                )
+            if status in ("approved", "denied"):
+                return status == "approved"
+            time.sleep(0.2)
+        return False
+
+    # Built-in tools
+
+    def _built_in(self, call: ToolCall) -> tuple[str, bool]:
+        if call.name == toolkit.SEARCH:
+            return self._search(call.arguments)
+        return self._cite(call.arguments)
+
+    def _search(self, arguments: dict[str, Any]) -> tuple[str, bool]:
+        query = str(arguments["query"])
+        named = arguments.get("knowledge_base")
+        bases = [kb for kb, name in self.kb_names.items() if named in (None, name)]
+        found: list[Passage] = []
+        for kb in bases:
+            hits = self.knowledge.search(kb, query, k=self.settings.assistant_search_passages)
+            for passage in from_hits(hits):
+                self.bases[passage.chunk_id] = kb
+                found.append(passage)
+        found.sort(key=lambda p: -p.score)
+        found = found[: self.settings.assistant_search_passages]
+        if not found:
+            return "No passage matched that search.", False
+        lines = []
+        for passage in found:
+            numbered = dataclasses.replace(passage, number=len(self.passages) + 1)
+            self.passages.append(numbered)
+            text = _SPACE.sub(" ", numbered.text)[:PASSAGE_CHARS]
+            lines.append(
+                f"[{numbered.number}] ({numbered.title}, passage {numbered.chunk_id}) {text}"
+            )
+        return "\n".join(lines), False
+
+    def _cite(self, arguments: dict[str, Any]) -> tuple[str, bool]:
+        source, quote = str(arguments["source"]).strip("[] "), str(arguments["quote"])
+        wanted = _norm(quote)
+        if source.isdigit() and 1 <= int(source) <= len(self.passages):
+            passage = self.passages[int(source) - 1]
+            if wanted in _norm(passage.text):
+                return f"Cited: write [{passage.number}] after the sentence.", False
+            return f"Passage [{source}] does not contain that quote word for word.", True
+        if source in self.results:
+            name, text = self.results[source]
+            if wanted in _norm(text):
+                marker = f"T{len(self.cited) + 1}"
+                self.cited.append(
+                    {"marker": marker, "tool_call_id": source, "tool": name, "quote": quote}
+                )
+                return f"Cited: write [{marker}] after the sentence.", False
+            return f"The result of {source} does not contain that quote word for word.", True
+        return f"No passage number or tool call id {source!r} in this conversation.", True
+
+    # The end
+
+    def _complete(self, final: str, steps: int) -> dict[str, Any]:
+        final = final.strip() or "(the model wrote nothing)"
+        citations, unsupported = self._citations(final)
+        message_id = self._save_reply(final, citations)
+        self.close(RunState.complete, steps, None)
+        self.emit(
+            "complete",
+            final,
+            citations=citations,
+            unsupported=unsupported,
+            message_id=str(message_id),
+            steps=steps,
+        )
+        return {"state": "complete", "message_id": str(message_id), "steps": steps}
+
+    def _fail(self, reason: str, steps: int) -> dict[str, Any]:
+        self.state = RunState.error
+        self.emit("error", reason)
+        self.close(RunState.error, steps, reason)
+        return {"state": "error", "error": reason, "steps": steps}
+
+    def close(self, state: RunState, steps: int, error: str | None) -> None:
+        with unit_of_work(self.sessions) as session:
+            session.execute(
+                update(AssistantRun)
+                .where(AssistantRun.id == self.run_id)
+                .values(
+                    state=state.value,
+                    steps=steps,
+                    error=error,
+                    input_tokens=self.usage[0],
+                    output_tokens=self.usage[1],
+                    finished_at=utcnow(),
+                )
+            )
+        self.state = state
+        self.live.put(self.run_id, self.conversation.id, state=state.value, pending=[])
+
+    def _citations(self, final: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """Citations of the reply: document spans the answers' verifier finds support each
+        claim, else a line of a tool's result that holds the claim's words; and the claims
+        neither supports."""
+        embedder = self.knowledge.embedder
+        verified = verify(
+            final, self.passages, embedder.embed, self.settings.answer_support_threshold
+        )
+        citations: list[dict[str, Any]] = []
+        by_marker = {c.marker: c for c in verified.citations}
+        for sentence in verified.sentences:
+            for marker in sentence.markers:
+                citation = by_marker[marker].as_json()
+                citations.append(
+                    {
+                        "kind": "document",
+                        **citation,
+                        "knowledge_base_id": self.bases.get(
+                            by_marker[marker].span.passage.chunk_id
+                        ),
+                        "sentence": sentence.text,
+                    }
+                )
+        for cited in self.cited:
+            citations.append({"kind": "tool", **cited, "sentence": None})
+        unsupported: list[str] = []
+        for sentence in verified.dropped:
+            if sentence.dropped != "unsupported":
+                continue
+            found = self._tool_support(sentence.text)
+            if found is None:
+                unsupported.append(sentence.text)
+            else:
+                label = f"T{sum(c['kind'] == 'tool' for c in citations) + 1}"
+                citations.append({"kind": "tool", "marker": label, **found})
+        return citations, unsupported
+
+    def _tool_support(self, sentence: str) -> dict[str, Any] | None:
+        words = content_words(sentence)
+        if not words:
+            return None
+        best: tuple[float, str, str, str] | None = None
+        for call_id, (name, text) in self.results.items():
+            if name == toolkit.SEARCH:
+                continue  # passages are checked by the verifier
+            for line in text.splitlines():
+                share = len(words & content_words(line)) / len(words)
+                if share >= TOOL_MATCH and (best is None or share > best[0]):
+                    best = (share, call_id, name, line.strip()[:QUOTE_CHARS])
+        if best is None:
+            return None
+        share, call_id, name, quote = best
+        return {
+            "tool_call_id": call_id,
+            "tool": name,
+            "quote": quote,
+            "support": round(share, 4),
+            "sentence": sentence,
+        }
+
+    # Records
+
+    def _knowledge_bases(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for kb_id in self.conversation.knowledge_base_ids:
+            try:
+                names[kb_id] = self.knowledge.get(uuid.UUID(kb_id)).name
+            except CitelineError:
+                continue  # deleted since the conversation began
+        return names
+
+    def _prompt(self) -> list[Message]:
+        system = SYSTEM
+        if self.kb_names:
+            system += " Knowledge bases: " + ", ".join(self.kb_names.values()) + "."
+        if self.conversation.system_prompt:
+            system += "\n\n" + self.conversation.system_prompt
+        with self.sessions() as session:
+            rows = list(
+                session.scalars(
+                    select(AssistantMessage)
+                    .where(AssistantMessage.conversation_id == self.conversation.id)
+                    .order_by(AssistantMessage.ordinal.desc())
+                    .limit(2 * self.settings.assistant_history_turns + 1)
+                )
+            )
+        rows.reverse()
+        history = [
+            Message(role=MessageRole(row.role), content=row.content)
+            for row in rows
+            if row.id != self.run.message_id
+        ]
+        asked = next(row for row in rows if row.id == self.run.message_id)
+        return [Message.system(system), *history, Message.user(asked.content)]
+
+    def _record(self, step: int, call: ToolCall, policy: str, status: str) -> uuid.UUID:
+        row = AssistantToolCall(
+            id=uuid.uuid4(),
+            run_id=self.run_id,
+            call_id=call.id[:100],
+            step=step,
+            name=call.name[:200],
+            arguments=call.arguments,
+            policy=policy,
+            status=status,
+            is_error=False,
+            truncated=False,
+        )
+        with unit_of_work(self.sessions) as session:
+            session.add(row)
+        return row.id
+
+    def _finish_call(
+        self,
+        row_id: uuid.UUID,
+        status: str,
+        result: str,
+        is_error: bool,
+        ms: float,
+        truncated: bool = False,
+    ) -> None:
+        with unit_of_work(self.sessions) as session:
+            session.execute(
+                update(AssistantToolCall)
+                .where(AssistantToolCall.id == row_id)
+                .values(
+                    status=status,
+                    result=result,
+                    is_error=is_error,
+                    duration_ms=ms,
+                    truncated=truncated,
+                    finished_at=utcnow(),
+                )
+            )
+
+    def _save_reply(self, text: str, citations: list[dict[str, Any]]) -> uuid.UUID:
+        with unit_of_work(self.sessions) as session:
+            last = session.scalar(
+                select(func.max(AssistantMessage.ordinal)).where(
+                    AssistantMessage.conversation_id == self.conversation.id
+                )
+            )
+            message = AssistantMessage(
+                id=uuid.uuid4(),
+                conversation_id=self.conversation.id,
+                run_id=self.run_id,
+                ordinal=(last or 0) + 1,
+                role="assistant",
+                content=text,
+                citations=citations,
+            )
+            session.add(message)
+        return message.id
+
+
+def _over_limit(limit: int) -> str:
+    return (
+        f"stopped after {limit} steps without a final answer (the step limit): the model "
+        "kept calling tools; ask again more narrowly"
+    )
+
+
+def _norm(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().lower()
