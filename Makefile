@@ -32,6 +32,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.jobs_throughput
 	.venv/bin/python -m benchmarks.sse_fanout
 	.venv/bin/python -m benchmarks.auth_overhead
+	.venv/bin/python -m benchmarks.mcp_overhead
 	.venv/bin/python -m benchmarks.cli_startup
 	.venv/bin/python -m benchmarks.tracing_overhead
 	.venv/bin/python -m benchmarks.ingestion_throughput
@@ -45,5 +46,6 @@ bench: setup
 	.venv/bin/python -m benchmarks.report_quality
 	.venv/bin/python -m benchmarks.cluster_scaling
 	.venv/bin/python -m benchmarks.agent_builder
+	.venv/bin/python -m benchmarks.mcp_server
 	.venv/bin/python -m benchmarks.assistant_latency
 	.venv/bin/python -m benchmarks.tool_choice

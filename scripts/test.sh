@@ -22,6 +22,11 @@ if [ ! -d tests/s3/node_modules ] || [ tests/s3/node_modules -ot tests/s3/packag
   npm ci --prefix tests/s3 --no-audit --no-fund
 fi
 
+# The MCP client tests run the reference server-everything (tests/mcp) under Node.
+if command -v npm >/dev/null && { [ ! -d tests/mcp/node_modules ] || [ tests/mcp/node_modules -ot tests/mcp/package-lock.json ]; }; then
+  npm ci --prefix tests/mcp --no-audit --no-fund
+fi
+
 if [ -z "${CITELINE_TEST_REDIS_URL:-}" ] && .venv/bin/python - <<'PY'
 import socket, sys
 try:

@@ -104,7 +104,8 @@ def empty_stores(database_url: str, redis_url: str) -> None:
                 "model_aliases, generations, token_usage, conversations, "
                 "conversation_turns, users, memberships, refresh_tokens, api_keys, invitations, "
                 "job_groups, reports, report_sections, report_exports, audit_events, "
-                "agents, agent_tasks, agent_task_steps, assistant_conversations CASCADE"
+                "agents, agent_tasks, agent_task_steps, mcp_servers, mcp_tool_policies, "
+                "assistant_conversations CASCADE"
             )
         )
         connection.execute(text("DELETE FROM workspaces WHERE id <> 'default'"))

@@ -7,6 +7,7 @@ See docs/adr/0001-composition-root.md.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,11 +21,13 @@ from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTo
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.assistant import AssistantDeps, AssistantService, Toolbox
-from citeline.auth.access import Access
+from citeline.auth.access import Access, Role
 from citeline.auth.accounts import Accounts
 from citeline.auth.revocations import Revocations
+from citeline.auth.signin import SignIn
 from citeline.db import migrate
 from citeline.db.engine import Statements, make_engine, make_sessionmaker
+from citeline.errors import Unauthorized
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Lifecycle
 from citeline.jobs.presence import Presence
@@ -38,6 +41,8 @@ from citeline.knowledge.service import KnowledgeDeps, KnowledgeService
 from citeline.llm.providers.base import Lease
 from citeline.llm.providers.local import report_loads
 from citeline.llm.service import ModelService
+from citeline.mcp import ApprovingToolbox, McpServers, McpToolbox
+from citeline.mcp.secrets import SecretBox
 from citeline.reports import ReportDeps, ReportService
 from citeline.settings import Settings
 from citeline.storage import ObjectStore, store_for
@@ -172,8 +177,28 @@ class Resources:
         )
 
     def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Toolbox | None:
-        """External tools for an assistant run; none until the MCP client plugs in here."""
-        return None
+        """The MCP tools an assistant run may use: those its owner's role allows in the
+        conversation's workspace (none when the owner no longer has access there). The run
+        asks a person before each "ask" tool; the job closes the toolbox when the run ends."""
+        access = self._owner_access(workspace_id, owner)
+        if access is None:
+            return None
+        return ApprovingToolbox(self.mcp_toolbox(access))
+
+    def _owner_access(self, workspace_id: str, owner: str | None) -> Access | None:
+        if owner is None:  # started by the system itself
+            return Access("system", workspace_id, Role.owner)
+        kind, _, ident = owner.partition(":")
+        if kind == "user":
+            try:
+                return SignIn(self.sessions, self.redis, self.settings).user_access(
+                    uuid.UUID(ident), workspace_id
+                )
+            except (ValueError, Unauthorized):
+                return None
+        # An API key's run: its role is bounded by its maker's, which only a presented key
+        # shows, so its MCP tools are the read-only ones a viewer may use.
+        return Access(owner, workspace_id, Role.viewer)
 
     def models(self, access: Access | None = None, *, lease: Lease | None = None) -> ModelService:
         return ModelService(
@@ -187,6 +212,27 @@ class Resources:
             access or Access.system(),
             revocations,
             on_workspace_delete=(llm.forget_workspace,),
+        )
+
+    def mcp_toolbox(self, access: Access | None = None) -> McpToolbox:
+        """The MCP tools `access` may use; the caller closes it (it holds live connections)."""
+        return McpToolbox(
+            self.sessions,
+            self.redis,
+            self.settings,
+            access or Access.system(),
+            SecretBox.for_settings(self.sessions, self.settings),
+            self.events.statements,
+        )
+
+    def mcp_servers(self, access: Access | None = None) -> McpServers:
+        return McpServers(
+            self.sessions,
+            self.redis,
+            self.settings,
+            access or Access.system(),
+            SecretBox.for_settings(self.sessions, self.settings),
+            lambda: self.mcp_toolbox(access),
         )
 
     def reaper(self) -> Reaper:

@@ -25,6 +25,7 @@ from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent, JobGroup
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
 from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
+from citeline.mcp.models import McpServer, McpToolPolicy
 from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
     "JobEvent",
     "JobGroup",
     "KnowledgeBase",
+    "McpServer",
+    "McpToolPolicy",
     "Membership",
     "ModelAlias",
     "ModelVersion",

@@ -218,10 +218,31 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     s3_prefix: str = ""  # keys go under `<prefix>/` in the bucket
 
+    # MCP servers (citeline.mcp). Executables an instance administrator may register as stdio
+    # servers (absolute paths or names looked up on PATH); empty: no stdio server at all.
+    mcp_stdio_commands: Names = Field(default_factory=list)
+    mcp_init_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    mcp_call_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    mcp_result_max_chars: Annotated[int, Field(ge=100)] = 20000
+    mcp_tools_cache_seconds: Annotated[int, Field(ge=1)] = 300
+    mcp_tool_calls_per_minute: Annotated[int, Field(ge=0)] = 60  # per caller and tool; 0: off
+    mcp_stdio_cpu_seconds: Annotated[int, Field(ge=1)] = 120
+    mcp_stdio_memory_mib: Annotated[int, Field(ge=64)] = 2048
+    mcp_stdio_max_seconds: Annotated[float, Field(gt=0)] = 900.0  # a stdio server's lifetime
+    # Encrypts stored secrets (MCP server env and headers); default: a key generated once and
+    # kept in the database.
+    secret_key: SecretStr | None = None
+
     sse_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
 
-    @field_validator("cors_origins", "trusted_proxies", "outbound_allowed_hosts", mode="before")
+    @field_validator(
+        "cors_origins",
+        "trusted_proxies",
+        "outbound_allowed_hosts",
+        "mcp_stdio_commands",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """A list from the environment: JSON (`["a", "b"]`) or comma-separated (`a,b`)."""

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.slow]
 
 SMOKE = {
     "auth_overhead": ["--requests", "20", "--rounds", "1"],
+    "mcp_overhead": ["--calls", "10", "--rounds", "1"],
     "cli_startup": ["--repeats", "1", "--knowledge-bases", "1", "--commands", "kb list"],
     "tracing_overhead": ["--requests", "20", "--rounds", "1"],
     "jobs_throughput": ["--jobs", "30", "--latency-jobs", "3"],
@@ -37,6 +38,7 @@ SMOKE = {
     "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
                         "--deaths", "1"],
     "agent_builder": ["--conversations", "1"],
+    "mcp_server": ["--queries", "5", "--rounds", "1", "--documents", "2"],
 }  # fmt: skip
 
 

@@ -165,6 +165,7 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "ref": str(uuid.uuid4()),
         "task_id": str(uuid.uuid4()),
         "agent_id": str(uuid.uuid4()),
+        "server": str(uuid.uuid4()),
         "run_id": str(uuid.uuid4()),
     }
     schema = create_app(world.resources).openapi()

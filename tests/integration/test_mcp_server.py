@@ -5,6 +5,10 @@ progress notifications."""
 from __future__ import annotations
 
 import io
+import os
+import re
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,30 +19,35 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client, MCPError
+from fastapi import FastAPI
 from mcp.client.client import ConnectMode
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, TextContent
 
 from citeline.api.app import create_app
 from citeline.auth.access import Access, Role
 from citeline.knowledge.service import Upload
 from citeline.knowledge.storage import scratch_dir
+from citeline.mcp_server import tools
 from citeline.resources import Resources
 from citeline.settings import Settings
+from mcp import Client, MCPError
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, wait_for
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
-LEAVE = b"""# Leave policy
+# The document tests/integration/test_answers.py asks the bundled model about.
+LIGHTHOUSE = b"""# The Lighthouse of Varnholm
 
-Every employee has twenty-six days of paid leave a year.
-Unused leave days may be carried over until the end of March.
+The lighthouse of Varnholm was built in 1847 by the engineer Maren Tolvik.
+Its lamp burned whale oil until 1902, when it was converted to electric light.
 
-## Parental leave
+## The tower
 
-Parents receive sixteen weeks of paid parental leave.
+The tower is 41 metres tall and is painted in red and white bands.
+Visitors can climb its 212 steps from May to September.
 """
 BETA_NOTES = b"# Beta notes\n\nThe beta team ships on Thursdays.\n"
 
@@ -55,6 +64,9 @@ class World:
     kb: str
     document: str
     beta_kb: str
+    worker: subprocess.Popen[bytes]
+    server: LiveServer
+    app: FastAPI
 
     def token(self, email: str) -> str:
         data = {"grant_type": "password", "username": email, "password": PASSWORD}
@@ -91,18 +103,20 @@ def world(resources: Resources, start_worker: WorkerFactory) -> Iterator[World]:
     ]:
         system.create_user(email, PASSWORD, workspace_id=workspace, role=role)
     alpha = Access("system", "alpha", Role.owner)
-    kb, document = _ingest(resources, alpha, "handbook", {"leave.md": LEAVE})
+    kb, document = _ingest(resources, alpha, "handbook", {"lighthouse.md": LIGHTHOUSE})
     beta = Access("system", "beta", Role.owner)
     beta_kb, _ = _ingest(resources, beta, "beta-notes", {"notes.md": BETA_NOTES})
-    start_worker("inprocess")
+    worker = start_worker("inprocess")
 
     def indexed() -> bool:
         bases = resources.knowledge().all()
         return all(base.chunk_count > 0 for base in bases) and len(bases) == 2
 
     wait_for(indexed, timeout=120, interval=0.3)
-    with LiveServer(create_app(resources)) as url:
-        yield World(url, resources, kb, document, beta_kb)
+    app = create_app(resources)
+    server = LiveServer(app)
+    with server as url:
+        yield World(url, resources, kb, document, beta_kb, worker, server, app)
 
 
 @asynccontextmanager
@@ -170,7 +184,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
                 await client.call_tool("list_documents", {"knowledge_base": "handbook"})
             )
             result = await client.call_tool(
-                "search", {"query": "parental leave weeks", "knowledge_base": world.kb}
+                "search", {"query": "how many steps has the tower", "knowledge_base": world.kb}
             )
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["handbook"]
         assert listed["knowledge_bases"][0]["documents"] == 1
@@ -181,7 +195,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
         assert passages, found
         best = passages[0]
         assert best["document_id"] == world.document
-        assert "sixteen weeks" in best["text"]
+        assert "212 steps" in best["text"]
         # The offsets are the passage's place in the document's extracted text.
         token = world.token("ada@example.com")
         preview = httpx.get(
@@ -190,7 +204,7 @@ def test_search_returns_passages_of_an_ingested_document(world: World) -> None:
         ).json()
         assert preview["text"][best["start"] : best["end"]] == best["text"]
         assert best["passage_id"]
-        assert "sixteen weeks" in text_of(result)
+        assert "212 steps" in text_of(result)
 
     run(scenario)
 
@@ -199,23 +213,23 @@ def test_each_caller_sees_only_its_own_workspace(world: World) -> None:
     async def scenario() -> None:
         async with connected(world.url, world.token("bob@example.com")) as bob:
             listed = structured(await bob.call_tool("list_knowledge_bases", {}))
-            across = await bob.call_tool("search", {"query": "leave", "knowledge_base": world.kb})
+            across = await bob.call_tool("search", {"query": "lamp", "knowledge_base": world.kb})
             documents = await bob.call_tool("list_documents", {"knowledge_base": world.kb})
             by_name = await bob.call_tool("list_documents", {"knowledge_base": "handbook"})
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["beta-notes"]
         for refused in (across, documents, by_name):
             assert refused.is_error and refused.structured_content is None
             assert "not found" in text_of(refused).lower()
-            assert "twenty-six" not in text_of(refused)
+            assert "1847" not in text_of(refused)
 
         async with connected(world.url, world.token("vera@example.com")) as vera:
             names = {tool.name for tool in (await vera.list_tools()).tools}
             listed = structured(await vera.call_tool("list_knowledge_bases", {}))
             found = structured(
-                await vera.call_tool("search", {"query": "leave", "knowledge_base": "handbook"})
+                await vera.call_tool("search", {"query": "lamp", "knowledge_base": "handbook"})
             )
             report = await vera.call_tool(
-                "start_report", {"topic": "leave", "knowledge_bases": ["handbook"]}
+                "start_report", {"topic": "lighthouses", "knowledge_bases": ["handbook"]}
             )
         assert "start_report" not in names and "search" in names
         assert [kb["name"] for kb in listed["knowledge_bases"]] == ["handbook"]
@@ -244,7 +258,7 @@ def test_an_api_key_works_and_a_report_starts(world: World) -> None:
                 started = structured(
                     await client.call_tool(
                         "start_report",
-                        {"topic": "Leave", "knowledge_bases": ["handbook"], "sections": 1},
+                        {"topic": "Lighthouses", "knowledge_bases": ["handbook"], "sections": 1},
                     )
                 )
             report = ada.get(f"/v1/reports/{started['report_id']}")
@@ -260,7 +274,7 @@ def test_bad_arguments_give_clear_tool_errors(world: World) -> None:
         async with connected(world.url, world.token("ada@example.com")) as client:
             empty = await client.call_tool("search", {"query": "   ", "knowledge_base": world.kb})
             too_many = await client.call_tool(
-                "search", {"query": "leave", "knowledge_base": world.kb, "limit": 500}
+                "search", {"query": "tower", "knowledge_base": world.kb, "limit": 500}
             )
             missing = await client.call_tool("search", {"knowledge_base": world.kb})
             unknown_kb = await client.call_tool(
@@ -347,9 +361,48 @@ def test_ask_reports_progress_and_says_when_nothing_answers_it(world: World) -> 
         reported = anyio.run(ask, mode)
         messages = [message for _, _, message in reported]
         assert any(m and "passages" in m for m in messages), (mode, messages)
+        # First the job to follow, should the stream be cut.
+        assert (messages[0] or "").startswith("queued for a worker as answer job "), messages
         assert messages[-1] == "finished", mode
         values = [value for value, _, _ in reported]
         assert values == sorted(values) and len(set(values)) == len(values), mode
+
+
+def test_an_ask_that_outlasts_its_wait_or_its_server_names_the_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no worker the answer stays queued: the call ends when its wait runs out, or when
+    the server starts to stop (a replica going away), and says which job to follow."""
+    os.killpg(world.worker.pid, signal.SIGTERM)
+    world.worker.wait(30)
+    token = world.token("ada@example.com")
+    question = {"question": "When was the lighthouse of Varnholm built?"}
+
+    async def ask(on_progress: ProgressFnT) -> CallToolResult:
+        async with connected(world.url, token) as client:
+            return await client.call_tool("ask", question, progress_callback=on_progress)
+
+    async def ignore(progress: float, total: float | None, message: str | None) -> None:
+        return None
+
+    monkeypatch.setattr(tools, "ASK_WAIT_SECONDS", 1.0)
+    waited = anyio.run(ask, ignore)
+    assert waited.is_error and "still being written after 1 s" in text_of(waited), text_of(waited)
+    monkeypatch.undo()
+
+    loop = world.server.server.servers[0].get_loop()
+
+    async def drain_when_queued(progress: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("queued for a worker as answer job "):
+            loop.call_soon_threadsafe(world.app.state.stream_hub.drain)
+
+    drained = anyio.run(ask, drain_when_queued)
+    assert drained.is_error and "stopping" in text_of(drained), text_of(drained)
+    jobs = [re.findall(r"job (?:is )?([0-9a-f-]{36})", text_of(r)) for r in (waited, drained)]
+    assert all(len(found) == 1 for found in jobs), jobs
+    with httpx.Client(base_url=world.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        for (job,) in jobs:
+            assert api.get(f"/v1/answers/{job}").json()["status"] == "queued"
 
 
 def test_local_mode_needs_no_token_on_loopback(settings: Settings, resources: Resources) -> None:
@@ -389,16 +442,21 @@ def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> Non
         async with connected(world.url, token) as client:
             return await client.call_tool(
                 "ask",
-                {"question": "How many weeks of paid parental leave do parents receive?"},
+                {"question": "When was the lighthouse of Varnholm built?"},
                 progress_callback=on_progress,
             )
 
     result = anyio.run(ask)
     answer = structured(result)
-    assert answer["status"] == "answered", answer
+    stored = httpx.get(
+        f"{world.url}/v1/answers/{answer['job_id']}/result",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    read = " | ".join(p["text"] for p in stored["passages"])
+    assert answer["status"] == "answered", f"{stored.get('draft')!r} from {read!r}"
     assert answer["knowledge_base_id"] == world.kb
     assert answer["citations"], answer
-    assert "sixteen" in answer["answer"].lower() or "16" in answer["answer"]
+    assert "1847" in answer["answer"]
     preview = httpx.get(
         f"{world.url}/v1/knowledge-bases/{world.kb}/documents/{world.document}/preview",
         headers={"Authorization": f"Bearer {token}"},
@@ -411,8 +469,34 @@ def test_ask_writes_a_cited_answer_while_reporting_progress(world: World) -> Non
     messages = [message or "" for _, _, message in reported]
     assert any(m.startswith("writing") for m in messages), messages
     assert messages[-1] == "finished"
-    stored = httpx.get(
-        f"{world.url}/v1/answers/{answer['job_id']}/result",
-        headers={"Authorization": f"Bearer {token}"},
-    ).json()
     assert stored["answer"] == answer["answer"]
+
+
+def test_an_allowed_origin_may_call_it_from_a_browser(settings: Settings) -> None:
+    """With CITELINE_CORS_ORIGINS set, a browser MCP client there passes the preflight."""
+    origin = "https://inspector.example"
+    allowed = settings.model_copy(update={"auth": "local", "cors_origins": [origin]})
+    assert allowed.database_url is not None and allowed.redis_url is not None
+    opened = Resources.connect(allowed, allowed.database_url, allowed.redis_url)
+    try:
+        with LiveServer(create_app(opened)) as url:
+            preflight = httpx.options(
+                f"{url}/mcp",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type, "
+                    "mcp-protocol-version, mcp-method, mcp-name",
+                },
+            )
+            call = httpx.post(
+                f"{url}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                headers={"Origin": origin, "Accept": "application/json, text/event-stream"},
+            )
+    finally:
+        opened.close()
+    assert preflight.status_code == 200, preflight.text
+    assert "mcp-protocol-version" in preflight.headers["access-control-allow-headers"].lower()
+    assert call.status_code == 200, call.text
+    assert call.headers["access-control-allow-origin"] == origin

@@ -36,6 +36,7 @@ from citeline.knowledge.router import router as knowledge_router
 from citeline.llm.openai_api import router as openai_router
 from citeline.llm.router import gateway as model_gateway_router
 from citeline.llm.router import router as models_router
+from citeline.mcp.router import router as mcp_router
 from citeline.mcp_server import install as install_mcp
 from citeline.reports.router import router as reports_router
 from citeline.resources import Resources
@@ -81,7 +82,16 @@ def create_app(resources: Resources) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Conversation-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "X-Conversation-Id",
+                # What a browser's MCP client sends to /mcp.
+                "Mcp-Protocol-Version",
+                "Mcp-Method",
+                "Mcp-Name",
+            ],
             expose_headers=["X-Request-Id", "X-Job-Id", "X-Conversation-Id"],
         )
     app.add_middleware(SameOrigin, allowed_origins=settings.cors_origins)
@@ -112,6 +122,7 @@ def create_app(resources: Resources) -> FastAPI:
         builder_short_router,
         agents_router,
         agents_gateway_router,
+        mcp_router,
         assistant_router,
     ):
         app.include_router(router, dependencies=signed_in)

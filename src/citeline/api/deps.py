@@ -23,6 +23,7 @@ from citeline.jobs.service import JobService
 from citeline.jobs.stream import StreamHub
 from citeline.knowledge.service import KnowledgeService
 from citeline.llm.service import ModelService
+from citeline.mcp import McpServers
 from citeline.reports.service import ReportService
 from citeline.resources import Resources
 from citeline.settings import Settings
@@ -152,3 +153,10 @@ ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
 BuilderServiceDep = Annotated[BuilderService, Depends(get_builder_service)]
 AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]
+
+
+def get_mcp_servers(resources: ResourcesDep, access: AccessDep) -> McpServers:
+    return resources.mcp_servers(access)
+
+
+McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]

@@ -34,6 +34,11 @@ def run_job(context: JobContext[AssistantDeps]) -> dict[str, Any]:
     except JobCancelled:
         run.close(RunState.cancelled, 0, "cancelled")
         raise
+    finally:
+        # The MCP toolbox holds live connections (stdio servers' processes).
+        close = getattr(run.toolbox, "close", None)
+        if callable(close):
+            close()
 
 
 RUN = JobKind(RUN_KIND, run_job, queue="high", timeout_seconds=1800, max_attempts=1)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.auth.access import Access, Role
 from citeline.auth.models import AuditEvent
-from citeline.db.engine import unit_of_work
+from citeline.db.base import utcnow
+from citeline.db.engine import Statements, unit_of_work
 from citeline.observability.logs import request_id_var
 
 MAX_PAGE = 500
@@ -80,3 +81,22 @@ def query(
         statement = statement.where(AuditEvent.id < before_id)
     with sessions() as session:
         return list(session.scalars(statement))
+
+
+def append(statements: Statements, entry: Entry) -> None:
+    """Record `entry` on its own in one autocommitted statement: the cheap path for events
+    written at a high rate beside the work they record (MCP tool calls)."""
+    statements.run(
+        insert(AuditEvent),
+        {
+            "at": utcnow(),
+            "actor": entry.actor,
+            "workspace_id": entry.workspace_id,
+            "action": entry.action,
+            "target": entry.target,
+            "outcome": entry.outcome,
+            "client": entry.client,
+            "request_id": request_id_var.get() or None,
+            "detail": entry.detail or {},
+        },
+    )

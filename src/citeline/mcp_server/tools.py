@@ -4,11 +4,10 @@ and returns a model. Like a router, with MCP instead of HTTP around it."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import Callable
+from contextlib import aclosing
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -35,8 +34,6 @@ from citeline.mcp_server.schemas import (
     SearchResult,
 )
 from citeline.resources import Resources
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -206,8 +203,12 @@ class Tools:
 
     async def _call(self, ctx: Context, work: Callable[[], T]) -> T:
         """Run blocking service code on a thread; its domain errors become tool errors."""
-        with _tool_errors(self.resources, ctx):
+        try:
             return await anyio.to_thread.run_sync(work)
+        except CitelineError as exc:
+            if isinstance(exc, Forbidden):
+                await anyio.to_thread.run_sync(_audit_refusal, self.resources, ctx, exc)
+            raise ToolError(f"{exc.title}: {exc.detail}") from exc
 
     async def _follow(
         self, ctx: Context, job_id: uuid.UUID, hub: StreamHub
@@ -219,6 +220,11 @@ class Tools:
         async with aclosing(follow(job_id, 0, events=self.resources.events, hub=hub)) as items:
             async for item in items:
                 if item is None:
+                    if hub.draining:
+                        raise ToolError(
+                            f"this Citeline server is stopping; the answer job {job_id} goes on: "
+                            f"GET /v1/answers/{job_id}/result once it is done"
+                        )
                     continue
                 _, kind, raw = item
                 data: dict[str, Any] = json.loads(raw).get("data") or {}
@@ -231,6 +237,9 @@ class Tools:
                         continue
                     last_token = time.monotonic()
                 message = _progress_message(kind, data, tokens)
+                if kind == "queued":
+                    # Said first, so that a client whose stream is cut knows what to follow.
+                    message = f"queued for a worker as answer job {job_id}"
                 if message is not None:
                     step += 1
                     await ctx.report_progress(step, None, message)
@@ -250,16 +259,6 @@ def _request(ctx: Context) -> Request:
     if not isinstance(request, Request):
         raise ToolError("Citeline's tools are served over HTTP only")
     return request
-
-
-@contextmanager
-def _tool_errors(resources: Resources, ctx: Context) -> Iterator[None]:
-    try:
-        yield
-    except CitelineError as exc:
-        if isinstance(exc, Forbidden):
-            _audit_refusal(resources, ctx, exc)
-        raise ToolError(f"{exc.title}: {exc.detail}") from exc
 
 
 def _audit_refusal(resources: Resources, ctx: Context, exc: Forbidden) -> None:
@@ -283,8 +282,6 @@ def _audit_refusal(resources: Resources, ctx: Context, exc: Forbidden) -> None:
 
 def _progress_message(kind: str, data: dict[str, Any], tokens: int) -> str | None:
     match kind:
-        case "queued":
-            return "queued for a worker"
         case "started":
             return "started"
         case "retrieval":
@@ -345,7 +342,7 @@ def _answer(result: dict[str, Any], job_id: uuid.UUID) -> Answer:
 def _answer_text(answer: Answer) -> str:
     """The answer as a model reads it: the text, then each marker's source and quote."""
     if answer.status == "not_found":
-        return f"Not found in the knowledge base. {answer.reason or ''}".strip()
+        return f"Not found: {answer.answer or answer.reason or 'the knowledge base does not say'}"
     lines = [answer.answer, ""]
     for c in answer.citations:
         where = f"{c.title} ({c.source}, characters {c.start}-{c.end})"

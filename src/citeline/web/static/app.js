@@ -9,6 +9,7 @@ import { askView, closeSource } from "./ask.js";
 import { assistantView } from "./assistant.js";
 import { el, toast } from "./dom.js";
 import { jobsView } from "./jobs.js";
+import { mcpView } from "./mcp.js";
 import { knowledgeView } from "./knowledge.js";
 import { modelsView } from "./models.js";
 import { reportsView } from "./reports.js";
@@ -21,7 +22,7 @@ import { signinView } from "./signin.js";
 const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
-  access: accessView, agents: agentsView, assistant: assistantView,
+  access: accessView, agents: agentsView, assistant: assistantView, mcp: mcpView,
   builder: builderView,
 };
 const RETURN_KEY = "citeline.return";

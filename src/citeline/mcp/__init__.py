@@ -1,0 +1,7 @@
+"""MCP servers a workspace registers, and the tools they offer to the assistant: discovery,
+per-role policies, safe calls with timeouts, rate limits and an audit trail."""
+
+from citeline.mcp.service import McpServers
+from citeline.mcp.toolbox import ApprovingToolbox, McpCallResult, McpTool, McpToolbox
+
+__all__ = ["ApprovingToolbox", "McpCallResult", "McpServers", "McpTool", "McpToolbox"]

@@ -1,0 +1,216 @@
+"""Registering, listing and removing a workspace's MCP servers, their tools and policies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import redis
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.auth import Access, Role, audit
+from citeline.db.engine import unit_of_work
+from citeline.errors import Conflict, InvalidInput, NotFound, UpstreamError
+from citeline.mcp.adapter import McpFailure, ToolInfo
+from citeline.mcp.models import McpServer, McpToolPolicy
+from citeline.mcp.policy import Policy, decide
+from citeline.mcp.secrets import SecretBox
+from citeline.mcp.toolbox import McpToolbox, overrides_for, policies_changed, qualified_name
+from citeline.mcp.validation import (
+    check_args,
+    check_env,
+    check_headers,
+    check_http_url,
+    check_name,
+    check_stdio_command,
+)
+from citeline.settings import Settings
+
+MAX_SERVERS = 100
+
+
+class McpServers:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        settings: Settings,
+        access: Access,
+        box: SecretBox,
+        toolbox: Callable[[], McpToolbox],
+    ) -> None:
+        self.sessions = sessions
+        self.redis = connection
+        self.settings = settings
+        self.access = access
+        self.box = box
+        self._toolbox = toolbox
+
+    def register(
+        self,
+        name: str,
+        transport: str,
+        *,
+        command: str | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        url: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> McpServer:
+        """Workspace admins add HTTP servers; only instance administrators add stdio ones."""
+        self.access.require(Role.admin, "register MCP servers")
+        check_name(name)
+        env, headers, args = env or {}, headers or {}, args or []
+        if transport == "stdio":
+            self.access.require_instance_admin("register a stdio MCP server (a command it runs)")
+            if url is not None or headers:
+                raise InvalidInput(
+                    "a stdio server takes command, args and env, not url or headers", field="url"
+                )
+            if command is None:
+                raise InvalidInput("a stdio server needs a command", field="command")
+            check_stdio_command(command, self.settings)
+            check_args(args)
+            check_env(env)
+        elif transport == "http":
+            if command is not None or args or env:
+                raise InvalidInput(
+                    "an http server takes url and headers, not command, args or env",
+                    field="command",
+                )
+            if url is None:
+                raise InvalidInput("an http server needs a url", field="url")
+            check_http_url(url, self.settings)
+            check_headers(headers)
+        else:
+            raise InvalidInput("transport must be 'stdio' or 'http'", field="transport")
+        server = McpServer(
+            id=uuid.uuid4(),
+            workspace_id=self.access.owned_workspace(),
+            name=name,
+            transport=transport,
+            command=command,
+            args=args,
+            url=url,
+            secrets=self.box.seal({"env": env, "headers": headers}),
+            env_names=sorted(env),
+            header_names=sorted(headers),
+            created_by=self.access.subject,
+        )
+        try:
+            with unit_of_work(self.sessions) as session:
+                count = len(
+                    session.scalars(
+                        select(McpServer.id).where(McpServer.workspace_id == server.workspace_id)
+                    ).all()
+                )
+                if count >= MAX_SERVERS:
+                    raise Conflict(f"a workspace may have at most {MAX_SERVERS} MCP servers")
+                session.add(server)
+                audit.add(
+                    session,
+                    audit.by(
+                        self.access,
+                        "mcp_server.create",
+                        str(server.id),
+                        name=name,
+                        transport=transport,
+                    ),
+                )
+                session.flush()
+                session.expunge(server)
+        except IntegrityError:
+            raise Conflict(f"an MCP server named {name!r} already exists here") from None
+        return server
+
+    def all(self) -> list[McpServer]:
+        statement = select(McpServer).order_by(McpServer.name)
+        if not self.access.is_system:
+            statement = statement.where(McpServer.workspace_id == self.access.workspace_id)
+        with self.sessions() as session:
+            servers = list(session.scalars(statement))
+            session.expunge_all()
+            return servers
+
+    def get(self, ref: uuid.UUID | str) -> McpServer:
+        """By id or name, within the caller's workspace (another's is not found)."""
+        with self.sessions() as session:
+            server = None
+            try:
+                server = session.get(McpServer, uuid.UUID(str(ref)))
+            except ValueError:
+                statement = select(McpServer).where(
+                    McpServer.name == str(ref),
+                    McpServer.workspace_id == self.access.owned_workspace(),
+                )
+                server = session.scalars(statement).first()
+            if server is None or not self.access.sees(server.workspace_id):
+                raise NotFound(f"MCP server {ref} not found")
+            session.expunge(server)
+            return server
+
+    def delete(self, ref: uuid.UUID | str) -> None:
+        server = self.get(ref)
+        self.access.require(Role.admin, "remove MCP servers")
+        with unit_of_work(self.sessions) as session:
+            session.execute(delete(McpServer).where(McpServer.id == server.id))
+            audit.add(
+                session,
+                audit.by(self.access, "mcp_server.delete", str(server.id), name=server.name),
+            )
+        policies_changed(self.redis, server.id)
+
+    def tools(
+        self, ref: uuid.UUID | str, *, refresh: bool = False
+    ) -> tuple[McpServer, list[ToolInfo], dict[tuple[str, str], str]]:
+        """The server's tools (from the cache unless `refresh`) with the admins' overrides."""
+        server = self.get(ref)
+        with self._toolbox() as toolbox:
+            try:
+                infos = toolbox.server_tools(server, refresh=refresh)
+            except McpFailure as failure:
+                raise UpstreamError(failure.message) from failure
+        return server, infos, overrides_for(self.sessions, [server.id]).get(server.id, {})
+
+    def set_policies(
+        self, ref: uuid.UUID | str, policies: list[tuple[str, str, str]]
+    ) -> list[tuple[str, str, str]]:
+        """Replace the server's overrides with `policies`, (tool, role, policy) each."""
+        server = self.get(ref)
+        self.access.require(Role.admin, "set MCP tool policies")
+        rows = {}
+        for tool, role, policy in policies:
+            Role(role), Policy(policy)
+            rows[(tool, role)] = policy
+        with unit_of_work(self.sessions) as session:
+            session.execute(delete(McpToolPolicy).where(McpToolPolicy.server_id == server.id))
+            for (tool, role), policy in rows.items():
+                session.add(
+                    McpToolPolicy(
+                        server_id=server.id,
+                        tool_name=tool,
+                        role=role,
+                        policy=policy,
+                        set_by=self.access.subject,
+                    )
+                )
+            audit.add(
+                session,
+                audit.by(self.access, "mcp_server.policies", str(server.id), count=len(rows)),
+            )
+        policies_changed(self.redis, server.id)
+        return [(tool, role, policy) for (tool, role), policy in sorted(rows.items())]
+
+    def policies(self, ref: uuid.UUID | str) -> list[tuple[str, str, str]]:
+        server = self.get(ref)
+        found = overrides_for(self.sessions, [server.id]).get(server.id, {})
+        return [(tool, role, policy) for (tool, role), policy in sorted(found.items())]
+
+
+def effective(info: ToolInfo, overrides: dict[tuple[str, str], str]) -> dict[str, Policy]:
+    return {role.value: decide(info, role, overrides) for role in Role}
+
+
+__all__ = ["McpServers", "effective", "qualified_name"]

@@ -1,0 +1,608 @@
+"""The MCP tools a caller may use, and calling them: what the assistant's tool loop is given.
+
+`McpToolbox` lists the tools of its workspace's servers that the caller's role may use (deny
+tools are not listed), and calls one by its qualified name. Every call is checked in the same
+order - the policy (`citeline.mcp.policy.decide`, failing closed), the arguments against the
+tool's input schema, the per-tool rate limit - then made with the adapter's timeouts, and
+recorded in the audit log. A failure of any kind is an `is_error` result whose text tells the
+model what went wrong; only a misuse of the toolbox itself raises.
+
+Connections live on one event-loop thread per toolbox (an anyio blocking portal) and are kept
+open between calls; `close()` ends them (a stdio server's whole process group).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jsonschema
+import redis
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from citeline.auth import Access, audit
+from citeline.db.engine import Statements
+from citeline.errors import CitelineError
+from citeline.llm import ToolSpec
+from citeline.mcp.adapter import (
+    CallOutcome,
+    Connection,
+    Endpoint,
+    Limits,
+    McpFailure,
+    ToolInfo,
+    connect,
+    failure_from,
+)
+from citeline.mcp.models import McpServer, McpToolPolicy
+from citeline.mcp.policy import Policy, decide
+from citeline.mcp.secrets import SecretBox
+from citeline.mcp.validation import check_http_url, check_stdio_command
+from citeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 64  # what OpenAI-compatible providers accept for a function name
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+CACHE_KEY = "citeline:mcp:tools:{server_id}"
+# Changed (to a new random value) whenever a server's policies change or it is removed, so a
+# toolbox re-reads them from the database only then.
+POLICY_KEY = "citeline:mcp:policies:{server_id}"
+AUDIT_DRAIN_SECONDS = 30.0
+POLICY_VERSION_TTL = 7 * 86400
+# Even when Redis missed a change (it was down when the admin saved), none lives longer.
+POLICY_RECHECK_SECONDS = 30.0
+Progress = Callable[[float, float | None, str | None], None]
+
+
+@dataclass(frozen=True)
+class McpTool:
+    """A tool the caller may use: `name` is the model-safe qualified name."""
+
+    name: str
+    server_id: uuid.UUID
+    server_name: str
+    tool_name: str
+    description: str
+    input_schema: dict[str, Any]
+    policy: Literal["allow", "ask"]
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(name=self.name, description=self.description, parameters=self.input_schema)
+
+
+@dataclass(frozen=True)
+class McpCallResult:
+    text: str
+    is_error: bool
+    duration_ms: float
+    truncated: bool = False
+
+
+def qualified_name(server_name: str, tool_name: str) -> str:
+    """`<server>__<tool>`, letters, digits, `_` and `-` only, at most 64 characters."""
+    name = f"{_UNSAFE.sub('_', server_name)}__{_UNSAFE.sub('_', tool_name)}"
+    if len(name) <= MAX_NAME and _UNSAFE.sub("_", tool_name) == tool_name:
+        return name
+    digest = hashlib.sha256(f"{server_name}/{tool_name}".encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}_{digest}"
+
+
+def argument_digest(arguments: Any) -> str:
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def limits_for(settings: Settings) -> Limits:
+    return Limits(
+        init_seconds=settings.mcp_init_timeout_seconds,
+        call_seconds=settings.mcp_call_timeout_seconds,
+        max_result_chars=settings.mcp_result_max_chars,
+        cpu_seconds=settings.mcp_stdio_cpu_seconds,
+        memory_mib=settings.mcp_stdio_memory_mib,
+    )
+
+
+@dataclass
+class _Live:
+    context: AbstractContextManager[Connection]
+    connection: Connection
+    opened: float
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tool: McpTool
+    info: ToolInfo
+    server: McpServer
+
+
+class McpToolbox:
+    """The MCP tools of `access`'s workspace, for one caller; close it when done."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        connection: redis.Redis,
+        settings: Settings,
+        access: Access,
+        box: SecretBox,
+        statements: Statements,
+    ) -> None:
+        self.sessions = sessions
+        self.statements = statements  # autocommitted single statements: the audit rows
+        self.redis = connection
+        self.settings = settings
+        self.access = access
+        self.box = box
+        self.limits = limits_for(settings)
+        self._portal_context: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._live: dict[uuid.UUID, _Live] = {}
+        self._entries: dict[str, _Entry] | None = None
+        self._lock = threading.RLock()
+        self._policies: dict[uuid.UUID, tuple[bytes, float, dict[tuple[str, str], str]]] = {}
+        # Audit rows are written beside the calls, off their path, and drained at `flush`
+        # and `close`.
+        self._auditor: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        storage = RedisStorage(
+            "redis://", connection_pool=connection.connection_pool, key_prefix="citeline:limits"
+        )
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        per_minute = settings.mcp_tool_calls_per_minute
+        self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+
+    # The interface of the assistant's tool loop.
+
+    def tools(self) -> list[McpTool]:
+        """Every tool the caller may use (allow or ask), by qualified name. A server that cannot
+        be reached is left out (and logged) rather than failing the whole list."""
+        with self._lock:
+            self._entries = self._load()
+            return [entry.tool for entry in self._entries.values()]
+
+    def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        run_id: str | uuid.UUID | None = None,
+        approved: bool = False,
+        progress: Progress | None = None,
+    ) -> McpCallResult:
+        """Call the tool `name` with `arguments`. An "ask" tool runs only with `approved`
+        (a person said yes); everything that goes wrong is an `is_error` result. `progress`
+        hears the server's progress notifications (on the toolbox's event-loop thread)."""
+        started = time.perf_counter()
+        with self._lock:
+            if self._entries is None or name not in self._entries:
+                self._entries = self._load()
+            entry = self._entries.get(name)
+            if entry is None:
+                known = ", ".join(sorted(self._entries)) or "none"
+                return self._refuse(
+                    None,
+                    name,
+                    arguments,
+                    run_id,
+                    started,
+                    "denied",
+                    f"There is no tool named {name!r} that you may use. Tools: {known}.",
+                )
+            refusal = self._check(entry, arguments, approved)
+            if refusal is not None:
+                outcome, text = refusal
+                return self._refuse(entry, name, arguments, run_id, started, outcome, text)
+            assert isinstance(arguments, dict)
+            return self._call(entry, arguments, run_id, started, progress)
+
+    def flush(self) -> None:
+        """Wait until every call so far is in the audit log."""
+        pending, self._pending = self._pending, []
+        done, late = wait(pending, timeout=AUDIT_DRAIN_SECONDS)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                log.error("mcp tool call not audited", extra={"error": repr(error)})
+        if late:
+            log.error("mcp tool calls not audited in time", extra={"count": len(late)})
+
+    def close(self) -> None:
+        with self._lock:
+            for server_id in list(self._live):
+                self._drop(server_id)
+            if self._portal_context is not None:
+                self._portal_context.__exit__(None, None, None)
+            self._portal_context = self._portal = None
+            self.flush()
+            if self._auditor is not None:
+                self._auditor.shutdown(wait=True)
+                self._auditor = None
+
+    def __enter__(self) -> McpToolbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Used by the service for the servers page.
+
+    def server_tools(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
+        """The tools `server` offers, from the cache unless `refresh`; raises McpFailure."""
+        with self._lock:
+            return self._discover(server, refresh=refresh)
+
+    # Checks, in order.
+
+    def _check(
+        self, entry: _Entry, arguments: dict[str, Any] | None, approved: bool
+    ) -> tuple[str, str] | None:
+        overrides = self._current_policies(entry.server.id)
+        if overrides is None:
+            return "denied", f"The tool {entry.tool.name!r} is gone: its server was removed."
+        policy = decide(entry.info, self.access.role, overrides)
+        if policy is Policy.deny:
+            return "denied", f"The tool {entry.tool.name!r} is not allowed for your role."
+        if policy is Policy.ask and not approved:
+            return (
+                "denied",
+                f"The tool {entry.tool.name!r} needs a person's approval before each call.",
+            )
+        if not isinstance(arguments, dict):
+            return "failed", "The arguments must be a JSON object."
+        problem = _schema_problem(entry.info.input_schema, arguments)
+        if problem is not None:
+            return "failed", (
+                f"The arguments for {entry.tool.name!r} do not match its input schema: "
+                f"{problem}. Call it again with arguments that match."
+            )
+        if self._rate is not None:
+            key = ("mcp-tool", self.access.subject, entry.tool.name)
+            try:
+                allowed = self._limiter.hit(self._rate, *key)
+            except redis.RedisError as exc:
+                log.warning("mcp tool rate limit not counted", extra={"error": str(exc)})
+                allowed = True
+            if not allowed:
+                stats = self._limiter.get_window_stats(self._rate, *key)
+                wait = max(1, math.ceil(stats.reset_time - time.time()))
+                return "denied", (
+                    f"The tool {entry.tool.name!r} was called too often: the limit is "
+                    f"{self._rate.amount} calls per minute; try again in {wait} s."
+                )
+        return None
+
+    def _call(
+        self,
+        entry: _Entry,
+        arguments: dict[str, Any],
+        run_id: Any,
+        started: float,
+        progress: Progress | None,
+    ) -> McpCallResult:
+        server = entry.server
+        error: str | None = None
+
+        async def heard(done: float, total: float | None, message: str | None) -> None:
+            if progress is not None:
+                progress(done, total, message)
+
+        try:
+            connection = self._connection(server)
+            outcome = self._run(
+                connection.call_tool, entry.info.name, arguments, heard if progress else None
+            )
+        except McpFailure as failure:
+            self._drop(server.id)
+            error = failure.message
+            outcome = CallOutcome(f"The tool call failed: {failure.message}.", True, False)
+        duration = (time.perf_counter() - started) * 1000
+        self._audit(
+            entry.tool.name,
+            server,
+            entry.info.name,
+            arguments,
+            run_id,
+            duration,
+            "failed" if error is not None else "ok",
+            error,
+            is_error=outcome.is_error,
+        )
+        return McpCallResult(outcome.text, outcome.is_error, round(duration, 2), outcome.truncated)
+
+    def _refuse(
+        self,
+        entry: _Entry | None,
+        name: str,
+        arguments: Any,
+        run_id: Any,
+        started: float,
+        outcome: str,
+        text: str,
+    ) -> McpCallResult:
+        duration = (time.perf_counter() - started) * 1000
+        self._audit(
+            name,
+            entry.server if entry else None,
+            entry.info.name if entry else None,
+            arguments,
+            run_id,
+            duration,
+            outcome,
+            text,
+        )
+        return McpCallResult(text, True, round(duration, 2))
+
+    def _audit(
+        self,
+        name: str,
+        server: McpServer | None,
+        tool_name: str | None,
+        arguments: Any,
+        run_id: Any,
+        duration_ms: float,
+        outcome: str,
+        error: str | None,
+        *,
+        is_error: bool = True,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "server_id": str(server.id) if server else None,
+            "server": server.name if server else None,
+            "tool": tool_name,
+            "arguments_sha256": argument_digest(arguments),
+            "duration_ms": round(duration_ms, 2),
+            "run_id": str(run_id) if run_id is not None else None,
+            "is_error": is_error,
+        }
+        if error is not None:
+            detail["error"] = error[:500]
+        entry = audit.Entry(
+            "mcp.tool_call",
+            self.access.subject,
+            server.workspace_id if server else self.access.workspace_id,
+            target=name,
+            outcome=outcome,
+            detail=detail,
+        )
+        if self._auditor is None:
+            self._auditor = ThreadPoolExecutor(1, thread_name_prefix="mcp-audit")
+        self._pending = [future for future in self._pending if not future.done()]
+        self._pending.append(self._auditor.submit(audit.append, self.statements, entry))
+
+    # Servers, tools and connections.
+
+    def _load(self) -> dict[str, _Entry]:
+        statement = select(McpServer).order_by(McpServer.name)
+        if not self.access.is_system:
+            statement = statement.where(McpServer.workspace_id == self.access.workspace_id)
+        with self.sessions() as session:
+            servers = list(session.scalars(statement))
+            session.expunge_all()
+        overrides = self._overrides([server.id for server in servers])
+        entries: dict[str, _Entry] = {}
+        for server in servers:
+            try:
+                infos = self._discover(server)
+            except McpFailure as failure:
+                log.warning(
+                    "mcp server left out", extra={"server": server.name, "error": str(failure)}
+                )
+                continue
+            for info in infos:
+                policy = decide(info, self.access.role, overrides.get(server.id, {}))
+                if policy is Policy.deny:
+                    continue
+                tool = McpTool(
+                    name=qualified_name(server.name, info.name),
+                    server_id=server.id,
+                    server_name=server.name,
+                    tool_name=info.name,
+                    description=info.description,
+                    input_schema=info.input_schema,
+                    policy="allow" if policy is Policy.allow else "ask",
+                )
+                entries[tool.name] = _Entry(tool, info, server)
+        return entries
+
+    def _overrides(
+        self, server_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[tuple[str, str], str]]:
+        """Per server, the admins' policies by (tool name, role)."""
+        return overrides_for(self.sessions, server_ids)
+
+    def _current_policies(self, server_id: uuid.UUID) -> dict[tuple[str, str], str] | None:
+        """The server's overrides as they are now; None when the server is gone. Read from the
+        database unless Redis says nothing changed since the last read."""
+        key = POLICY_KEY.format(server_id=server_id)
+        try:
+            version = self.redis.get(key)
+            if version is None:
+                self.redis.set(key, uuid.uuid4().hex, nx=True, ex=POLICY_VERSION_TTL)
+                version = self.redis.get(key)
+        except redis.RedisError:
+            version = None
+        cached = self._policies.get(server_id)
+        if (
+            version is not None
+            and cached is not None
+            and cached[0] == version
+            and time.monotonic() - cached[1] < POLICY_RECHECK_SECONDS
+        ):
+            return cached[2]
+        with self.sessions() as session:
+            if session.get(McpServer, server_id) is None:
+                return None
+        overrides = self._overrides([server_id]).get(server_id, {})
+        if isinstance(version, bytes):
+            self._policies[server_id] = (version, time.monotonic(), overrides)
+        return overrides
+
+    def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
+        key = CACHE_KEY.format(server_id=server.id)
+        live = self._live.get(server.id)
+        stale = live is not None and live.connection.tools_changed.is_set()
+        if not refresh and not stale:
+            try:
+                cached = self.redis.get(key)
+            except redis.RedisError:
+                cached = None
+            if cached:
+                return [ToolInfo.from_json(item) for item in json.loads(cached)]
+        connection = self._connection(server)
+        try:
+            infos: list[ToolInfo] = self._run(connection.list_tools)
+        except McpFailure:
+            self._drop(server.id)
+            raise
+        payload = json.dumps([info.as_json() for info in infos])
+        try:
+            self.redis.set(key, payload, ex=self.settings.mcp_tools_cache_seconds)
+        except redis.RedisError as exc:
+            log.warning("mcp tool list not cached", extra={"error": str(exc)})
+        return infos
+
+    def _connection(self, server: McpServer) -> Connection:
+        live = self._live.get(server.id)
+        if live is not None:
+            too_old = time.monotonic() - live.opened > self.settings.mcp_stdio_max_seconds
+            if live.connection.broken is None and not too_old:
+                return live.connection
+            self._drop(server.id)
+        endpoint = self._endpoint(server)
+        portal = self._portal_now()
+        context = portal.wrap_async_context_manager(connect(endpoint, self.limits))
+        try:
+            connection = context.__enter__()
+        except McpFailure:
+            raise
+        except Exception as exc:  # an SDK or transport error the adapter did not name
+            failure = failure_from(exc, server.name) or McpFailure(
+                "unreachable", f"MCP server {server.name!r} could not be started: {exc!r}"
+            )
+            raise failure from exc
+        key = CACHE_KEY.format(server_id=server.id)
+
+        def forget() -> None:
+            try:
+                self.redis.delete(key)
+            except redis.RedisError as exc:
+                log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
+
+        connection.on_tools_changed = forget
+        self._live[server.id] = _Live(context, connection, time.monotonic())
+        return connection
+
+    def _endpoint(self, server: McpServer) -> Endpoint:
+        """Checked again at each connection: the allowlist or DNS may have changed."""
+        secrets = self.box.open(server.secrets)
+        try:
+            if server.transport == "stdio":
+                assert server.command is not None
+                command = check_stdio_command(server.command, self.settings)
+                return Endpoint(
+                    server.name,
+                    "stdio",
+                    command=command,
+                    args=tuple(server.args),
+                    env=secrets.get("env", {}),
+                )
+            assert server.url is not None
+            check_http_url(server.url, self.settings)
+            return Endpoint(server.name, "http", url=server.url, headers=secrets.get("headers", {}))
+        except CitelineError as exc:
+            raise McpFailure(
+                "refused", f"MCP server {server.name!r} may not be used: {exc.detail}"
+            ) from exc
+
+    def _drop(self, server_id: uuid.UUID) -> None:
+        live = self._live.pop(server_id, None)
+        if live is None:
+            return
+        try:
+            live.context.__exit__(None, None, None)
+        except Exception as exc:  # noqa: BLE001 - closing a broken connection; nothing to save
+            log.warning("mcp connection closed with an error", extra={"error": repr(exc)})
+
+    def _portal_now(self) -> BlockingPortal:
+        if self._portal is None:
+            self._portal_context = start_blocking_portal()
+            self._portal = self._portal_context.__enter__()
+        return self._portal
+
+    def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._portal_now().call(function, *args)
+
+
+def policies_changed(connection: redis.Redis, server_id: uuid.UUID) -> None:
+    """Tell every toolbox to re-read the server's policies (or find it gone)."""
+    connection.set(POLICY_KEY.format(server_id=server_id), uuid.uuid4().hex, ex=POLICY_VERSION_TTL)
+
+
+def overrides_for(
+    sessions: sessionmaker[Session], server_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[tuple[str, str], str]]:
+    found: dict[uuid.UUID, dict[tuple[str, str], str]] = {}
+    if not server_ids:
+        return found
+    with sessions() as session:
+        rows = session.scalars(select(McpToolPolicy).where(McpToolPolicy.server_id.in_(server_ids)))
+        for row in rows:
+            found.setdefault(row.server_id, {})[(row.tool_name, row.role)] = row.policy
+    return found
+
+
+def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:
+    try:
+        validator_class = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator
+        )
+        validator = validator_class(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    except jsonschema.exceptions.SchemaError:
+        return "the tool's own schema is invalid, so no arguments can be checked"
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where + ': ' if where else ''}{error.message}"
+
+
+class ApprovingToolbox:
+    """An `McpToolbox` for a caller that asks a person before every call of an "ask" tool
+    (the assistant's run, which pauses for approval): a call of a tool it was shown as "ask"
+    counts as approved, while one shown as "allow" must still be allowed when it is made.
+    The policy itself is still decided, and enforced, by the toolbox."""
+
+    def __init__(self, toolbox: McpToolbox) -> None:
+        self.toolbox = toolbox
+        self._asked: set[str] = set()
+
+    def tools(self) -> list[McpTool]:
+        listed = self.toolbox.tools()
+        self._asked = {tool.name for tool in listed if tool.policy == "ask"}
+        return listed
+
+    def call(
+        self, name: str, arguments: dict[str, Any], *, run_id: str | None = None
+    ) -> McpCallResult:
+        return self.toolbox.call(name, arguments, run_id=run_id, approved=name in self._asked)
+
+    def close(self) -> None:
+        self.toolbox.close()
