@@ -45,6 +45,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.report_exports
 	.venv/bin/python -m benchmarks.report_quality
 	.venv/bin/python -m benchmarks.cluster_scaling
+	.venv/bin/python -m benchmarks.agent_builder
 	.venv/bin/python -m benchmarks.mcp_server
 	.venv/bin/python -m benchmarks.assistant_latency
 	.venv/bin/python -m benchmarks.tool_choice

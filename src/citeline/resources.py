@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline import agents, answers, assistant, knowledge, llm, reports
+from citeline.agent_builder import BuilderService, CompletedSessions, ToolSource
 from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
@@ -69,6 +70,8 @@ class Resources:
     lifecycle: Lifecycle
     registry: JobRegistry
     store: ObjectStore  # uploaded originals and exports, local or S3 (CITELINE_STORAGE_BACKEND)
+    # Where the agent builder finds each workspace's tools beyond the built-in ones.
+    builder_tool_sources: tuple[ToolSource, ...] = ()
     # Hooks other domains fill once they exist: tools beyond the built-in ones (MCP), and the
     # agent builder's completed sessions.
     external_tools: ExternalTools | None = field(default=None)
@@ -112,6 +115,7 @@ class Resources:
             lifecycle,
             registry,
             store_for(settings),
+            builder_sessions=CompletedSessions(sessions),
         )
 
     # Services act for `access`; without one they act as the system itself, which sees every
@@ -143,6 +147,17 @@ class Resources:
     def reports(self, access: Access | None = None) -> ReportService:
         return ReportService(
             self.sessions, self.jobs(access), self.knowledge(access), self.store, self.settings
+        )
+
+    def builder(self, access: Access | None = None) -> BuilderService:
+        return BuilderService(
+            self.sessions,
+            self.redis,
+            self.settings,
+            access or Access.system(),
+            jobs=self.jobs(access),
+            embedder=lambda: llm.embedder_for(self.settings),
+            tool_sources=self.builder_tool_sources,
         )
 
     def agents(self, access: Access | None = None) -> AgentService:

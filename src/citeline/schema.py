@@ -2,6 +2,7 @@
 (tests compare them; `scripts/new_migration.py` drafts a revision from the difference).
 Like the composition root, it knows every domain, and nothing below it imports it."""
 
+from citeline.agent_builder.models import BuilderSession
 from citeline.agents.models import Agent, AgentStep, AgentTask
 from citeline.answers.models import Conversation, Turn
 from citeline.assistant.models import (
@@ -38,6 +39,7 @@ __all__ = [
     "AssistantToolCall",
     "AuditEvent",
     "Base",
+    "BuilderSession",
     "Chunk",
     "ChunkTerm",
     "Conversation",

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     report_section_max_tokens: Annotated[int, Field(ge=32, le=4096)] = 320
     report_min_relevance: Annotated[float, Field(ge=-1, le=1)] = 0.35
 
+    # Agent builder sessions: how long a session's live state stays in Redis without activity
+    # (then it is abandoned until resumed), the model alias that reads each message, and how
+    # long one reading may take.
+    agent_builder_ttl_seconds: Annotated[int, Field(ge=1)] = 3600
+    agent_builder_model: str = "assistant"
+    agent_builder_model_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     # The assistant: tool steps per reply, reply length, passages per search, how long a
     # run's live state stays in Redis, how long a tool call waits for approval, and limits
     # per conversation (messages per minute, 0 turns it off; characters per message).

@@ -37,6 +37,7 @@ SMOKE = {
     # Needs root (network namespaces), as tests/cluster does.
     "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
                         "--deaths", "1"],
+    "agent_builder": ["--conversations", "1"],
     "mcp_server": ["--queries", "5", "--rounds", "1", "--documents", "2"],
 }  # fmt: skip
 

@@ -276,8 +276,8 @@ def test_bad_input_is_refused_clearly_and_nothing_is_lost(api: str, resources: R
     refused(post(concurrency=0), 422, "concurrency")
     refused(
         httpx.post(f"{api}/v1/agents", json={"name": "built", "builder_session_id": "s1"}),
-        422,
-        "builder sessions not available",
+        404,
+        "builder session s1 not found",
     )
     refused(httpx.post(f"{api}/v1/agents", json={"name": "bare"}), 422, "system_prompt")
 

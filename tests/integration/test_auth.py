@@ -161,6 +161,7 @@ def _protected(world: World) -> list[tuple[str, str]]:
         "alias": "default",
         "number": "1",
         "report_id": world.report,
+        "session_id": str(uuid.uuid4()),
         "ref": str(uuid.uuid4()),
         "task_id": str(uuid.uuid4()),
         "agent_id": str(uuid.uuid4()),

@@ -34,6 +34,8 @@ EXCLUDED_PATHS = [
     "/v1/jobs/\\{job_id\\}/events",
     "/v1/agents/tasks/\\{task_id\\}/events",
     "/v1/answers",
+    "/sessions/\\{session_id\\}/message",
+    "/v1/agent-builder/sessions/\\{session_id\\}/message",
     "/v1/auth/oidc/.*",
     "/ready",
     "/metrics",

@@ -11,6 +11,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from prometheus_client import CollectorRegistry
 
 from citeline import __version__
+from citeline.agent_builder.router import router as builder_router
+from citeline.agent_builder.router import short as builder_short_router
 from citeline.agents.router import gateway as agents_gateway_router
 from citeline.agents.router import router as agents_router
 from citeline.answers.router import router as answers_router
@@ -116,6 +118,8 @@ def create_app(resources: Resources) -> FastAPI:
         answers_router,
         reports_router,
         openai_router,
+        builder_router,
+        builder_short_router,
         agents_router,
         agents_gateway_router,
         mcp_router,

@@ -10,6 +10,7 @@ from fastapi import Depends, Request, WebSocket
 from opentelemetry import trace
 from starlette.concurrency import run_in_threadpool
 
+from citeline.agent_builder import BuilderService
 from citeline.agents import AgentService
 from citeline.answers.service import AnswerService
 from citeline.assistant.service import AssistantService
@@ -108,6 +109,10 @@ def get_report_service(resources: ResourcesDep, access: AccessDep) -> ReportServ
     return resources.reports(access)
 
 
+def get_builder_service(resources: ResourcesDep, access: AccessDep) -> BuilderService:
+    return resources.builder(access)
+
+
 def get_agent_service(resources: ResourcesDep, access: AccessDep) -> AgentService:
     return resources.agents(access)
 
@@ -146,6 +151,7 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 InvitationsDep = Annotated[Invitations, Depends(get_invitations)]
 ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 SubjectLabelsDep = Annotated[SubjectLabels, Depends(get_subject_labels)]
+BuilderServiceDep = Annotated[BuilderService, Depends(get_builder_service)]
 AgentServiceDep = Annotated[AgentService, Depends(get_agent_service)]
 
 

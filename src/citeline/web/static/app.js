@@ -3,6 +3,7 @@
 // but sign-in needs a session.
 
 import { accessView } from "./admin.js";
+import { builderView } from "./agent-builder.js";
 import { agentsView } from "./agents.js";
 import { askView, closeSource } from "./ask.js";
 import { assistantView } from "./assistant.js";
@@ -22,6 +23,7 @@ const main = document.getElementById("main");
 const views = {
   ask: askView, knowledge: knowledgeView, reports: reportsView, jobs: jobsView, models: modelsView,
   access: accessView, agents: agentsView, assistant: assistantView, mcp: mcpView,
+  builder: builderView,
 };
 const RETURN_KEY = "citeline.return";
 let leaveView = () => {};
