@@ -8,16 +8,17 @@ See docs/adr/0001-composition-root.md.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from citeline import agents, answers, assistant, knowledge, llm, reports
-from citeline.agent_builder import BuilderService, CompletedSessions, ToolSource
-from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools
+from citeline.agent_builder import BuilderService, CompletedSessions, ToolInfo, ToolSource
+from citeline.agents import AgentDeps, AgentService, BuilderSessions, ExternalTools, ToolOutcome
 from citeline.answers.pipeline import AnswerDeps
 from citeline.answers.service import AnswerService
 from citeline.assistant import AssistantDeps, AssistantService, Toolbox
@@ -104,7 +105,7 @@ class Resources:
             sessions, connection, events, backoff_seconds=settings.job_retry_backoff_seconds
         )
         registry = JobRegistry((*JOB_KINDS, *job_kinds))
-        return cls(
+        resources = cls(
             settings,
             database_url,
             redis_url,
@@ -117,6 +118,10 @@ class Resources:
             store_for(settings),
             builder_sessions=CompletedSessions(sessions),
         )
+        mcp_tools = AgentMcpTools(resources.mcp_toolbox)
+        resources.external_tools = mcp_tools
+        resources.builder_tool_sources = (mcp_tools.infos,)
+        return resources
 
     # Services act for `access`; without one they act as the system itself, which sees every
     # workspace (workers, the CLI on the server's machine).
@@ -315,3 +320,46 @@ def _provides(
 ) -> tuple[AnswerDeps, KnowledgeDeps, ReportDeps, AgentDeps, AssistantDeps]:
     """What the domains' jobs need of `context.services`, which mypy checks this root gives."""
     return (resources, resources, resources, resources, resources)
+
+
+class AgentMcpTools:
+    """A workspace's MCP tools for agents and the agent builder. Agent tasks run unattended,
+    so they get only the tools a member may use without being asked ("allow"); an "ask" or
+    denied tool is neither listed nor callable (see citeline.mcp.policy)."""
+
+    def __init__(self, toolbox: Callable[[Access], McpToolbox]) -> None:
+        self.toolbox = toolbox
+
+    def _allowed(self, workspace_id: str) -> tuple[McpToolbox, dict[str, Any]]:
+        box = self.toolbox(Access("system", workspace_id, Role.member))
+        try:
+            return box, {t.name: t for t in box.tools() if t.policy == "allow"}
+        except BaseException:
+            box.close()
+            raise
+
+    def names(self, workspace_id: str) -> list[str]:
+        box, tools = self._allowed(workspace_id)
+        box.close()
+        return sorted(tools)
+
+    def infos(self, workspace_id: str) -> list[ToolInfo]:
+        box, tools = self._allowed(workspace_id)
+        box.close()
+        return [
+            ToolInfo(t.name, t.description, t.input_schema, source=f"mcp:{t.server_name}")
+            for t in tools.values()
+        ]
+
+    def call(self, workspace_id: str, name: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        box, tools = self._allowed(workspace_id)
+        try:
+            if name not in tools:
+                reason = f"the tool {name!r} is not one an agent may call without asking"
+                return ToolOutcome(ok=False, text=reason, error=reason)
+            result = box.call(name, dict(arguments))
+        finally:
+            box.close()
+        if result.is_error:
+            return ToolOutcome(ok=False, text=result.text, error=result.text)
+        return ToolOutcome(ok=True, text=result.text)
