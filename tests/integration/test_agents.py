@@ -213,6 +213,15 @@ def test_agents_are_versioned_by_name_and_report_their_status(
     refused = httpx.post(f"{api}/v1/agents/fleeting/tasks", json={"input": "hello"})
     assert refused.status_code == 409 and "offline" in refused.json()["detail"]
 
+    # Disabled by a person: offline, refusing tasks, until enabled again.
+    disabled = httpx.post(f"{api}/v1/agents/archivist/disable").json()
+    assert (disabled["status"], disabled["status_reason"]) == ("offline", "disabled")
+    assert not disabled["enabled"]
+    refused = httpx.post(f"{api}/v1/agents/archivist/tasks", json={"input": "hello"})
+    assert refused.status_code == 409 and "disabled" in refused.json()["detail"]
+    assert httpx.post(f"{api}/v1/agents/archivist/enable").json()["status"] == "idle"
+    assert httpx.post(f"{api}/v1/agents/nobody/disable").status_code == 404
+
     assert httpx.delete(f"{api}/v1/agents/archivist@1").status_code == 204
     assert httpx.get(f"{api}/v1/agents/archivist@1").status_code == 404
     assert httpx.get(f"{api}/v1/agents/archivist").json()["version"] == 2

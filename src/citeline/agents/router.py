@@ -153,6 +153,18 @@ def get_agent(ref: str, agents: AgentServiceDep) -> AgentOut:
     return AgentOut.of(agents.view(ref))
 
 
+@router.post("/{ref}/disable")
+def disable_agent(ref: str, agents: AgentServiceDep) -> AgentOut:
+    """Take the agent offline: it takes no new tasks (those it has go on)."""
+    return AgentOut.of(agents.set_enabled(ref, False))
+
+
+@router.post("/{ref}/enable")
+def enable_agent(ref: str, agents: AgentServiceDep) -> AgentOut:
+    """Bring a disabled agent back."""
+    return AgentOut.of(agents.set_enabled(ref, True))
+
+
 @router.get("/{ref}/workflow.mmd", response_class=PlainTextResponse)
 def agent_workflow_diagram(ref: str, agents: AgentServiceDep) -> str:
     """The agent's workflow as a Mermaid `flowchart TD`."""

@@ -322,6 +322,16 @@ class AgentService:
             agents = list(newest.values())
         return [self._view(agent) for agent in agents]
 
+    def set_enabled(self, ref: str, enabled: bool) -> AgentView:
+        """Take one version (`name@N`, an id, or `name`: its newest) offline, or back: a
+        disabled agent takes no new tasks; the ones it has go on."""
+        self.access.require(Role.member, "enable or disable agents")
+        with unit_of_work(self.sessions) as session:
+            agent = self._find(session, ref)
+            agent.enabled = enabled
+            agent_id = agent.id
+        return self.view(agent_id)
+
     def delete(self, ref: str) -> int:
         """Delete one version (`name@N`, an id) or every version (`name`) with their tasks;
         refused while one of their tasks has not ended."""
