@@ -25,7 +25,7 @@ from citeline.llm.messages import (
     Usage,
 )
 from citeline.llm.openai_api import ChatCompletionIn, to_chat_request
-from citeline.llm.providers.local_tools import read_reply
+from citeline.llm.providers.local_tools import AnswerStream, read_reply
 from citeline.llm.registry import VersionSpec
 from citeline.llm.routing import choose, sticky_point
 from citeline.llm.service import apply_version
@@ -213,3 +213,14 @@ def test_a_constrained_tool_reply_becomes_a_call_or_text() -> None:
     assert answer == [TextDelta(text="Hello"), finish]
     cut = read_reply('{"answer": "Hel', finish)
     assert cut == [TextDelta(text='{"answer": "Hel'), finish]
+
+
+def test_a_constrained_answer_streams_as_it_is_generated() -> None:
+    pieces = ['{"ans', 'wer": "He', "llo \\", '"world\\', "u00e9\\n", 'x"}']
+    reply = AnswerStream()
+    seen = [reply.feed(piece) for piece in pieces]
+    assert seen == ["", "He", "llo ", '"world', "é\n", "x"]  # escapes decoded across pieces
+    assert reply.answering and reply.closed
+    call = AnswerStream()
+    assert call.feed('{"tool": "get_weather", "arguments": {"city": "Oslo"}}') == ""
+    assert not call.answering  # a tool call is read whole, at the end

@@ -28,7 +28,7 @@ from citeline.errors import InvalidInput, ProviderError
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
 from citeline.llm.model_server import SharedModel, wait_until_up
 from citeline.llm.providers.base import Holdings, Lease
-from citeline.llm.providers.local_tools import constrained, read_reply
+from citeline.llm.providers.local_tools import AnswerStream, constrained, read_reply
 from citeline.llm.providers.openai_wire import ChunkReader, request_body
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,17 @@ class LocalProvider:
         yield from self._generate(request, lease)
 
     def _with_tools(self, request: ChatRequest, lease: Lease | None) -> Iterator[ChatEvent]:
-        text: list[str] = []
+        reply = AnswerStream()
         for event in self._generate(constrained(request), lease):
             if isinstance(event, TextDelta):
-                text.append(event.text)
+                streamed = reply.feed(event.text)
+                if streamed:
+                    yield TextDelta(text=streamed)
             elif isinstance(event, Finish):
-                yield from read_reply("".join(text), event)
+                if reply.answering:
+                    yield event  # the answer went out as it came
+                else:
+                    yield from read_reply(reply.raw, event)
 
     def _generate(self, request: ChatRequest, lease: Lease | None) -> Iterator[ChatEvent]:
         if self.config.server is not None:

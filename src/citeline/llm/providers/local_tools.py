@@ -9,6 +9,7 @@ produce anything else; the reply is then read back into a text delta or a tool c
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -89,3 +90,60 @@ def read_reply(text: str, finish: Finish) -> list[ChatEvent]:
 
 def _finish(reason: FinishReason, usage: Usage) -> Finish:
     return Finish(reason=reason, usage=usage)
+
+
+_ANSWER_OPENING = re.compile(r'\s*\{\s*"answer"\s*:\s*"')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+class AnswerStream:
+    """Reads the constrained reply as it is generated, so an answer reaches the reader token by
+    token rather than when the whole JSON is complete: once the reply opens with
+    `{"answer": "`, the string's characters are handed on as they come (JSON escapes decoded);
+    a tool call is only read whole, at the end."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.answering = False
+        self.closed = False  # the answer string ended
+        self._pending = ""  # an escape sequence not yet complete
+
+    def feed(self, delta: str) -> str:
+        """The answer text that `delta` adds (empty while deciding, or for a tool call)."""
+        self.raw += delta
+        if not self.answering:
+            opening = _ANSWER_OPENING.match(self.raw)
+            if opening is None:
+                return ""
+            self.answering = True
+            delta = self.raw[opening.end() :]
+        return self._decode(delta)
+
+    def _decode(self, text: str) -> str:
+        out: list[str] = []
+        text = self._pending + text
+        self._pending = ""
+        index = 0
+        while index < len(text) and not self.closed:
+            char = text[index]
+            if char == '"':
+                self.closed = True
+            elif char == "\\":
+                if index + 1 >= len(text):
+                    self._pending = text[index:]
+                    break
+                code = text[index + 1]
+                if code == "u":
+                    if index + 6 > len(text):
+                        self._pending = text[index:]
+                        break
+                    out.append(chr(int(text[index + 2 : index + 6], 16)))
+                    index += 6
+                    continue
+                out.append(_ESCAPES.get(code, code))
+                index += 2
+                continue
+            else:
+                out.append(char)
+            index += 1
+        return "".join(out)
