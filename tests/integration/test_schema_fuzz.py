@@ -105,6 +105,9 @@ def schemathesis(api: str, token: str, config: Path, *options: str) -> tuple[boo
     return run.returncode == 0, report
 
 
+# Two schemathesis runs over every route (more than 150 operations now): about 4 minutes on a
+# quiet 2-core machine, over 5 in a full `make test` run.
+@pytest.mark.timeout(900)
 def test_no_operation_answers_with_a_server_error(
     api: str, admin_token: str, resources: Resources, tmp_path: Path
 ) -> None:
