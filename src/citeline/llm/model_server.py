@@ -53,19 +53,23 @@ class ServerSpec:
     cache_ram_mib: int
 
 
+def answers(url: str) -> bool:
+    """Whether the server at `url` answers its health check."""
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False  # not listening (yet)
+
+
 def wait_until_up(shared: SharedModel, seconds: float) -> bool:
-    """Whether the server answers its health check within `seconds` (it may be loading the
-    model, or restarting after a crash)."""
+    """Whether the server answers within `seconds` (it may be loading the model, or
+    restarting after a crash)."""
     deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(f"{shared.url}/health", timeout=2.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass  # not listening yet
+    while not answers(shared.url):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.25)
+    return True
 
 
 def free_port() -> int:
@@ -122,11 +126,7 @@ class ModelServer:
         )
 
     def healthy(self) -> bool:
-        try:
-            response = httpx.get(f"{self.shared.url}/health", timeout=2.0)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        return answers(self.shared.url)
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping.set()

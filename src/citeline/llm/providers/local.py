@@ -197,37 +197,25 @@ class LocalProvider:
         self, request: ChatRequest, server: SharedModel, lease: Lease | None
     ) -> Iterator[ChatEvent]:
         """The same request and chunks as in-process, over the shared server's HTTP side;
-        closing the stream early makes llama.cpp stop the generation. A server that is not
-        listening yet (loading, or restarting) is waited for as long as a load may take."""
-        with (lease or _no_lease)(SERVER_WAIT_SECONDS):
-            if not wait_until_up(server, SERVER_WAIT_SECONDS):
-                raise ProviderError(
-                    f"the shared model server at {server.url} is unreachable "
-                    f"(not up after {SERVER_WAIT_SECONDS:g} s)",
-                    provider=self.endpoint,
-                    retryable=True,
-                )
+        closing the stream early makes llama.cpp stop the generation. A server that refuses
+        the connection (loading, or restarting) is waited for as long as a load may take,
+        then asked once more; nothing was streamed before a refused connection."""
         body = request_body(None, request, stream=True)
         reader = ChunkReader(self.endpoint)
-        timeout = httpx.Timeout(self.timeout_seconds, connect=5.0)
-        headers = {"Authorization": f"Bearer {server.key}"}
         try:
-            with httpx.stream(
-                "POST",
-                f"{server.url}/v1/chat/completions",
-                json=body,
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    raise self._error(_error_body(response.read(), response.status_code))
-                for line in response.iter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
-                        continue
-                    item = json.loads(line[len("data: ") :])
-                    if "error" in item:
-                        raise self._error(item["error"])
-                    yield from reader.feed(item)
+            try:
+                yield from self._stream_shared(server, body, reader)
+            except httpx.ConnectError:
+                with (lease or _no_lease)(SERVER_WAIT_SECONDS):
+                    up = wait_until_up(server, SERVER_WAIT_SECONDS)
+                if not up:
+                    raise ProviderError(
+                        f"the shared model server at {server.url} is unreachable "
+                        f"(not up after {SERVER_WAIT_SECONDS:g} s)",
+                        provider=self.endpoint,
+                        retryable=True,
+                    ) from None
+                yield from self._stream_shared(server, body, reader)
         except httpx.TimeoutException as exc:
             raise ProviderError(
                 f"the shared model server gave no answer within {self.timeout_seconds:g} s",
@@ -247,6 +235,23 @@ class LocalProvider:
                 retryable=True,
             )
         yield from reader.finish()
+
+    def _stream_shared(
+        self, server: SharedModel, body: dict[str, Any], reader: ChunkReader
+    ) -> Iterator[ChatEvent]:
+        timeout = httpx.Timeout(self.timeout_seconds, connect=5.0)
+        headers = {"Authorization": f"Bearer {server.key}"}
+        url = f"{server.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise self._error(_error_body(response.read(), response.status_code))
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                item = json.loads(line[len("data: ") :])
+                if "error" in item:
+                    raise self._error(item["error"])
+                yield from reader.feed(item)
 
     def close(self) -> None:
         """Models stay loaded for the process; nothing to release per provider."""
