@@ -3,6 +3,7 @@ things or ran tools; appended by the services that do those things, read by admi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,10 @@ class Entry:
     outcome: str = "ok"  # ok | denied | failed
     client: str | None = None
     detail: dict[str, Any] | None = None
+    # When it happened and in which request, if not now and the current one (an entry written
+    # later, in a batch, carries its own).
+    at: datetime | None = None
+    request_id: str | None = None
 
 
 def add(session: Session, entry: Entry) -> None:
@@ -83,20 +88,29 @@ def query(
         return list(session.scalars(statement))
 
 
-def append(statements: Statements, entry: Entry) -> None:
-    """Record `entry` on its own in one autocommitted statement: the cheap path for events
-    written at a high rate beside the work they record (MCP tool calls)."""
+def append(statements: Statements, entry: Entry | Sequence[Entry]) -> None:
+    """Record `entry` (or several, in one multi-row INSERT) on its own in one autocommitted
+    statement: the cheap path for events written at a high rate beside the work they record
+    (MCP tool calls, batched by `citeline.mcp.auditing`)."""
+    entries = [entry] if isinstance(entry, Entry) else list(entry)
+    if not entries:
+        return
+    request_id = request_id_var.get() or None
+    now = utcnow()
     statements.run(
         insert(AuditEvent),
-        {
-            "at": utcnow(),
-            "actor": entry.actor,
-            "workspace_id": entry.workspace_id,
-            "action": entry.action,
-            "target": entry.target,
-            "outcome": entry.outcome,
-            "client": entry.client,
-            "request_id": request_id_var.get() or None,
-            "detail": entry.detail or {},
-        },
+        [
+            {
+                "at": item.at or now,
+                "actor": item.actor,
+                "workspace_id": item.workspace_id,
+                "action": item.action,
+                "target": item.target,
+                "outcome": item.outcome,
+                "client": item.client,
+                "request_id": item.request_id or request_id,
+                "detail": item.detail or {},
+            }
+            for item in entries
+        ],
     )

@@ -154,17 +154,13 @@ class Connection:
     async def call_tool(
         self, name: str, arguments: dict[str, Any], progress: ProgressFn | None = None
     ) -> CallOutcome:
+        # One deadline per call, ours, around the write and the wait for the answer: not the
+        # SDK's `read_timeout_seconds` too, a second timer per call. When it fires, the SDK
+        # still sends the server a courtesy cancel for the abandoned request.
         result = await self._request(
             f"the tool {name!r}",
-            lambda: self._live().call_tool(
-                name,
-                arguments,
-                read_timeout_seconds=self.limits.call_seconds,
-                progress_callback=progress,
-            ),
+            lambda: self._live().call_tool(name, arguments, progress_callback=progress),
             self.limits.call_seconds,
-            # The SDK's own timeout fires first; ours bounds a transport that stopped reading.
-            margin=1.0,
         )
         return _outcome(result, self.limits.max_result_chars)
 
@@ -172,13 +168,11 @@ class Connection:
         assert self.session is not None
         return self.session
 
-    async def _request(
-        self, what: str, send: Callable[[], Awaitable[T]], seconds: float, *, margin: float = 0
-    ) -> T:
+    async def _request(self, what: str, send: Callable[[], Awaitable[T]], seconds: float) -> T:
         if self.broken is not None:
             raise self.broken
         label = self.endpoint.label
-        scope = anyio.CancelScope(deadline=anyio.current_time() + seconds + margin)
+        scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
         self._calls.add(scope)
         try:
             with scope:

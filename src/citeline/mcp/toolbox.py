@@ -22,9 +22,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import jsonschema
@@ -50,10 +50,12 @@ from citeline.mcp.adapter import (
     connect,
     failure_from,
 )
+from citeline.mcp.auditing import AuditWriter
 from citeline.mcp.models import McpServer, McpToolPolicy
 from citeline.mcp.policy import Policy, decide
 from citeline.mcp.secrets import SecretBox
 from citeline.mcp.validation import check_http_url, check_stdio_command
+from citeline.observability.logs import request_id_var
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,11 @@ CACHE_KEY = "citeline:mcp:tools:{server_id}"
 # Changed (to a new random value) whenever a server's policies change or it is removed, so a
 # toolbox re-reads them from the database only then.
 POLICY_KEY = "citeline:mcp:policies:{server_id}"
-AUDIT_DRAIN_SECONDS = 30.0
 POLICY_VERSION_TTL = 7 * 86400
+# How long a toolbox trusts the policies it checked without asking Redis again: a change made
+# in another process takes effect within this (one made in this process, at once). Calls in a
+# burst then cost no Redis round trip for their policy.
+POLICY_FRESH_SECONDS = 0.5
 # Even when Redis missed a change (it was down when the admin saved), none lives longer.
 POLICY_RECHECK_SECONDS = 30.0
 Progress = Callable[[float, float | None, str | None], None]
@@ -157,11 +162,11 @@ class McpToolbox:
         self._live: dict[uuid.UUID, _Live] = {}
         self._entries: dict[str, _Entry] | None = None
         self._lock = threading.RLock()
-        self._policies: dict[uuid.UUID, tuple[bytes, float, dict[tuple[str, str], str]]] = {}
-        # Audit rows are written beside the calls, off their path, and drained at `flush`
-        # and `close`.
-        self._auditor: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
+        self._policies: dict[uuid.UUID, _Policies] = {}
+        self._validators: dict[int, tuple[dict[str, Any], Any]] = {}
+        # Audit rows are written beside the calls, off their path, in batches; `flush` and
+        # `close` write what is left.
+        self._auditor = AuditWriter(statements)
         storage = RedisStorage(
             "redis://", connection_pool=connection.connection_pool, key_prefix="citeline:limits"
         )
@@ -215,14 +220,7 @@ class McpToolbox:
 
     def flush(self) -> None:
         """Wait until every call so far is in the audit log."""
-        pending, self._pending = self._pending, []
-        done, late = wait(pending, timeout=AUDIT_DRAIN_SECONDS)
-        for future in done:
-            error = future.exception()
-            if error is not None:
-                log.error("mcp tool call not audited", extra={"error": repr(error)})
-        if late:
-            log.error("mcp tool calls not audited in time", extra={"count": len(late)})
+        self._auditor.flush()
 
     def close(self) -> None:
         with self._lock:
@@ -231,10 +229,7 @@ class McpToolbox:
             if self._portal_context is not None:
                 self._portal_context.__exit__(None, None, None)
             self._portal_context = self._portal = None
-            self.flush()
-            if self._auditor is not None:
-                self._auditor.shutdown(wait=True)
-                self._auditor = None
+            self._auditor.close()
 
     def __enter__(self) -> McpToolbox:
         return self
@@ -267,7 +262,7 @@ class McpToolbox:
             )
         if not isinstance(arguments, dict):
             return "failed", "The arguments must be a JSON object."
-        problem = _schema_problem(entry.info.input_schema, arguments)
+        problem = self._schema_problem(entry.info.input_schema, arguments)
         if problem is not None:
             return "failed", (
                 f"The arguments for {entry.tool.name!r} do not match its input schema: "
@@ -374,18 +369,18 @@ class McpToolbox:
         }
         if error is not None:
             detail["error"] = error[:500]
-        entry = audit.Entry(
-            "mcp.tool_call",
-            self.access.subject,
-            server.workspace_id if server else self.access.workspace_id,
-            target=name,
-            outcome=outcome,
-            detail=detail,
+        self._auditor.add(
+            audit.Entry(
+                "mcp.tool_call",
+                self.access.subject,
+                server.workspace_id if server else self.access.workspace_id,
+                target=name,
+                outcome=outcome,
+                detail=detail,
+                at=datetime.now(UTC),
+                request_id=request_id_var.get() or None,
+            )
         )
-        if self._auditor is None:
-            self._auditor = ThreadPoolExecutor(1, thread_name_prefix="mcp-audit")
-        self._pending = [future for future in self._pending if not future.done()]
-        self._pending.append(self._auditor.submit(audit.append, self.statements, entry))
 
     # Servers, tools and connections.
 
@@ -429,8 +424,18 @@ class McpToolbox:
         return overrides_for(self.sessions, server_ids)
 
     def _current_policies(self, server_id: uuid.UUID) -> dict[tuple[str, str], str] | None:
-        """The server's overrides as they are now; None when the server is gone. Read from the
-        database unless Redis says nothing changed since the last read."""
+        """The server's overrides as they are now; None when the server is gone. Trusted for
+        `POLICY_FRESH_SECONDS` after a check (unless this process changed them since); then
+        read from the database unless Redis says nothing changed since the last read."""
+        cached = self._policies.get(server_id)
+        now = time.monotonic()
+        if (
+            cached is not None
+            and now - cached.checked < POLICY_FRESH_SECONDS
+            and cached.local == _local_changes.get(server_id, 0)
+        ):
+            return cached.overrides
+        local = _local_changes.get(server_id, 0)
         key = POLICY_KEY.format(server_id=server_id)
         try:
             version = self.redis.get(key)
@@ -439,21 +444,37 @@ class McpToolbox:
                 version = self.redis.get(key)
         except redis.RedisError:
             version = None
-        cached = self._policies.get(server_id)
         if (
             version is not None
             and cached is not None
-            and cached[0] == version
-            and time.monotonic() - cached[1] < POLICY_RECHECK_SECONDS
+            and cached.version == version
+            and cached.local == local
+            and now - cached.read < POLICY_RECHECK_SECONDS
         ):
-            return cached[2]
+            cached.checked = now
+            return cached.overrides
+        overrides: dict[tuple[str, str], str] | None = None
         with self.sessions() as session:
-            if session.get(McpServer, server_id) is None:
-                return None
-        overrides = self._overrides([server_id]).get(server_id, {})
+            if session.get(McpServer, server_id) is not None:
+                overrides = self._overrides([server_id]).get(server_id, {})
         if isinstance(version, bytes):
-            self._policies[server_id] = (version, time.monotonic(), overrides)
+            self._policies[server_id] = _Policies(version, local, now, now, overrides)
+        else:  # Redis is down: nothing to tell a change by, so no trusting a cached read
+            self._policies.pop(server_id, None)
         return overrides
+
+    def _schema_problem(self, schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:
+        """`_schema_problem` with the tool's validator built once (per schema object)."""
+        cached = self._validators.get(id(schema))
+        if cached is None or cached[0] is not schema:
+            try:
+                validator = _validator(schema)
+            except jsonschema.exceptions.SchemaError:
+                return INVALID_SCHEMA
+            if len(self._validators) > 1000:
+                self._validators.clear()
+            cached = self._validators[id(schema)] = (schema, validator)
+        return _first_problem(cached[1], arguments)
 
     def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
         key = CACHE_KEY.format(server_id=server.id)
@@ -551,8 +572,24 @@ class McpToolbox:
         return self._portal_now().call(function, *args)
 
 
+# Per server, how many times this process changed its policies (or removed it): a toolbox here
+# sees its own process's changes at once, without waiting out POLICY_FRESH_SECONDS.
+_local_changes: dict[uuid.UUID, int] = {}
+
+
+@dataclass
+class _Policies:
+    version: bytes  # the Redis version they were read at
+    local: int  # `_local_changes` then
+    read: float  # when read from the database (monotonic)
+    checked: float  # when last found current
+    overrides: dict[tuple[str, str], str] | None  # None: the server is gone
+
+
 def policies_changed(connection: redis.Redis, server_id: uuid.UUID) -> None:
-    """Tell every toolbox to re-read the server's policies (or find it gone)."""
+    """Tell every toolbox to re-read the server's policies (or find it gone): those of this
+    process at once, the others within POLICY_FRESH_SECONDS."""
+    _local_changes[server_id] = _local_changes.get(server_id, 0) + 1
     connection.set(POLICY_KEY.format(server_id=server_id), uuid.uuid4().hex, ex=POLICY_VERSION_TTL)
 
 
@@ -569,15 +606,22 @@ def overrides_for(
     return found
 
 
-def _schema_problem(schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:
+INVALID_SCHEMA = "the tool's own schema is invalid, so no arguments can be checked"
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A validator for `schema` (its own draft, else 2020-12)."""
+    validator_class = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    return validator_class(schema)
+
+
+def _first_problem(validator: Any, arguments: dict[str, Any]) -> str | None:
     try:
-        validator_class = jsonschema.validators.validator_for(
-            schema, default=jsonschema.Draft202012Validator
-        )
-        validator = validator_class(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     except jsonschema.exceptions.SchemaError:
-        return "the tool's own schema is invalid, so no arguments can be checked"
+        return INVALID_SCHEMA
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)
