@@ -3,19 +3,22 @@ server started here, whose tools ask for approval, hang, die mid-call, flood, an
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from citeline.auth import Access, Role
 from citeline.auth.models import AuditEvent
 from citeline.mcp import McpToolbox
 from citeline.resources import Resources
 from citeline.settings import Settings
-from tests.conftest import fast_settings
+from tests.conftest import fast_settings, wait_for
 from tests.mcp.support import TIME_SERVER, HttpServer, http_mcp, stdio_commands
 
 __all__ = ["http_mcp"]
@@ -199,8 +202,6 @@ def test_the_tool_list_is_cached_and_refreshed_when_the_server_says_it_changed(
     assert "lab__extra" not in {t.name for t in toolbox.tools()}
     assert resources.redis.exists(f"citeline:mcp:tools:{server_id}")
     assert toolbox.call("lab__grow", {}).text == "grown"
-    from tests.conftest import wait_for
-
     wait_for(lambda: not resources.redis.exists(f"citeline:mcp:tools:{server_id}"), timeout=5)
     assert "lab__extra" in {t.name for t in toolbox.tools()}
     assert toolbox.call("lab__extra", {"text": "new"}).text == "extra: new"
@@ -282,3 +283,94 @@ def test_a_server_that_answers_garbage_fails_the_call_at_once(
     result = toolbox.call("junk__mumble", {})
     assert result.is_error and "MCP server 'junk' sent garbage" in result.text
     assert result.duration_ms < 15000  # not the 20 s call timeout
+
+
+def test_a_policy_changed_by_another_process_takes_effect_within_a_second(
+    resources: Resources, toolboxes: list[McpToolbox], http_mcp: HttpServer
+) -> None:
+    """A toolbox trusts the policies it checked for POLICY_FRESH_SECONDS without asking Redis;
+    another process's change (its row, then the version key it sets) must still reach it
+    within a second, and so must the server's removal."""
+    from citeline.mcp import toolbox as toolbox_module
+    from citeline.mcp.models import McpServer, McpToolPolicy
+
+    assert toolbox_module.POLICY_FRESH_SECONDS <= 0.5
+    server_id = add_http(resources, http_mcp)
+    toolbox = open_toolbox(resources, MEMBER, toolboxes)
+    toolbox.tools()
+    assert toolbox.call("lab__echo", {"text": "a"}).text == "a"  # the policies are now cached
+
+    def told_elsewhere() -> float:
+        # What `policies_changed` does in the other process; this process is not told.
+        resources.redis.set(toolbox_module.POLICY_KEY.format(server_id=server_id), uuid.uuid4().hex)
+        return time.monotonic()
+
+    with resources.sessions() as session:
+        session.add(
+            McpToolPolicy(
+                server_id=server_id, tool_name="echo", role="member", policy="deny", set_by="x"
+            )
+        )
+        session.commit()
+    changed = told_elsewhere()
+    denied = wait_for(lambda: toolbox.call("lab__echo", {"text": "b"}).is_error, timeout=1.0)
+    assert denied and time.monotonic() - changed < 1.0
+    assert "not allowed for your role" in toolbox.call("lab__echo", {"text": "c"}).text
+
+    assert toolbox.call("lab__flood", {"size": 1}).text == "x"
+    with resources.sessions() as session:
+        session.execute(delete(McpServer).where(McpServer.id == server_id))
+        session.commit()
+    removed = told_elsewhere()
+    wait_for(lambda: "was removed" in toolbox.call("lab__flood", {"size": 1}).text, timeout=1.0)
+    assert time.monotonic() - removed < 1.0
+
+
+def test_audit_rows_are_written_in_batches_and_all_of_them_at_flush_and_close(
+    resources: Resources,
+) -> None:
+    from citeline.auth import audit
+    from citeline.mcp.auditing import AuditWriter
+
+    def rows() -> list[AuditEvent]:
+        with resources.sessions() as session:
+            statement = select(AuditEvent).where(AuditEvent.action == "test.batched")
+            return list(session.scalars(statement.order_by(AuditEvent.id)))
+
+    writer = AuditWriter(resources.events.statements, delay=60.0, max_batch=5)
+    at = [datetime(2026, 1, 1, 12, 0, second, tzinfo=UTC) for second in range(8)]
+    for index, when in enumerate(at):
+        writer.add(audit.Entry("test.batched", "user:a", "default", target=str(index), at=when))
+    # Five made a batch and went at once; the rest wait for the delay, or a flush.
+    wait_for(lambda: len(rows()) == 5, timeout=10)
+    assert writer.flush()
+    found = rows()
+    assert [row.target for row in found] == [str(i) for i in range(8)]
+    assert [row.at for row in found] == at  # the time of the call, not of the write
+
+    writer.add(audit.Entry("test.batched", "user:a", "default", target="last"))
+    writer.close()
+    assert rows()[-1].target == "last" and writer.failed == 0
+    assert not any(t.name.startswith("mcp-audit") for t in threading.enumerate())
+
+
+def test_a_failed_audit_write_is_counted_and_logged_and_the_writer_goes_on(
+    resources: Resources, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citeline.auth import audit
+    from citeline.mcp.auditing import AuditWriter
+
+    writer = AuditWriter(resources.events.statements, delay=0.01)
+    # A detail PostgreSQL cannot store (a NUL character in JSON text) fails the whole batch.
+    writer.add(audit.Entry("test.batched", "user:a", "default", detail={"x": "\x00"}))
+    assert writer.flush()
+    assert writer.failed == 1
+    assert "mcp tool calls not audited" in caplog.text
+    writer.add(audit.Entry("test.batched", "user:a", "default", target="fine"))
+    writer.close()
+    assert writer.failed == 1
+    with resources.sessions() as session:
+        targets = session.scalars(
+            select(AuditEvent.target).where(AuditEvent.action == "test.batched")
+        )
+        assert list(targets) == ["fine"]

@@ -9,6 +9,12 @@ model what went wrong; only a misuse of the toolbox itself raises.
 
 Connections live on one event-loop thread per toolbox (an anyio blocking portal) and are kept
 open between calls; `close()` ends them (a stdio server's whole process group).
+
+What a call costs beyond the server's own time (`benchmarks/mcp_overhead.py`, goal at most 1.2x
+the SDK alone): the policies are trusted for `POLICY_FRESH_SECONDS` between Redis checks, the
+rate limit is one Redis round trip, the schema validator is built once per tool, the timeout is
+one deadline, and the audit row is queued for a writer thread that inserts rows in batches
+(`citeline.mcp.auditing`).
 """
 
 from __future__ import annotations
@@ -464,7 +470,8 @@ class McpToolbox:
         return overrides
 
     def _schema_problem(self, schema: dict[str, Any], arguments: dict[str, Any]) -> str | None:
-        """`_schema_problem` with the tool's validator built once (per schema object)."""
+        """What is wrong with `arguments` for `schema`, if anything; each tool's validator is
+        built once (per schema object: a reloaded tool list brings new ones)."""
         cached = self._validators.get(id(schema))
         if cached is None or cached[0] is not schema:
             try:
