@@ -1,6 +1,6 @@
 """What Citeline's MCP client adds to a tool call: the same tool on the same server called
-through `McpToolbox.call` (policy check, schema validation, rate limit, audit row, the
-toolbox's event-loop thread) and directly with the `mcp` SDK's `ClientSession`, each over a
+through `McpToolbox.call` (policy check, schema validation, rate limit, audit row queued for
+its batch, the toolbox's event-loop thread) and directly with the `mcp` SDK's `ClientSession`, each over a
 connection kept open, sequential calls, alternating in rounds; medians and their ratio.
 
 Two servers: `mcp-server-time` over stdio (`get_current_time`) and a streamable HTTP server
@@ -12,6 +12,7 @@ this module starts in a subprocess (`echo`).
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -150,6 +151,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve)
         return
+    load_before = os.getloadavg()[0]
     process, url = start_http()
     try:
         with bench_engines() as (engine_settings, endpoints):
@@ -189,6 +191,9 @@ def main() -> None:
     finally:
         process.kill()
         process.wait()
+    # The ratio moves with the machine's load (other processes delay the Redis round trip and
+    # the event-loop thread more than the SDK's path): say what it was.
+    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"{'path':24} {'p50 ms':>8} {'p95 ms':>8} {'ratio p50':>10}")
     for transport in ("stdio", "http"):
         baseline = statistics.median(results[f"{transport} direct (SDK)"])
