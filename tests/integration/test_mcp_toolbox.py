@@ -374,3 +374,35 @@ def test_a_failed_audit_write_is_counted_and_logged_and_the_writer_goes_on(
             select(AuditEvent.target).where(AuditEvent.action == "test.batched")
         )
         assert list(targets) == ["fine"]
+
+
+def test_audit_rows_still_queued_when_the_process_exits_are_written(
+    resources: Resources, settings: Settings
+) -> None:
+    """A toolbox nobody closed: the interpreter's exit joins the writer, which writes them."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT as REPO
+
+    script = (
+        "from citeline.auth import audit\n"
+        "from citeline.db.engine import Statements, make_engine\n"
+        "from citeline.mcp.auditing import AuditWriter\n"
+        "import sys\n"
+        "writer = AuditWriter(Statements(make_engine(sys.argv[1])), delay=0.5)\n"
+        "for i in range(3):\n"
+        "    writer.add(audit.Entry('test.at_exit', 'user:a', 'default', target=str(i)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(settings.database_url)],
+        env={"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with resources.sessions() as session:
+        statement = select(AuditEvent.target).where(AuditEvent.action == "test.at_exit")
+        assert sorted(session.scalars(statement)) == ["0", "1", "2"]
