@@ -380,3 +380,49 @@ def test_assistant_runs_use_their_owners_credentials_and_tell_one_without_them(
         (f"user:{world.ids['alice']}", "ok"),
         (f"user:{world.ids['ada']}", "denied"),
     ]
+
+
+@pytest.mark.slow
+def test_the_cli_registers_per_user_keys_and_sets_shows_and_clears_credentials(
+    world: World, echo: HttpServer, tmp_path: Path
+) -> None:
+    from tests.e2e.test_cli import Cli
+
+    def signed_in(who: str) -> Cli:
+        cli = Cli(tmp_path / who, CITELINE_URL=world.url)
+        cli.ok("login", "--email", f"{who}@example.com", "--password", PASSWORD)
+        return cli
+
+    ada, alice = signed_in("ada"), signed_in("alice")
+    added = ada.ok(
+        "mcp", "add", "echo", "--url", echo.url,
+        "--header", f"X-Tenant: {SHARED}", "--user-header", "Authorization",
+    )  # fmt: skip
+    assert added.startswith("added echo (")
+    assert alice.ok("mcp", "credentials", "show", "echo").splitlines() == [
+        "set: none",
+        "missing: Authorization",
+    ]
+    # A bare name asks for the value without echoing it (here from standard input).
+    typed = alice("mcp", "credentials", "set", "echo", "--header", "Authorization", stdin=ALICE)
+    assert typed.returncode == 0, typed.stderr
+    assert typed.stdout.endswith("set: Authorization\nmissing: none\n"), typed.stdout
+    assert "own-secret" not in typed.stdout + typed.stderr
+    shown = alice.ok("mcp", "credentials", "show", "echo", "--json")
+    assert json.loads(shown)["complete"] is True and "own-secret" not in shown
+    box = toolbox(world, "alice")
+    try:
+        box.tools()
+        assert box.call("echo__whoami", {}).text == f"authorization={ALICE} tenant={SHARED}"
+    finally:
+        box.close()
+
+    wrong = alice("mcp", "credentials", "set", "echo", "--header", "X-Tenant: mine")
+    assert wrong.returncode == 2 and "per-user headers (Authorization)" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    missing = alice("mcp", "credentials", "show", "nope")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    assert alice.ok("mcp", "credentials", "clear", "echo").strip() == (
+        "cleared your credentials for echo"
+    )
+    assert alice.ok("mcp", "credentials", "show", "echo").startswith("set: none")
