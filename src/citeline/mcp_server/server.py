@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from citeline import __version__
 from citeline.auth import Access, Role
+from citeline.mcp_server.guard import CallGuard
 from citeline.mcp_server.tools import Tools
 from citeline.resources import Resources
 
@@ -61,7 +62,7 @@ def build_server(resources: Resources) -> MCPServer[Any]:
         title="Citeline",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[hide_by_role],
+        middleware=[hide_by_role, CallGuard(resources)],
     )
     server.add_tool(tools.list_knowledge_bases, title="List knowledge bases", annotations=READ_ONLY)
     server.add_tool(tools.list_documents, title="List documents", annotations=READ_ONLY)
