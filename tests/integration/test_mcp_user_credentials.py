@@ -7,6 +7,7 @@ problem details, and the audit log names who called."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from citeline.api.app import create_app
-from citeline.auth import Role
+from citeline.auth import Access, Role
 from citeline.auth.models import AuditEvent
 from citeline.llm.registry import NewVersion
 from citeline.mcp import ApprovingToolbox
@@ -30,6 +31,7 @@ from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse
 from tests.fake_llm_server import FakeLLMServer, Respond
 from tests.mcp.support import HttpServer
 
+ROOT = Access("system", "alpha", Role.owner, instance_admin=True)
 PASSWORD = "correct horse battery"
 SHARED = "alpha-shared-tenant"
 ALICE = "Bearer alice-own-secret-1"
@@ -426,3 +428,43 @@ def test_the_cli_registers_per_user_keys_and_sets_shows_and_clears_credentials(
         "cleared your credentials for echo"
     )
     assert alice.ok("mcp", "credentials", "show", "echo").startswith("set: none")
+
+
+def test_a_stdio_server_is_started_with_each_users_own_variables(
+    world: World, resources: Resources
+) -> None:
+    script = Path(__file__).parents[1] / "mcp" / "auth_echo_server.py"
+    resources.settings = resources.settings.model_copy(
+        update={"mcp_stdio_commands": [sys.executable]}
+    )
+    resources.mcp_servers(ROOT).register(
+        "env",
+        "stdio",
+        command=sys.executable,
+        args=[str(script)],
+        env={"TEAM": "alpha"},
+        user_env=["API_TOKEN"],
+    )
+    path = "/v1/mcp-servers/env/credentials"
+    # Names are the server's: an environment variable's case counts, and headers are refused.
+    assert "per-user variables (API_TOKEN)" in problem(
+        world["alice"].put(path, json={"env": {"api_token": "x"}}), 422, "env"
+    )
+    problem(world["alice"].put(path, json={"headers": {"API_TOKEN": "x"}}), 422, "headers")
+    for who in ("alice", "mia"):
+        put = world[who].put(path, json={"env": {"API_TOKEN": f"{who}-token"}})
+        assert put.status_code == 200, put.text
+        assert put.json()["env_names"] == ["API_TOKEN"] and f"{who}-token" not in put.text
+    boxes = {who: toolbox(world, who) for who in ("alice", "mia", "ada")}
+    try:
+        heard = {}
+        for who, box in boxes.items():
+            assert [t.name for t in box.tools()] == ["env__whoami"]
+            heard[who] = box.call("env__whoami", {})
+    finally:
+        for box in boxes.values():
+            box.close()
+    assert heard["alice"].text == "api_token=alice-token team=alpha"
+    assert heard["mia"].text == "api_token=mia-token team=alpha"
+    assert heard["ada"].is_error and heard["ada"].notice is not None
+    assert "API_TOKEN not set" in heard["ada"].notice
