@@ -25,7 +25,7 @@ from citeline.mcp_server.guard import ACTION
 from citeline.resources import Resources
 from citeline.settings import Settings
 from mcp import Client
-from tests.conftest import LiveServer, fast_settings
+from tests.conftest import LiveServer, fast_settings, wait_for
 
 PASSWORD = "correct horse battery"
 LIMIT = 4
@@ -85,13 +85,22 @@ def text_of(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def audited(resources: Resources) -> list[AuditEvent]:
-    with resources.sessions() as session:
-        rows = list(
-            session.scalars(select(AuditEvent).where(AuditEvent.action == ACTION).order_by("id"))
-        )
-        session.expunge_all()
-    return rows
+def audited(resources: Resources, count: int) -> list[AuditEvent]:
+    """The endpoint's audit rows, once `count` are written (beside the calls, so a little
+    after them)."""
+
+    def rows() -> list[AuditEvent]:
+        with resources.sessions() as session:
+            found = list(
+                session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == ACTION).order_by("id")
+                )
+            )
+            session.expunge_all()
+        return found
+
+    wait_for(lambda: len(rows()) >= count, timeout=10)
+    return rows()
 
 
 def test_every_call_is_audited_with_who_what_and_how_it_went(world: World) -> None:
@@ -109,7 +118,7 @@ def test_every_call_is_audited_with_who_what_and_how_it_went(world: World) -> No
             assert refused.is_error and "viewer" in text_of(refused)
 
     anyio.run(scenario)
-    rows = audited(world.resources)
+    rows = audited(world.resources, 3)
     ada, vera = world.subjects["ada"], world.subjects["vera"]
     assert [(r.actor, r.target, r.outcome, r.workspace_id) for r in rows] == [
         (ada, "list_knowledge_bases", "ok", "alpha"),
@@ -141,7 +150,7 @@ def test_each_callers_calls_of_each_tool_are_rate_limited(world: World) -> None:
         assert not theirs.is_error
 
     anyio.run(scenario)
-    outcomes = [(r.actor, r.target, r.outcome) for r in audited(world.resources)]
+    outcomes = [(r.actor, r.target, r.outcome) for r in audited(world.resources, LIMIT + 3)]
     ada, vera = world.subjects["ada"], world.subjects["vera"]
     assert outcomes == [
         *[(ada, "list_knowledge_bases", "ok")] * LIMIT,

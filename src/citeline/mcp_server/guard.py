@@ -1,13 +1,15 @@
 """Every call of one of Citeline's own MCP tools, as for the tools Citeline calls elsewhere:
 counted against the caller's per-tool rate limit first (`limits` in Redis, shared by every
 API process), then recorded in the audit log (who, which tool, argument digest, duration,
-outcome), whether it succeeded, failed or was refused."""
+outcome), whether it succeeded, failed or was refused. The audit rows are written on a
+thread beside the calls, off their path, and drained when the endpoint stops (`close`)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import anyio.to_thread
@@ -27,6 +29,7 @@ from citeline.resources import Resources
 log = logging.getLogger(__name__)
 
 ACTION = "mcp_endpoint.tool_call"
+AUDIT_DRAIN_SECONDS = 30.0
 
 
 class CallGuard:
@@ -42,6 +45,8 @@ class CallGuard:
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         per_minute = resources.settings.mcp_server_tool_calls_per_minute
         self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mcp-endpoint-audit")
+        self._pending: set[Future[None]] = set()
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -56,15 +61,15 @@ class CallGuard:
         started = time.perf_counter()
         refusal = await anyio.to_thread.run_sync(self._refusal, access, name)
         if refusal is not None:
-            await self._audit(access, name, arguments, client, started, "denied", refusal)
+            self._audit(access, name, arguments, client, started, "denied", refusal)
             return CallToolResult(content=[TextContent(type="text", text=refusal)], is_error=True)
         try:
             result = await call_next(ctx)
-        except Exception as exc:  # recorded, then raised on as it was
-            await self._audit(access, name, arguments, client, started, "failed", repr(exc))
+        except BaseException as exc:  # recorded (a cancelled call too), then raised on
+            self._audit(access, name, arguments, client, started, "failed", repr(exc))
             raise
         is_error, text = _outcome(result)
-        await self._audit(
+        self._audit(
             access,
             name,
             arguments,
@@ -93,7 +98,12 @@ class CallGuard:
             f"{self._rate.amount} calls per minute; try again in {wait} s."
         )
 
-    async def _audit(
+    def close(self) -> None:
+        """Wait for the audit rows still being written (at the endpoint's stop)."""
+        wait(list(self._pending), timeout=AUDIT_DRAIN_SECONDS)
+        self._writer.shutdown(wait=False)
+
+    def _audit(
         self,
         access: Access,
         name: str,
@@ -119,8 +129,15 @@ class CallGuard:
             client=client,
             detail=detail,
         )
-        with anyio.CancelScope(shield=True):  # a client that leaves still leaves a record
-            await anyio.to_thread.run_sync(audit.append, self.resources.events.statements, entry)
+        future = self._writer.submit(audit.append, self.resources.events.statements, entry)
+        self._pending.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: Future[None]) -> None:
+        self._pending.discard(future)
+        error = future.exception()
+        if error is not None:
+            log.error("mcp endpoint tool call not audited", extra={"error": repr(error)})
 
 
 def _outcome(result: HandlerResult) -> tuple[bool, str]:
