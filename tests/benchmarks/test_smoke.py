@@ -40,6 +40,7 @@ SMOKE = {
                         "--deaths", "1", "--hosts", "2"],
     "agent_builder": ["--conversations", "1"],
     "mcp_server": ["--queries", "5", "--rounds", "1", "--documents", "2"],
+    "mcp_guard": ["--calls", "10", "--rounds", "1"],
 }  # fmt: skip
 
 
