@@ -81,7 +81,11 @@ def resolve(
     with sessions() as session:
         row = session.get(McpUserCredentials, (server.id, access.user_id))
         sealed = row.secrets if row is not None else None
-    mine = box.open(sealed) if sealed is not None else {}
+    mine = (
+        box.open(sealed, remedy=f"set your credentials for {server.name!r} again")
+        if sealed is not None
+        else {}
+    )
     own_env = {k: v for k, v in mine.get("env", {}).items() if k in server.user_env_names}
     own_headers = {
         k: v for k, v in mine.get("headers", {}).items() if k in server.user_header_names
