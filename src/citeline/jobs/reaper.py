@@ -138,17 +138,21 @@ class Reaper:
             ).all()
         listed: dict[str, set[str]] = {}  # each queue's list, read once a sweep if needed
         for job_id, attempt, queue_name, target, timeout in rows:
-            if self._held_by_rq(rq_job_id(job_id, attempt), queue_name, grace, listed):
+            lost = self._lost_copy(rq_job_id(job_id, attempt), queue_name, grace, listed)
+            if lost is None:
                 continue
-            log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
+            log.warning(
+                "re-queueing a job the queue had lost", extra={"job": str(job_id), "rq": lost}
+            )
             self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
             report.requeued.append(job_id)
 
-    def _held_by_rq(
+    def _lost_copy(
         self, rq_id: str, queue_name: str, grace: timedelta, listed: dict[str, set[str]]
-    ) -> bool:
-        """RQ will still run this attempt: it waits on its queue's list, or a worker took it
-        less than `grace` ago (a worker that runs it records the start within milliseconds).
+    ) -> str | None:
+        """What became of RQ's copy of this attempt if RQ will not run it; None while it will:
+        the copy waits on its queue's list, or a worker took it less than `grace` ago (a worker
+        that runs it records the start within milliseconds).
 
         RQ's status alone is not enough: `queued` stays on a copy that a worker popped and
         then lost (it died, or failed, between the pop and marking the job started), which
@@ -158,16 +162,20 @@ class Reaper:
         try:
             job = RQJob.fetch(rq_id, connection=self.redis)
         except NoSuchJobError:
-            return False
+            return "missing"
         status = job.get_status(refresh=False)
         if status == JobStatus.QUEUED:
             if queue_name not in listed:
                 key = queue(queue_name, self.redis).key
                 listed[queue_name] = {as_text(i) for i in self.redis.lrange(key, 0, -1)}
-            return rq_id in listed[queue_name]
+            return None if rq_id in listed[queue_name] else "queued on no queue"
         if status == JobStatus.STARTED:
-            return job.started_at is not None and utcnow() - job.started_at < grace
-        return status in (JobStatus.DEFERRED, JobStatus.SCHEDULED)
+            if job.started_at is not None and utcnow() - job.started_at < grace:
+                return None
+            return "started by a worker that never started it"
+        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return None
+        return str(status.value)  # failed, finished, stopped, canceled
 
     def _end_waiting(self, report: Sweep) -> None:
         """A waiting job whose follow-up ended, but which did not end with it (the process
