@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import uuid
+from datetime import timedelta
 
 import psutil
 import pytest
@@ -11,6 +12,7 @@ from rq import Queue
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
+from citeline.db.base import utcnow
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import JobState
 from citeline.resources import Resources
@@ -229,6 +231,23 @@ def test_a_queued_job_a_worker_popped_and_lost_is_queued_again(
     start_worker()
     wait_for(lambda: ended(resources, job.id))
     assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}
+
+
+def test_a_copy_just_popped_is_not_pushed_twice(resources: Resources) -> None:
+    """A worker that has just popped a copy has not marked it started yet: the reaper waits
+    one sweep before it counts a `queued` copy on no queue as lost."""
+    job = resources.jobs().enqueue("test.echo", {"value": "once"})
+    rq_id = f"{job.id}_1"
+    Queue("default", connection=resources.redis).remove(rq_id)
+    assert job.enqueued_at is not None
+    due = job.enqueued_at + timedelta(seconds=resources.settings.job_lost_after_seconds + 0.5)
+    wait_for(lambda: utcnow() > due)
+    reaper = resources.reaper()
+    first = reaper.sweep()
+    assert first is not None and first.requeued == []
+    second = reaper.sweep()
+    assert second is not None and second.requeued == [job.id]
+    assert Queue("default", connection=resources.redis).job_ids == [rq_id]
 
 
 def test_job_the_queue_lost_is_queued_again(

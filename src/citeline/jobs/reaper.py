@@ -29,6 +29,7 @@ from citeline.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH = 200
+UNLISTED = "queued on no queue"
 
 
 @dataclass
@@ -54,6 +55,10 @@ class Reaper:
         self.lifecycle = lifecycle
         self.settings = settings
         self.token = uuid.uuid4().hex
+        # Copies found `queued` but on no queue at the last sweep: a worker may have popped
+        # one a moment ago and not yet marked it started, so it is pushed again only if it is
+        # still so at the next sweep.
+        self.unlisted: set[str] = set()
 
     def sweep(self) -> Sweep | None:
         """One pass, if no other process holds the reaper lock; None when it was skipped."""
@@ -137,9 +142,14 @@ class Reaper:
                 .limit(BATCH)
             ).all()
         listed: dict[str, set[str]] = {}  # each queue's list, read once a sweep if needed
+        unlisted, self.unlisted = self.unlisted, set()
         for job_id, attempt, queue_name, target, timeout in rows:
-            lost = self._lost_copy(rq_job_id(job_id, attempt), queue_name, grace, listed)
+            rq_id = rq_job_id(job_id, attempt)
+            lost = self._lost_copy(rq_id, queue_name, grace, listed)
             if lost is None:
+                continue
+            if lost == UNLISTED and rq_id not in unlisted:
+                self.unlisted.add(rq_id)
                 continue
             log.warning(
                 "re-queueing a job the queue had lost", extra={"job": str(job_id), "rq": lost}
@@ -168,7 +178,7 @@ class Reaper:
             if queue_name not in listed:
                 key = queue(queue_name, self.redis).key
                 listed[queue_name] = {as_text(i) for i in self.redis.lrange(key, 0, -1)}
-            return None if rq_id in listed[queue_name] else "queued on no queue"
+            return None if rq_id in listed[queue_name] else UNLISTED
         if status == JobStatus.STARTED:
             if job.started_at is not None and utcnow() - job.started_at < grace:
                 return None
