@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from citeline.db.base import utcnow
 from citeline.jobs.models import JobState
 from tests.cluster.cluster import Cluster, running_on, tail
 from tests.cluster.load import Follower, Load
@@ -52,10 +54,14 @@ def a_host_running_a_long_job(cluster: Cluster) -> tuple[str, uuid.UUID, int]:
     return found
 
 
-def retried(cluster: Cluster, job_id: uuid.UUID, attempt: int) -> bool:
-    """A later attempt of the job runs or ran on another host."""
+def retried(cluster: Cluster, job_id: uuid.UUID, attempt: int, since: datetime) -> bool:
+    """The job runs or ran on another host than the one that failed at `since`: a later
+    attempt, or the same one started after `since` (the host had taken it from RQ but not
+    recorded the start, so the reaper pushed the attempt again)."""
     job = cluster.root.jobs().get(job_id)
-    return job.attempt > attempt and job.state != JobState.scheduled.value
+    if job.attempt > attempt:
+        return job.state != JobState.scheduled.value
+    return job.started_at is not None and job.started_at > since
 
 
 def kill_a_worker_host(cluster: Cluster) -> float:
@@ -63,7 +69,8 @@ def kill_a_worker_host(cluster: Cluster) -> float:
     name, job_id, attempt = a_host_running_a_long_job(cluster)
     fault = time.monotonic()
     assert cluster.workers[name].kill() >= 1
-    wait_for(lambda: retried(cluster, job_id, attempt), timeout=60, interval=0.05)
+    dead = utcnow()
+    wait_for(lambda: retried(cluster, job_id, attempt, dead), timeout=60, interval=0.05)
     recovered = time.monotonic() - fault
     cluster.start_worker(name)
     return recovered
@@ -76,8 +83,9 @@ def cut_a_worker_link(cluster: Cluster) -> float:
     host = cluster.workers[name]
     fault = time.monotonic()
     host.cut()
+    cut = utcnow()
     try:
-        wait_for(lambda: retried(cluster, job_id, attempt), timeout=60, interval=0.05)
+        wait_for(lambda: retried(cluster, job_id, attempt, cut), timeout=60, interval=0.05)
         return time.monotonic() - fault
     finally:
         host.restore()

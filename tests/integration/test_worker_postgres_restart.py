@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from citeline.db import migrate
 from citeline.db.embedded import EmbeddedPostgres
 from citeline.db.engine import make_engine
-from citeline.jobs.models import Job, JobState
+from citeline.jobs.models import Job, JobEvent, JobState
+from citeline.jobs.queue import QUEUE_NAMES, queue
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import WorkerFactory, empty_stores, fast_settings, wait_for
@@ -69,7 +70,7 @@ def test_workers_take_jobs_again_after_postgres_restarts(
             start_worker(mode, database_url=own_postgres.url, redis_url=redis_url)
         jobs = [resources.jobs().enqueue("test.work", {"seconds": 0.3}) for _ in range(30)]
         wait_for(lambda: _states(resources).get(JobState.finished.value, 0) >= 2, timeout=60)
-        resources.engine.dispose()
+        resources.engine.dispose()  # none of this process's connections outlive the server
         resources.events.statements.engine.dispose()
         own_postgres.stop()  # workers take jobs while the database is away; RQ fails them
         wait_for(lambda: _rq_failed(resources) >= 2, timeout=30)
@@ -79,11 +80,18 @@ def test_workers_take_jobs_again_after_postgres_restarts(
             timeout=90,
             interval=0.5,
         )
+        with resources.sessions() as session:
+            twice = session.execute(
+                select(JobEvent.job_id)
+                .where(JobEvent.type == "finished")
+                .group_by(JobEvent.job_id)
+                .having(func.count() > 1)
+            ).all()
+        assert twice == []
     finally:
         resources.close()
 
 
 def _rq_failed(resources: Resources) -> int:
-    from citeline.jobs.queue import QUEUE_NAMES, queue
-
+    """Copies RQ failed: their worker took them while the database was away."""
     return sum(queue(name, resources.redis).failed_job_registry.count for name in QUEUE_NAMES)
