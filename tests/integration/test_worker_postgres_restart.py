@@ -58,16 +58,17 @@ def _states(resources: Resources) -> dict[str, int]:
         return dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).all())
 
 
-@pytest.mark.parametrize("mode", ["inprocess", "fork"])
 def test_workers_take_jobs_again_after_postgres_restarts(
-    mode: str, own_postgres: Postgres, redis_url: str, tmp_path: Path, start_worker: WorkerFactory
+    own_postgres: Postgres, redis_url: str, tmp_path: Path, start_worker: WorkerFactory
 ) -> None:
+    # In-process workers, as `citeline worker` runs by default (fork mode passed here too,
+    # and the reaper's tests in test_jobs.py run forking workers).
     settings: Settings = fast_settings(tmp_path / "data", own_postgres.url, redis_url)
     empty_stores(own_postgres.url, redis_url)
     resources = Resources.connect(settings, own_postgres.url, redis_url, job_kinds=TEST_KINDS)
     try:
         for _ in range(2):
-            start_worker(mode, database_url=own_postgres.url, redis_url=redis_url)
+            start_worker("inprocess", database_url=own_postgres.url, redis_url=redis_url)
         jobs = [resources.jobs().enqueue("test.work", {"seconds": 0.3}) for _ in range(30)]
         wait_for(lambda: _states(resources).get(JobState.finished.value, 0) >= 2, timeout=60)
         resources.engine.dispose()  # none of this process's connections outlive the server
