@@ -57,6 +57,9 @@ def ranking(hits: list[Hit]) -> list[tuple[uuid.UUID, float]]:
 def evaluate(
     knowledge: KnowledgeService, kb_id: uuid.UUID, label: str, questions: list[dict[str, Any]]
 ) -> None:
+    if not questions:
+        print(f"{label}: no question on the pages ingested")
+        return
     tallies = {name: Tally() for name in (*MODES, RRF_ROW)}
     for question in questions:
         gold = shingles(question["gold"])
@@ -108,17 +111,23 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=EVAL / "questions.jsonl")
     parser.add_argument("--paraphrased", type=Path, default=PARAPHRASED)
     parser.add_argument("--keyword", type=Path, default=KEYWORD)
+    parser.add_argument("--pages", type=int, default=None, help="only the first N pages")
     args = parser.parse_args()
-    questions = load(args.questions)
+    pages = sorted(args.corpus.glob("*.html"))[: args.pages]
+    names = {path.name for path in pages}
+    questions = [q for q in load(args.questions) if q["page"] in names]
     by_id = {q["id"]: q for q in questions}
-    paraphrased = [{**by_id[p["id"]], "question": p["question"]} for p in load(args.paraphrased)]
-    keyword = load(args.keyword)
+    paraphrased = [
+        {**by_id[p["id"]], "question": p["question"]}
+        for p in load(args.paraphrased)
+        if p["id"] in by_id
+    ]
+    keyword = [q for q in load(args.keyword) if q["page"] in names]
     with bench_engines() as (settings, endpoints):
         resources = Resources.connect(settings, endpoints.database_url, endpoints.redis_url)
         try:
             knowledge = resources.knowledge()
             kb = knowledge.create("debian-faq")
-            pages = sorted(args.corpus.glob("*.html"))
             began = time.perf_counter()
             ingest_files(settings, endpoints, kb.id, [(path, path.name) for path in pages])
             ingest_seconds = time.perf_counter() - began

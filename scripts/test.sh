@@ -44,4 +44,4 @@ fi
 PYTHONPATH=src .venv/bin/lint-imports --no-cache
 # Branch coverage of the whole run, worker and server processes included; below 80% fails.
 rm -f .coverage .coverage.*
-.venv/bin/pytest --cov --cov-report=term "$@"
+.venv/bin/pytest --cov --cov-report=term --durations=25 "$@"

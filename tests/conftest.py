@@ -63,9 +63,18 @@ def embedded_redis_url(engine_dir: Path) -> Iterator[str]:
 REDIS_BACKENDS = ["embedded", *(["external"] if EXTERNAL_REDIS else [])]
 
 
-@pytest.fixture(params=REDIS_BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Only what talks to Redis itself (the job layer, streams, limits) runs twice; every other
+    # test gets the embedded Valkey, since a second run would test the same code again.
+    if "redis_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "each_redis"
+    ):
+        metafunc.parametrize("redis_url", REDIS_BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def redis_url(request: pytest.FixtureRequest, embedded_redis_url: str) -> str:
-    if request.param == "external":
+    if getattr(request, "param", "embedded") == "external":
         assert EXTERNAL_REDIS is not None
         return EXTERNAL_REDIS
     return embedded_redis_url

@@ -25,7 +25,7 @@ from citeline.db.base import Base
 from citeline.jobs.models import Job, JobEvent, JobGroup
 from citeline.knowledge.models import Chunk, ChunkTerm, Document, KnowledgeBase, TermStat
 from citeline.llm.models import Generation, ModelAlias, ModelVersion, TokenUsage
-from citeline.mcp.models import McpServer, McpToolPolicy
+from citeline.mcp.models import McpServer, McpToolPolicy, McpUserCredentials
 from citeline.reports.models import Report, ReportExport, ReportSection
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "KnowledgeBase",
     "McpServer",
     "McpToolPolicy",
+    "McpUserCredentials",
     "Membership",
     "ModelAlias",
     "ModelVersion",

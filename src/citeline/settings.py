@@ -226,6 +226,8 @@ class Settings(BaseSettings):
     mcp_result_max_chars: Annotated[int, Field(ge=100)] = 20000
     mcp_tools_cache_seconds: Annotated[int, Field(ge=1)] = 300
     mcp_tool_calls_per_minute: Annotated[int, Field(ge=0)] = 60  # per caller and tool; 0: off
+    # Calls into Citeline's own MCP server (`/mcp`), per caller and tool; 0: off.
+    mcp_server_tool_calls_per_minute: Annotated[int, Field(ge=0)] = 60
     mcp_stdio_cpu_seconds: Annotated[int, Field(ge=1)] = 120
     mcp_stdio_memory_mib: Annotated[int, Field(ge=64)] = 2048
     mcp_stdio_max_seconds: Annotated[float, Field(gt=0)] = 900.0  # a stdio server's lifetime

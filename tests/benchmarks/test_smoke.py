@@ -20,25 +20,27 @@ SMOKE = {
     "tracing_overhead": ["--requests", "20", "--rounds", "1"],
     "jobs_throughput": ["--jobs", "30", "--latency-jobs", "3"],
     "sse_fanout": ["--clients", "10", "--events", "5"],
-    "ingestion_throughput": ["--copies", "1"],
-    "retrieval_quality": [],
+    # A small corpus: the smoke proves the benchmark runs, not how fast ingestion is.
+    "ingestion_throughput": ["--copies", "1", "--corpus", "benchmarks/data/tools-faq/corpus"],
+    "retrieval_quality": ["--pages", "2"],
     "search_scale": ["--chunks", "2000", "--queries", "20", "--recall-texts", "0"],
     "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
                   "--ttft-prompt-tokens", "100", "--rss-models"],
-    "answer_quality": ["--limit", "1", "--extra", "1", "--judge", ""],
+    "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
     "page_latency": ["--questions", "1"],
     "shared_model": ["--workers", "1", "--concurrent", "1", "--max-tokens", "4"],
     "report_exports": ["--sections", "1", "--repeats", "1"],
     "agent_tasks": ["--tasks", "4", "--priority-tasks", "12"],
     "report_quality": ["--topics", "1", "--sections", "1", "--no-speed-up",
-                       "--model", "smollm2-135m"],
+                       "--model", "smollm2-135m", "--pages", "3", "--no-judge"],
     "assistant_latency": ["--replies", "1"],
     "tool_choice": ["--model", "smollm2-135m", "--limit", "1"],
     # Needs root (network namespaces), as tests/cluster does.
     "cluster_scaling": ["--work-jobs", "4", "--work-seconds", "0.2", "--documents", "2",
-                        "--deaths", "1"],
+                        "--deaths", "1", "--hosts", "2"],
     "agent_builder": ["--conversations", "1"],
     "mcp_server": ["--queries", "5", "--rounds", "1", "--documents", "2"],
+    "mcp_guard": ["--calls", "10", "--rounds", "1"],
 }  # fmt: skip
 
 

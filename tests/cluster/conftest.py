@@ -1,8 +1,8 @@
 """One cluster for the whole suite: building it takes most of a minute.
 
 The suite runs with `make test-cluster` (CITELINE_CLUSTER_TESTS=1), not in `make test`: it
-takes two minutes, and two runs in eight failed on a loaded machine, workers no longer taking
-re-pushed jobs after the PostgreSQL restart (docs/deploy.md, "Known gaps").
+takes two minutes, and two runs in nine once failed on a loaded machine, a job left `queued`
+while RQ's copy was on no queue (fixed in the reaper; docs/deploy.md, "Known gaps").
 """
 
 from __future__ import annotations

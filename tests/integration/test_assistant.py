@@ -366,6 +366,7 @@ class Result:
     is_error: bool = False
     duration_ms: float = 1.0
     truncated: bool = False
+    notice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from citeline.llm.resilience import (
     guarded_stream,
 )
 
+pytestmark = pytest.mark.each_redis
+
 LimitFactory = Callable[..., ConcurrencyLimit]
 
 

@@ -15,7 +15,7 @@ from citeline.jobs.models import JobState
 from citeline.resources import Resources
 from tests.conftest import WorkerFactory, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.each_redis]
 
 
 def ended(resources: Resources, job_id: uuid.UUID) -> bool:

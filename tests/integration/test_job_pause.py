@@ -11,6 +11,8 @@ from citeline.errors import Conflict
 from citeline.resources import Resources
 from tests.conftest import WorkerFactory, wait_for
 
+pytestmark = pytest.mark.each_redis
+
 
 def state(resources: Resources, job_id: object) -> str:
     return resources.jobs().get(job_id).state  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import uuid
+from datetime import timedelta
 
 import psutil
 import pytest
@@ -11,12 +12,13 @@ from rq import Queue
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
+from citeline.db.base import utcnow
 from citeline.errors import Conflict, InvalidInput, NotFound
 from citeline.jobs.models import JobState
 from citeline.resources import Resources
 from tests.conftest import WorkerFactory, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.each_redis]
 
 
 def state_of(resources: Resources, job_id: uuid.UUID) -> str:
@@ -197,6 +199,55 @@ def test_a_queued_job_rq_failed_before_it_started_is_queued_again(
     start_worker()
     wait_for(lambda: ended(resources, job.id))
     assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}
+
+
+def test_a_queued_job_whose_worker_died_as_it_took_it_is_queued_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    """RQ marked its copy started, but the worker died before the attempt started: RQ says
+    `started` until its own registry clean-up, minutes later; the reaper must not wait."""
+    job = resources.jobs().enqueue("test.echo", {"value": "again"})
+    rq_id = f"{job.id}_1"
+    Queue("default", connection=resources.redis).remove(rq_id)
+    taken = RQJob.fetch(rq_id, connection=resources.redis)
+    with resources.redis.pipeline() as pipe:
+        taken.prepare_for_execution("a-worker-that-died", pipe)
+        pipe.execute()
+    assert taken.get_status() == JobStatus.STARTED
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}
+
+
+def test_a_queued_job_a_worker_popped_and_lost_is_queued_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    """A worker took the id off the queue and lost it before marking it started (it died,
+    or its dequeue failed after the pop): RQ's copy says `queued` but is on no queue."""
+    job = resources.jobs().enqueue("test.echo", {"value": "again"})
+    rq_id = f"{job.id}_1"
+    Queue("default", connection=resources.redis).remove(rq_id)
+    assert RQJob.fetch(rq_id, connection=resources.redis).get_status() == JobStatus.QUEUED
+    start_worker()
+    wait_for(lambda: ended(resources, job.id))
+    assert resources.jobs().result(job.id) == {"echo": "again", "attempt": 1}
+
+
+def test_a_copy_just_popped_is_not_pushed_twice(resources: Resources) -> None:
+    """A worker that has just popped a copy has not marked it started yet: the reaper waits
+    one sweep before it counts a `queued` copy on no queue as lost."""
+    job = resources.jobs().enqueue("test.echo", {"value": "once"})
+    rq_id = f"{job.id}_1"
+    Queue("default", connection=resources.redis).remove(rq_id)
+    assert job.enqueued_at is not None
+    due = job.enqueued_at + timedelta(seconds=resources.settings.job_lost_after_seconds + 0.5)
+    wait_for(lambda: utcnow() > due)
+    reaper = resources.reaper()
+    first = reaper.sweep()
+    assert first is not None and first.requeued == []
+    second = reaper.sweep()
+    assert second is not None and second.requeued == [job.id]
+    assert Queue("default", connection=resources.redis).job_ids == [rq_id]
 
 
 def test_job_the_queue_lost_is_queued_again(

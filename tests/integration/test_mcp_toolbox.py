@@ -217,6 +217,7 @@ def test_results_over_the_cap_are_cut_and_say_so(
     assert result.text.startswith("x" * 1000) and "49000 more characters cut" in result.text
 
 
+@pytest.mark.each_redis
 def test_calls_per_tool_are_rate_limited(
     resources: Resources, toolboxes: list[McpToolbox], http_mcp: HttpServer
 ) -> None:

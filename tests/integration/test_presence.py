@@ -13,6 +13,8 @@ import redis
 from citeline.jobs.presence import Presence, holders, last_cost, presence_key
 from citeline.jobs.queue import connect
 
+pytestmark = pytest.mark.each_redis
+
 
 @pytest.fixture
 def connection(redis_url: str) -> Iterator[redis.Redis]:

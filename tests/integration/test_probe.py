@@ -11,7 +11,7 @@ import pytest
 from citeline.resources import Resources
 from tests.conftest import WorkerFactory, settings_env, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.each_redis]
 
 
 def probe(resources: Resources, role: str, **env: str) -> subprocess.CompletedProcess[str]:

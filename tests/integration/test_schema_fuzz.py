@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 EMAIL = "fuzz-admin@example.com"
 PASSWORD = "fuzz-admin-password-1"
-MAX_EXAMPLES = 100
+MAX_EXAMPLES = 60
 SEED = 20240601
 # No worker runs, so jobs stay queued: these wait on a job or stream for ever; /ready and
 # /metrics are tested on their own. OIDC is not configured (every call is a 404) and would

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from citeline.jobs.queue import connect_async, events_key
 from citeline.jobs.stream import StreamHub
+
+pytestmark = pytest.mark.each_redis
 
 
 def test_readers_fan_out_and_stop_when_the_last_listener_leaves(redis_url: str) -> None:

@@ -18,7 +18,7 @@ from citeline.settings import Settings
 from tests.conftest import WorkerFactory, empty_stores, fast_settings, wait_for
 from tests.jobs_for_tests import TEST_KINDS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.each_redis]
 
 
 class Valkey:

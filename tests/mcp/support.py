@@ -40,16 +40,18 @@ def free_port() -> int:
 
 
 class HttpServer:
-    """`tests.mcp.http_server` in a process of its own (one of its tools kills it)."""
+    """`tests.mcp.http_server` (or another test server `module`) in a process of its own (one
+    of its tools kills it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "tests.mcp.http_server") -> None:
+        self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> HttpServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.mcp.http_server", str(self.port)],
+            [sys.executable, "-m", self.module, str(self.port)],
             cwd=HERE.parents[1],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

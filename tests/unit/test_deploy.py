@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from citeline.jobs.queue import QUEUE_NAMES
 from tests.conftest import ROOT
 
 VENV_BIN = Path(shutil.which("hadolint") or ROOT / ".venv" / "bin" / "hadolint").parent
@@ -257,5 +258,9 @@ def test_production_adds_an_ingress_and_queue_depth_scaling(kubectl: str) -> Non
     worker = by_kind(resources, "HorizontalPodAutoscaler")["citeline-worker"]["spec"]
     (external,) = [m["external"] for m in worker["metrics"] if m["type"] == "External"]
     assert external["metric"]["name"] == "citeline_queue_depth"
+    # Every queue counts: answers wait on `high`, ingestion on `default`.
+    (queues,) = external["metric"]["selector"]["matchExpressions"]
+    assert (queues["key"], queues["operator"]) == ("queue", "In")
+    assert set(queues["values"]) == set(QUEUE_NAMES)
     # The Secret comes from the cluster, never from these files.
     assert by_kind(resources, "Secret") == {}

@@ -51,8 +51,10 @@ def test_secrets_are_sealed_and_a_changed_key_is_named() -> None:
     sealed = box.seal({"env": {"TOKEN": "abc123"}, "headers": {}})
     assert "abc123" not in sealed and "TOKEN" not in sealed
     assert box.open(sealed) == {"env": {"TOKEN": "abc123"}, "headers": {}}
-    with pytest.raises(ConfigurationError, match="CITELINE_SECRET_KEY"):
+    with pytest.raises(ConfigurationError, match=r"CITELINE_SECRET_KEY.*register the server"):
         SecretBox("another secret").open(sealed)
+    with pytest.raises(ConfigurationError, match="or set your credentials again"):
+        SecretBox("another secret").open(sealed, remedy="set your credentials again")
 
 
 def test_argument_digests_ignore_key_order() -> None:

@@ -283,6 +283,8 @@ class Run:
                 assert self.toolbox is not None
                 result = self.toolbox.call(call.name, call.arguments, run_id=str(self.run_id))
                 text, is_error, truncated = result.text, result.is_error, result.truncated
+                if result.notice:
+                    self.emit("error", result.notice, **meta)
         except CitelineError as exc:
             text, is_error = f"The tool {call.name} failed: {exc.detail}", True
             self.emit("error", text, **meta)

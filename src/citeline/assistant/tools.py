@@ -37,6 +37,9 @@ class ToolResult(Protocol):
     @property
     def truncated(self) -> bool: ...
 
+    @property
+    def notice(self) -> str | None: ...  # for the person (e.g. set your credentials)
+
 
 class ExternalTool(Protocol):
     @property

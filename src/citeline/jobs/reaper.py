@@ -13,6 +13,7 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
+from rq.utils import as_text
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,15 +23,13 @@ from citeline.errors import ServiceUnavailable
 from citeline.jobs.events import EventLog
 from citeline.jobs.lifecycle import Attempt, Lifecycle
 from citeline.jobs.models import ACTIVE_STATES, Job, JobState
-from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key, rq_job_id
+from citeline.jobs.queue import REAPER_LOCK_KEY, alive_key, queue, rq_job_id
 from citeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
-PENDING_RQ_STATES = frozenset(
-    {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-)
+UNLISTED = "queued on no queue"
 
 
 @dataclass
@@ -56,6 +55,10 @@ class Reaper:
         self.lifecycle = lifecycle
         self.settings = settings
         self.token = uuid.uuid4().hex
+        # Copies found `queued` but on no queue at the last sweep: a worker may have popped
+        # one a moment ago and not yet marked it started, so it is pushed again only if it is
+        # still so at the next sweep.
+        self.unlisted: set[str] = set()
 
     def sweep(self) -> Sweep | None:
         """One pass, if no other process holds the reaper lock; None when it was skipped."""
@@ -125,9 +128,12 @@ class Reaper:
                 report.requeued.append(job_id)
 
     def _requeue_lost(self, report: Sweep) -> None:
-        """Queued in the database but unknown to Redis (a Redis that lost its data, a push that
-        failed after the record was written): push the attempt again."""
-        cutoff = utcnow() - timedelta(seconds=self.settings.job_lost_after_seconds)
+        """Queued in the database but not held by RQ to run (a Redis that lost its data, a push
+        that failed after the record was written, a worker that died or failed as it took the
+        attempt): push the attempt again. `Lifecycle.start` runs it once however often it is
+        pushed."""
+        grace = timedelta(seconds=self.settings.job_lost_after_seconds)
+        cutoff = utcnow() - grace
         with self.sessions() as session:
             rows = session.execute(
                 select(Job.id, Job.attempt, Job.queue, Job.target, Job.timeout_seconds)
@@ -135,22 +141,51 @@ class Reaper:
                 .order_by(Job.enqueued_at)
                 .limit(BATCH)
             ).all()
+        listed: dict[str, set[str]] = {}  # each queue's list, read once a sweep if needed
+        unlisted, self.unlisted = self.unlisted, set()
         for job_id, attempt, queue_name, target, timeout in rows:
-            if self._on_the_queue(rq_job_id(job_id, attempt)):
+            rq_id = rq_job_id(job_id, attempt)
+            lost = self._lost_copy(rq_id, queue_name, grace, listed)
+            if lost is None:
                 continue
-            log.warning("re-queueing a job the queue had lost", extra={"job": str(job_id)})
+            if lost == UNLISTED and rq_id not in unlisted:
+                self.unlisted.add(rq_id)
+                continue
+            log.warning(
+                "re-queueing a job the queue had lost", extra={"job": str(job_id), "rq": lost}
+            )
             self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
             report.requeued.append(job_id)
 
-    def _on_the_queue(self, rq_id: str) -> bool:
-        """RQ still holds this attempt to run. One that RQ ended while the database says
-        `queued` never started (its worker lost PostgreSQL or Redis at the start, so RQ
-        failed it): only pushing it again runs it, and `Lifecycle.start` runs it once."""
+    def _lost_copy(
+        self, rq_id: str, queue_name: str, grace: timedelta, listed: dict[str, set[str]]
+    ) -> str | None:
+        """What became of RQ's copy of this attempt if RQ will not run it; None while it will:
+        the copy waits on its queue's list, or a worker took it less than `grace` ago (a worker
+        that runs it records the start within milliseconds).
+
+        RQ's status alone is not enough: `queued` stays on a copy that a worker popped and
+        then lost (it died, or failed, between the pop and marking the job started), which
+        nothing ever runs; `started` stays on a copy whose worker died before the attempt
+        started, until RQ's own clean-up fails it (every 10 minutes). One that RQ failed (its
+        worker lost PostgreSQL or Redis at the start) never runs again by itself either."""
         try:
-            status = RQJob.fetch(rq_id, connection=self.redis).get_status(refresh=False)
+            job = RQJob.fetch(rq_id, connection=self.redis)
         except NoSuchJobError:
-            return False
-        return status in PENDING_RQ_STATES
+            return "missing"
+        status = job.get_status(refresh=False)
+        if status == JobStatus.QUEUED:
+            if queue_name not in listed:
+                key = queue(queue_name, self.redis).key
+                listed[queue_name] = {as_text(i) for i in self.redis.lrange(key, 0, -1)}
+            return None if rq_id in listed[queue_name] else UNLISTED
+        if status == JobStatus.STARTED:
+            if job.started_at is not None and utcnow() - job.started_at < grace:
+                return None
+            return "started by a worker that never started it"
+        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return None
+        return str(status.value)  # failed, finished, stopped, canceled
 
     def _end_waiting(self, report: Sweep) -> None:
         """A waiting job whose follow-up ended, but which did not end with it (the process

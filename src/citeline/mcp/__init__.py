@@ -2,6 +2,19 @@
 per-role policies, safe calls with timeouts, rate limits and an audit trail."""
 
 from citeline.mcp.service import McpServers
-from citeline.mcp.toolbox import ApprovingToolbox, McpCallResult, McpTool, McpToolbox
+from citeline.mcp.toolbox import (
+    ApprovingToolbox,
+    McpCallResult,
+    McpTool,
+    McpToolbox,
+    argument_digest,
+)
 
-__all__ = ["ApprovingToolbox", "McpCallResult", "McpServers", "McpTool", "McpToolbox"]
+__all__ = [
+    "ApprovingToolbox",
+    "McpCallResult",
+    "McpServers",
+    "McpTool",
+    "McpToolbox",
+    "argument_digest",
+]

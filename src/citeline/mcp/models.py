@@ -30,8 +30,35 @@ class McpServer(Base):
     secrets: Mapped[str] = mapped_column(Text)
     env_names: Mapped[list[str]] = mapped_column(JSONB, default=list)  # shown, values hidden
     header_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # Keys each user sets for themselves (McpUserCredentials); a server that has any opens a
+    # connection per user and never falls back to the workspace's values for them.
+    user_env_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    user_header_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def per_user(self) -> bool:
+        """Does each user bring their own secrets for some of its keys?"""
+        return bool(self.user_env_names or self.user_header_names)
+
+
+class McpUserCredentials(Base):
+    """One user's own secrets for one server: the values of its per-user keys."""
+
+    __tablename__ = "mcp_user_credentials"
+
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("mcp_servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # {"env": {...}, "headers": {...}} encrypted (citeline.mcp.secrets); never returned.
+    secrets: Mapped[str] = mapped_column(Text)
+    env_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    header_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class McpToolPolicy(Base):

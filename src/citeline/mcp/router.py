@@ -9,8 +9,11 @@ from fastapi import APIRouter, Query, Response, status
 
 from citeline.api.deps import AccessDep, McpServersDep
 from citeline.auth import Role
+from citeline.mcp.credentials import CredentialStatus
 from citeline.mcp.models import McpServer
 from citeline.mcp.schemas import (
+    CredentialsIn,
+    CredentialsOut,
     McpServerIn,
     McpServerList,
     McpServerOut,
@@ -35,6 +38,8 @@ def _out(server: McpServer) -> McpServerOut:
         url=server.url,
         env_names=server.env_names,
         header_names=server.header_names,
+        user_env_names=server.user_env_names,
+        user_header_names=server.user_header_names,
         created_by=server.created_by,
         created_at=server.created_at,
     )
@@ -51,7 +56,8 @@ def _policies(server_id: uuid.UUID, rows: list[tuple[str, str, str]]) -> Policie
 def register_server(body: McpServerIn, servers: McpServersDep) -> McpServerOut:
     """Register an MCP server in the caller's workspace. HTTP servers need a workspace admin;
     stdio servers an instance administrator and an executable on CITELINE_MCP_STDIO_COMMANDS.
-    `env` and `headers` are stored encrypted and never returned."""
+    `env` and `headers` are stored encrypted and never returned; `user_env`/`user_headers`
+    name the keys each user sets for themselves (PUT /v1/mcp-servers/{id}/credentials)."""
     return _out(
         servers.register(
             body.name,
@@ -61,6 +67,8 @@ def register_server(body: McpServerIn, servers: McpServersDep) -> McpServerOut:
             env=body.env,
             url=body.url,
             headers=body.headers,
+            user_env=body.user_env,
+            user_headers=body.user_headers,
         )
     )
 
@@ -122,3 +130,35 @@ def put_policies(server: str, body: PoliciesIn, servers: McpServersDep) -> Polic
     row = servers.get(server)
     rows = servers.set_policies(row.id, [(p.tool, p.role, p.policy) for p in body.policies])
     return _policies(row.id, rows)
+
+
+def _credentials(found: CredentialStatus) -> CredentialsOut:
+    return CredentialsOut(
+        server_id=found.server.id,
+        env_names=found.env_names,
+        header_names=found.header_names,
+        missing_env=found.missing_env,
+        missing_headers=found.missing_headers,
+        complete=not (found.missing_env or found.missing_headers),
+        updated_at=found.updated_at,
+    )
+
+
+@router.get("/{server}/credentials")
+def get_credentials(server: str, servers: McpServersDep) -> CredentialsOut:
+    """Which of the server's per-user keys you have set; values are never returned."""
+    return _credentials(servers.credentials(server))
+
+
+@router.put("/{server}/credentials")
+def put_credentials(server: str, body: CredentialsIn, servers: McpServersDep) -> CredentialsOut:
+    """Set your own values for the server's per-user keys (replacing any you set before);
+    they are stored encrypted and used only for your calls."""
+    return _credentials(servers.set_credentials(server, body.env, body.headers))
+
+
+@router.delete("/{server}/credentials", status_code=status.HTTP_204_NO_CONTENT)
+def delete_credentials(server: str, servers: McpServersDep) -> Response:
+    """Forget your own values for the server's per-user keys."""
+    servers.clear_credentials(server)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -26,6 +26,16 @@ class McpServerIn(BaseModel):
     )
     url: str | None = Field(default=None, max_length=2000, description="http: the MCP endpoint")
     headers: dict[str, str] = Field(default_factory=dict, description="http: e.g. Authorization")
+    user_env: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="stdio: environment variables each user sets for themselves",
+    )
+    user_headers: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="http: headers each user sets for themselves (e.g. Authorization)",
+    )
 
 
 class McpServerOut(BaseModel):
@@ -37,6 +47,8 @@ class McpServerOut(BaseModel):
     url: str | None
     env_names: list[str] = Field(description="Names of the stored environment secrets")
     header_names: list[str] = Field(description="Names of the stored headers")
+    user_env_names: list[str] = Field(description="Environment variables each user sets")
+    user_header_names: list[str] = Field(description="Headers each user sets")
     created_by: str
     created_at: datetime
 
@@ -81,3 +93,26 @@ class PoliciesIn(BaseModel):
 class PoliciesOut(BaseModel):
     server_id: uuid.UUID
     policies: list[PolicyIn]
+
+
+class CredentialsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    env: dict[str, str] = Field(
+        default_factory=dict, description="stdio: values of the server's per-user variables"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="http: values of the server's per-user headers"
+    )
+
+
+class CredentialsOut(BaseModel):
+    """Which of the server's per-user keys the caller has set. Values never come back."""
+
+    server_id: uuid.UUID
+    env_names: list[str] = Field(description="Per-user variables you have set")
+    header_names: list[str] = Field(description="Per-user headers you have set")
+    missing_env: list[str] = Field(description="Per-user variables you have not set")
+    missing_headers: list[str] = Field(description="Per-user headers you have not set")
+    complete: bool = Field(description="Every per-user key is set: the server's tools work")
+    updated_at: datetime | None

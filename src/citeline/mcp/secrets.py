@@ -50,13 +50,15 @@ class SecretBox:
     def seal(self, values: dict[str, dict[str, str]]) -> str:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode()
 
-    def open(self, token: str) -> dict[str, dict[str, str]]:
+    def open(
+        self, token: str, remedy: str = "register the server again"
+    ) -> dict[str, dict[str, str]]:
         try:
             values: dict[str, dict[str, str]] = json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
             raise ConfigurationError(
                 "an MCP server's stored secrets do not decrypt: CITELINE_SECRET_KEY changed "
-                "since they were saved; restore it or register the server again"
+                f"since they were saved; restore it or {remedy}"
             ) from None
         return values
 

@@ -46,6 +46,7 @@ from citeline.auth import Access, audit
 from citeline.db.engine import Statements
 from citeline.errors import CitelineError
 from citeline.llm import ToolSpec
+from citeline.mcp import credentials
 from citeline.mcp.adapter import (
     CallOutcome,
     Connection,
@@ -104,6 +105,7 @@ class McpCallResult:
     is_error: bool
     duration_ms: float
     truncated: bool = False
+    notice: str | None = None  # what the person must do (their credentials), beside the text
 
 
 def qualified_name(server_name: str, tool_name: str) -> str:
@@ -300,6 +302,7 @@ class McpToolbox:
     ) -> McpCallResult:
         server = entry.server
         error: str | None = None
+        notice: str | None = None
 
         async def heard(done: float, total: float | None, message: str | None) -> None:
             if progress is not None:
@@ -314,6 +317,8 @@ class McpToolbox:
             self._drop(server.id)
             error = failure.message
             outcome = CallOutcome(f"The tool call failed: {failure.message}.", True, False)
+            # The person, not the model, must act on this: say it to them too.
+            notice = error if isinstance(failure, credentials.CredentialsNeeded) else None
         duration = (time.perf_counter() - started) * 1000
         self._audit(
             entry.tool.name,
@@ -322,11 +327,13 @@ class McpToolbox:
             arguments,
             run_id,
             duration,
-            "failed" if error is not None else "ok",
+            ("denied" if notice else "failed") if error is not None else "ok",
             error,
             is_error=outcome.is_error,
         )
-        return McpCallResult(outcome.text, outcome.is_error, round(duration, 2), outcome.truncated)
+        return McpCallResult(
+            outcome.text, outcome.is_error, round(duration, 2), outcome.truncated, notice
+        )
 
     def _refuse(
         self,
@@ -539,8 +546,9 @@ class McpToolbox:
         return connection
 
     def _endpoint(self, server: McpServer) -> Endpoint:
-        """Checked again at each connection: the allowlist or DNS may have changed."""
-        secrets = self.box.open(server.secrets)
+        """Checked again at each connection: the allowlist or DNS may have changed. A server
+        with per-user keys gets this toolbox's caller's own values (or CredentialsNeeded)."""
+        env, headers = credentials.resolve(self.sessions, self.box, server, self.access)
         try:
             if server.transport == "stdio":
                 assert server.command is not None
@@ -550,11 +558,11 @@ class McpToolbox:
                     "stdio",
                     command=command,
                     args=tuple(server.args),
-                    env=secrets.get("env", {}),
+                    env=env,
                 )
             assert server.url is not None
             check_http_url(server.url, self.settings)
-            return Endpoint(server.name, "http", url=server.url, headers=secrets.get("headers", {}))
+            return Endpoint(server.name, "http", url=server.url, headers=headers)
         except CitelineError as exc:
             raise McpFailure(
                 "refused", f"MCP server {server.name!r} may not be used: {exc.detail}"

@@ -95,3 +95,37 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if any(char in value for char in "\r\n\0") or len(value) > MAX_VALUE:
             raise InvalidInput(f"the value of header {name} is not allowed", field="headers")
     return dict(headers)
+
+
+MAX_USER_KEYS = 32
+
+
+def check_user_keys(
+    names: list[str], shared: Mapping[str, str], *, field: str, header: bool
+) -> list[str]:
+    """Names of the keys each user sets for themselves: well formed, not repeated, and not
+    also given a workspace value (a per-user key never falls back to the workspace's)."""
+    if len(names) > MAX_USER_KEYS:
+        raise InvalidInput(f"at most {MAX_USER_KEYS} per-user keys", field=field)
+    pattern, what = (
+        (HEADER_NAME, "an HTTP header name")
+        if header
+        else (ENV_NAME, "an environment variable name")
+    )
+    fold = str.lower if header else str
+    seen: set[str] = set()
+    for name in names:
+        if not pattern.match(name):
+            raise InvalidInput(f"{name!r} is not {what}", field=field)
+        if fold(name) in seen:
+            raise InvalidInput(f"{name!r} is listed twice", field=field)
+        seen.add(fold(name))
+    both = sorted(name for name in shared if fold(name) in seen)
+    if both:
+        source = "headers" if header else "env"
+        raise InvalidInput(
+            f"{', '.join(both)} cannot be both a workspace value (in {source}) and a per-user "
+            f"key (in {field})",
+            field=field,
+        )
+    return list(names)

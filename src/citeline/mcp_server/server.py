@@ -9,10 +9,11 @@ and resuming a cut stream, which none of these tools use."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
@@ -25,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from citeline import __version__
 from citeline.auth import Access, Role
+from citeline.mcp_server.guard import CallGuard
 from citeline.mcp_server.tools import Tools
 from citeline.resources import Resources
 
@@ -54,14 +56,14 @@ NEEDS_ROLE = {"start_report": Role.member}
 Identify = Callable[[Request], Awaitable[Access]]
 
 
-def build_server(resources: Resources) -> MCPServer[Any]:
+def build_server(resources: Resources, guard: CallGuard | None = None) -> MCPServer[Any]:
     tools = Tools(resources)
     server: MCPServer[Any] = MCPServer(
         "citeline",
         title="Citeline",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[hide_by_role],
+        middleware=[hide_by_role, guard or CallGuard(resources)],
     )
     server.add_tool(tools.list_knowledge_bases, title="List knowledge bases", annotations=READ_ONLY)
     server.add_tool(tools.list_documents, title="List documents", annotations=READ_ONLY)
@@ -88,7 +90,8 @@ class McpEndpoint:
 
     def __init__(self, resources: Resources, identify: Identify) -> None:
         self.identify = identify
-        self.server = build_server(resources)
+        self.guard = CallGuard(resources)
+        self.server = build_server(resources, self.guard)
         self.server.streamable_http_app(
             streamable_http_path=PATH,
             stateless_http=True,
@@ -100,9 +103,15 @@ class McpEndpoint:
         )
         self.manager = self.server.session_manager
 
-    def running(self) -> AbstractAsyncContextManager[None]:
-        """The session manager's task group, for the app's lifespan."""
-        return self.manager.run()
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The session manager's task group, for the app's lifespan; at its end the audit
+        rows of the last calls are written."""
+        try:
+            async with self.manager.run():
+                yield
+        finally:
+            await anyio.to_thread.run_sync(self.guard.close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Leaves the Access in the request state, where the tools find it.

@@ -1,7 +1,9 @@
 // MCP servers: the workspace's servers, each with its tools and the policy every role has for
 // them (allow, ask before each call, or deny); admins add and remove HTTP servers and change
 // a tool's policy for a role. Stdio servers are registered by instance administrators with
-// `citeline mcp add --command` (the page shows them). Secrets are sent, never shown.
+// `citeline mcp add --command` (the page shows them). Secrets are sent, never shown. A server
+// may ask each user for their own credentials (per-user keys): every member sets or clears
+// theirs on its card, which shows only which keys are set.
 
 import { el, errorBox, toast } from "./dom.js";
 import { api, canAdmin } from "./session.js";
@@ -47,6 +49,7 @@ function serverCard(server, admin, onChange) {
     el("div", { class: "row center" }, el("h2", { id, class: "grow", text: server.name }), remove),
     el("p", { class: "meta", text: `${server.transport}: ${target}` }),
     secrets.length ? el("p", { class: "meta", text: `Secrets stored (not shown): ${secrets.join(", ")}` }) : null,
+    perUser(server).length ? credentialsForm(server, () => loadTools(server, tools, admin)) : null,
     tools);
   loadTools(server, tools, admin);
   return card;
@@ -68,6 +71,62 @@ async function loadTools(server, box, admin) {
           ? policySelect(server, tool, role, overrides, box)
           : el("span", { text: tool.policies[role] })))))))));
   } catch (error) { box.replaceChildren(errorBox(error)); }
+}
+
+const perUser = (server) => [...(server.user_header_names || []), ...(server.user_env_names || [])];
+
+// The caller's own values for the server's per-user keys: which are set, a field for each,
+// Save (all of them, replacing what was set) and Clear; `onChange` reloads the tools.
+function credentialsForm(server, onChange) {
+  const id = `mcp-creds-${server.id}`;
+  const path = `${base}/${server.id}/credentials`;
+  const state = el("p", { class: "meta", "data-testid": "mcp-credentials-state", text: "Checking your credentials" });
+  const problem = el("p", { class: "error", role: "alert" });
+  const keys = perUser(server);
+  const inputs = keys.map((key) => el("input", { type: "password", id: `${id}-${key}`, required: true,
+    autocomplete: "off", "aria-label": `Your ${key}`,
+    placeholder: key.toLowerCase() === "authorization" ? "Bearer …" : "" }));
+  const show = (found) => {
+    const have = [...found.header_names, ...found.env_names];
+    const missing = [...found.missing_headers, ...found.missing_env];
+    state.textContent = `Your credentials: ${have.length ? `set for ${have.join(", ")}` : "none set"}` +
+      (missing.length ? `; missing ${missing.join(", ")}: its tools fail for you until you set them` : "");
+  };
+  const refresh = async () => {
+    try { show(await api(path)); } catch (error) { state.textContent = `Could not read your credentials: ${error.message}`; }
+  };
+  const clear = el("button", { type: "button", class: "secondary", text: "Clear mine", onclick: async () => {
+    problem.textContent = "";
+    try {
+      await api(path, { method: "DELETE" });
+      toast(`Cleared your credentials for ${server.name}`);
+      refresh();
+      onChange();
+    } catch (error) { problem.textContent = `Could not clear them: ${error.message}`; }
+  } });
+  const form = el("form", { "aria-labelledby": id, onsubmit: async (event) => {
+    event.preventDefault();
+    problem.textContent = "";
+    const values = Object.fromEntries(keys.map((key, i) => [key, inputs[i].value]));
+    const body = {
+      headers: Object.fromEntries((server.user_header_names || []).map((k) => [k, values[k]])),
+      env: Object.fromEntries((server.user_env_names || []).map((k) => [k, values[k]])),
+    };
+    try {
+      show(await api(path, json("PUT", body)));
+      form.reset();
+      toast(`Saved your credentials for ${server.name}`);
+      onChange();
+    } catch (error) { problem.textContent = `Could not save them: ${error.message}`; }
+  } },
+    el("h3", { id, text: "Your own credentials" }),
+    state,
+    el("div", { class: "row" },
+      ...keys.map((key, i) => el("div", { class: "grow" }, el("label", { for: `${id}-${key}`, text: key }), inputs[i])),
+      el("button", { type: "submit", text: "Save mine" }), clear),
+    problem);
+  refresh();
+  return form;
 }
 
 function hints(tool) {
@@ -104,12 +163,16 @@ function addForm(onChange) {
     autocomplete: "off" });
   const url = el("input", { type: "url", id: "mcp-url", required: true, placeholder: "https://example.com/mcp" });
   const token = el("input", { type: "password", id: "mcp-token", autocomplete: "off" });
+  const own = el("input", { type: "checkbox", id: "mcp-own",
+    onchange: () => { token.disabled = own.checked; if (own.checked) token.value = ""; } });
   const form = el("form", { class: "card", "aria-labelledby": "mcp-add", onsubmit: async (event) => {
     event.preventDefault();
     problem.textContent = "";
-    const headers = token.value ? { Authorization: `Bearer ${token.value}` } : {};
+    const headers = token.value && !own.checked ? { Authorization: `Bearer ${token.value}` } : {};
+    const user_headers = own.checked ? ["Authorization"] : [];
     try {
-      await api(base, json("POST", { name: name.value.trim(), transport: "http", url: url.value.trim(), headers }));
+      await api(base, json("POST", { name: name.value.trim(), transport: "http", url: url.value.trim(), headers,
+        user_headers }));
       toast(`Added ${name.value.trim()}`);
       form.reset();
       onChange();
@@ -122,6 +185,8 @@ function addForm(onChange) {
     el("div", { class: "row" },
       el("div", { class: "grow" }, el("label", { for: "mcp-token", text: "Bearer token (optional, stored encrypted)" }), token),
       el("button", { type: "submit", text: "Add" })),
+    el("div", { class: "row center" }, own,
+      el("label", { for: "mcp-own", text: "Each user sets their own Authorization header instead" })),
     problem);
   return form;
 }

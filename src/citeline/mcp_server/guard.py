@@ -1,0 +1,154 @@
+"""Every call of one of Citeline's own MCP tools, as for the tools Citeline calls elsewhere:
+counted against the caller's per-tool rate limit first (`limits` in Redis, shared by every
+API process), then recorded in the audit log (who, which tool, argument digest, duration,
+outcome), whether it succeeded, failed or was refused. The audit rows are written on a
+thread beside the calls, off their path, and drained when the endpoint stops (`close`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import anyio.to_thread
+import redis
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from mcp.server import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from citeline.auth import Access, audit
+from citeline.mcp import argument_digest
+from citeline.resources import Resources
+
+log = logging.getLogger(__name__)
+
+ACTION = "mcp_endpoint.tool_call"
+AUDIT_DRAIN_SECONDS = 30.0
+
+
+class CallGuard:
+    """Server middleware: the rate limit and the audit row of each `tools/call`."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        storage = RedisStorage(
+            "redis://",
+            connection_pool=resources.redis.connection_pool,
+            key_prefix="citeline:limits",
+        )
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        per_minute = resources.settings.mcp_server_tool_calls_per_minute
+        self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mcp-endpoint-audit")
+        self._pending: set[Future[None]] = set()
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        access = getattr(getattr(ctx.request, "state", None), "access", None)
+        if ctx.method != "tools/call" or ctx.request_id is None or not isinstance(access, Access):
+            return await call_next(ctx)
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        name = str(params.get("name") or "?")
+        arguments = params.get("arguments")
+        client = getattr(getattr(ctx.request, "client", None), "host", None)
+        started = time.perf_counter()
+        refusal = await anyio.to_thread.run_sync(self._refusal, access, name)
+        if refusal is not None:
+            self._audit(access, name, arguments, client, started, "denied", refusal)
+            return CallToolResult(content=[TextContent(type="text", text=refusal)], is_error=True)
+        try:
+            result = await call_next(ctx)
+        except BaseException as exc:  # recorded (a cancelled call too), then raised on
+            self._audit(access, name, arguments, client, started, "failed", repr(exc))
+            raise
+        is_error, text = _outcome(result)
+        self._audit(
+            access,
+            name,
+            arguments,
+            client,
+            started,
+            "failed" if is_error else "ok",
+            text if is_error else None,
+        )
+        return result
+
+    def _refusal(self, access: Access, name: str) -> str | None:
+        """Why the call may not run now (its limit is used up), or None."""
+        if self._rate is None:
+            return None
+        key = ("mcp-endpoint-tool", access.subject, name)
+        try:
+            if self._limiter.hit(self._rate, *key):
+                return None
+            stats = self._limiter.get_window_stats(self._rate, *key)
+        except redis.RedisError as exc:  # as for requests: uncounted rather than refused
+            log.warning("mcp endpoint rate limit not counted", extra={"error": str(exc)})
+            return None
+        wait = max(1, math.ceil(stats.reset_time - time.time()))
+        return (
+            f"Rate limited: the tool {name!r} was called too often; the limit is "
+            f"{self._rate.amount} calls per minute; try again in {wait} s."
+        )
+
+    def close(self) -> None:
+        """Wait for the audit rows still being written (at the endpoint's stop)."""
+        wait(list(self._pending), timeout=AUDIT_DRAIN_SECONDS)
+        self._writer.shutdown(wait=False)
+
+    def _audit(
+        self,
+        access: Access,
+        name: str,
+        arguments: Any,
+        client: str | None,
+        started: float,
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "tool": name,
+            "arguments_sha256": argument_digest(arguments),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if error is not None:
+            detail["error"] = error[:500]
+        entry = audit.Entry(
+            ACTION,
+            access.subject,
+            access.workspace_id,
+            target=name,
+            outcome=outcome,
+            client=client,
+            detail=detail,
+        )
+        future = self._writer.submit(audit.append, self.resources.events.statements, entry)
+        self._pending.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: Future[None]) -> None:
+        self._pending.discard(future)
+        error = future.exception()
+        if error is not None:
+            log.error("mcp endpoint tool call not audited", extra={"error": repr(error)})
+
+
+def _outcome(result: HandlerResult) -> tuple[bool, str]:
+    """Whether a tool's result is an error, and its text (the wire form or the model)."""
+    if isinstance(result, BaseModel):
+        result = result.model_dump(by_alias=True, mode="json")
+    if not isinstance(result, dict):
+        return False, ""
+    texts = [
+        str(block.get("text", ""))
+        for block in result.get("content") or []
+        if isinstance(block, dict) and block.get("type") == "text"
+    ]
+    return bool(result.get("isError")), "\n".join(texts)
