@@ -406,4 +406,4 @@ def test_audit_rows_still_queued_when_the_process_exits_are_written(
     assert done.returncode == 0, done.stderr
     with resources.sessions() as session:
         statement = select(AuditEvent.target).where(AuditEvent.action == "test.at_exit")
-        assert sorted(session.scalars(statement)) == ["0", "1", "2"]
+        assert sorted(str(target) for target in session.scalars(statement)) == ["0", "1", "2"]

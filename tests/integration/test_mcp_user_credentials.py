@@ -140,10 +140,14 @@ def toolbox(world: World, who: str) -> ApprovingToolbox:
 
 
 def audited(resources: Resources, action: str) -> list[AuditEvent]:
+    # In the order things happened: each toolbox writes its calls' rows in batches of its own,
+    # so ids follow the batches, and `at` is each call's own time.
     with resources.sessions() as session:
         rows = list(
             session.scalars(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                select(AuditEvent)
+                .where(AuditEvent.action == action)
+                .order_by(AuditEvent.at, AuditEvent.id)
             )
         )
         session.expunge_all()
