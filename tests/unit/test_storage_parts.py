@@ -7,10 +7,11 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
-from citeline.errors import InvalidInput
+from citeline.errors import InvalidInput, ServiceUnavailable
 from citeline.settings import Settings
 from citeline.storage import LocalStore, S3Store, check_key, store_for
 from citeline.storage.sigv4 import (
@@ -262,3 +263,40 @@ def test_store_for_builds_the_configured_store(tmp_path: Path) -> None:
     assert remote.location == "https://s3.example.test/citeline"
     assert (remote.prefix, remote.region) == ("t", "eu-west-1")
     remote.close()
+
+
+def _flaky_s3(failures: int, status: int = 500) -> tuple[S3Store, list[str]]:
+    """An S3 endpoint (outside the system: a test double is fair) that fails `failures`
+    times with `status`, then answers; and the methods it was sent."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        if len(seen) <= failures:
+            return httpx.Response(status, content=b"<Error><Code>InternalError</Code></Error>")
+        if request.method == "POST":
+            return httpx.Response(200, content=b"<DeleteResult/>")
+        return httpx.Response(200, content=b"body")
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    return S3Store("http://s3.test", "bucket", SUITE, client=client), seen
+
+
+def test_s3_retries_an_internal_error_on_requests_that_can_be_repeated() -> None:
+    store, seen = _flaky_s3(failures=2)
+    store._delete_many(["a", "b"])
+    assert seen == ["POST", "POST", "POST"]
+
+
+def test_s3_gives_up_after_its_retries_with_a_clear_error() -> None:
+    store, seen = _flaky_s3(failures=5, status=503)
+    with pytest.raises(ServiceUnavailable, match="answered 503"):
+        store._delete_many(["a"])
+    assert len(seen) == 3
+
+
+def test_s3_does_not_repeat_a_put() -> None:
+    store, seen = _flaky_s3(failures=1)
+    with pytest.raises(ServiceUnavailable, match="answered 500"):
+        store.put_bytes("a", b"x")
+    assert seen == ["PUT"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,9 @@ from citeline.storage.sigv4 import (
 MAX_PUT_BYTES = 5 * 2**30  # S3's limit for one PUT
 MAX_ERROR_BODY = 64 * 1024
 LIST_PAGE = 1000  # also the most keys one DeleteObjects request takes
+SAFE_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_PAUSES = (0.2, 0.6)
 
 
 class S3Store:
@@ -198,6 +202,7 @@ class S3Store:
         content: bytes | Iterator[bytes] | None = None,
         sha256: str = EMPTY_SHA256,
         stream: bool = False,
+        idempotent: bool = False,
     ) -> httpx.Response:
         query_string = canonical_query(query)
         signed = sign(
@@ -215,7 +220,16 @@ class S3Store:
         client = self._http()
         request = client.build_request(method, url, headers=signed, content=content)
         try:
-            return client.send(request, stream=stream)
+            response = client.send(request, stream=stream)
+            # S3 asks clients to retry an InternalError or SlowDown; only requests that can
+            # be sent again unchanged and do the same thing twice are.
+            for pause in RETRY_PAUSES if idempotent or method in SAFE_METHODS else ():
+                if response.status_code not in RETRY_STATUSES:
+                    break
+                response.close()
+                time.sleep(pause)
+                response = client.send(request, stream=stream)
+            return response
         except httpx.TimeoutException as exc:
             raise ServiceUnavailable(
                 f"object storage at {self.location} did not answer in time ({method})"
@@ -266,6 +280,7 @@ class S3Store:
             headers=headers,
             content=body,
             sha256=hashlib.sha256(body).hexdigest(),
+            idempotent=True,
         )
         self._check(response, None)
         errors = list(_children(_parse(response, self.location), "Error"))

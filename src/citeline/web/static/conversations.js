@@ -26,13 +26,15 @@ export function historyPanel(activeId, onDeleted) {
     const query = search.value.trim();
     try {
       const { conversations } = await api(`/v1/conversations${query ? `?title=${encodeURIComponent(query)}` : ""}`);
+      // A rename may have begun while this list was on its way: it must not be drawn over.
+      if (renaming) return;
       if (!conversations.length) {
         list.replaceChildren(el("li", { class: "empty",
           text: query ? "No conversation has that in its title." : "Your conversations will be listed here." }));
         return;
       }
       list.replaceChildren(...conversations.map(item));
-    } catch (error) { list.replaceChildren(el("li", {}, errorBox(error))); }
+    } catch (error) { if (!renaming) list.replaceChildren(el("li", {}, errorBox(error))); }
   }
 
   function item(conversation) {
