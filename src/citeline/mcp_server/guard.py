@@ -1,15 +1,16 @@
 """Every call of one of Citeline's own MCP tools, as for the tools Citeline calls elsewhere:
 counted against the caller's per-tool rate limit first (`limits` in Redis, shared by every
 API process), then recorded in the audit log (who, which tool, argument digest, duration,
-outcome), whether it succeeded, failed or was refused. The audit rows are written on a
-thread beside the calls, off their path, and drained when the endpoint stops (`close`)."""
+outcome), whether it succeeded, failed or was refused. The audit rows go through the MCP
+client's batching `AuditWriter`, off the calls' path, and are drained when the endpoint stops
+(`close`)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -23,13 +24,13 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from citeline.auth import Access, audit
-from citeline.mcp import argument_digest
+from citeline.mcp import AuditWriter, argument_digest
+from citeline.observability.logs import request_id_var
 from citeline.resources import Resources
 
 log = logging.getLogger(__name__)
 
 ACTION = "mcp_endpoint.tool_call"
-AUDIT_DRAIN_SECONDS = 30.0
 
 
 class CallGuard:
@@ -45,8 +46,7 @@ class CallGuard:
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         per_minute = resources.settings.mcp_server_tool_calls_per_minute
         self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mcp-endpoint-audit")
-        self._pending: set[Future[None]] = set()
+        self._auditor = AuditWriter(resources.events.statements)
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -100,8 +100,7 @@ class CallGuard:
 
     def close(self) -> None:
         """Wait for the audit rows still being written (at the endpoint's stop)."""
-        wait(list(self._pending), timeout=AUDIT_DRAIN_SECONDS)
-        self._writer.shutdown(wait=False)
+        self._auditor.close()
 
     def _audit(
         self,
@@ -120,24 +119,19 @@ class CallGuard:
         }
         if error is not None:
             detail["error"] = error[:500]
-        entry = audit.Entry(
-            ACTION,
-            access.subject,
-            access.workspace_id,
-            target=name,
-            outcome=outcome,
-            client=client,
-            detail=detail,
+        self._auditor.add(
+            audit.Entry(
+                ACTION,
+                access.subject,
+                access.workspace_id,
+                target=name,
+                outcome=outcome,
+                client=client,
+                detail=detail,
+                at=datetime.now(UTC),
+                request_id=request_id_var.get() or None,
+            )
         )
-        future = self._writer.submit(audit.append, self.resources.events.statements, entry)
-        self._pending.add(future)
-        future.add_done_callback(self._written)
-
-    def _written(self, future: Future[None]) -> None:
-        self._pending.discard(future)
-        error = future.exception()
-        if error is not None:
-            log.error("mcp endpoint tool call not audited", extra={"error": repr(error)})
 
 
 def _outcome(result: HandlerResult) -> tuple[bool, str]:
