@@ -12,7 +12,8 @@ open between calls; `close()` ends them (a stdio server's whole process group).
 
 What a call costs beyond the server's own time (`benchmarks/mcp_overhead.py`, goal at most 1.2x
 the SDK alone): the policies are trusted for `POLICY_FRESH_SECONDS` between Redis checks, the
-rate limit is one Redis round trip, the schema validator is built once per tool, the timeout is
+rate limit is counted in Redis beside the call, not before it, while it is far from full
+(`citeline.auth.CallLimit`), the schema validator is built once per tool, the timeout is
 one deadline, and the audit row is queued for a writer thread that inserts rows in batches
 (`citeline.mcp.auditing`).
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -36,13 +36,10 @@ from typing import Any, Literal
 import jsonschema
 import redis
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth import Access, audit
+from citeline.auth import Access, CallLimit, audit
 from citeline.db.engine import Statements
 from citeline.errors import CitelineError
 from citeline.llm import ToolSpec
@@ -175,12 +172,7 @@ class McpToolbox:
         # Audit rows are written beside the calls, off their path, in batches; `flush` and
         # `close` write what is left.
         self._auditor = AuditWriter(statements)
-        storage = RedisStorage(
-            "redis://", connection_pool=connection.connection_pool, key_prefix="citeline:limits"
-        )
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
-        per_minute = settings.mcp_tool_calls_per_minute
-        self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._limit = CallLimit(connection, settings.mcp_tool_calls_per_minute)
 
     # The interface of the assistant's tool loop.
 
@@ -238,6 +230,7 @@ class McpToolbox:
                 self._portal_context.__exit__(None, None, None)
             self._portal_context = self._portal = None
             self._auditor.close()
+            self._limit.flush()
 
     def __enter__(self) -> McpToolbox:
         return self
@@ -276,20 +269,12 @@ class McpToolbox:
                 f"The arguments for {entry.tool.name!r} do not match its input schema: "
                 f"{problem}. Call it again with arguments that match."
             )
-        if self._rate is not None:
-            key = ("mcp-tool", self.access.subject, entry.tool.name)
-            try:
-                allowed = self._limiter.hit(self._rate, *key)
-            except redis.RedisError as exc:
-                log.warning("mcp tool rate limit not counted", extra={"error": str(exc)})
-                allowed = True
-            if not allowed:
-                stats = self._limiter.get_window_stats(self._rate, *key)
-                wait = max(1, math.ceil(stats.reset_time - time.time()))
-                return "denied", (
-                    f"The tool {entry.tool.name!r} was called too often: the limit is "
-                    f"{self._rate.amount} calls per minute; try again in {wait} s."
-                )
+        wait = self._limit.hit("mcp-tool", self.access.subject, entry.tool.name)
+        if wait is not None:
+            return "denied", (
+                f"The tool {entry.tool.name!r} was called too often: the limit is "
+                f"{self._limit.per_minute} calls per minute; try again in {wait} s."
+            )
         return None
 
     def _call(
