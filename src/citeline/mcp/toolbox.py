@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 MAX_NAME = 64  # what OpenAI-compatible providers accept for a function name
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 CACHE_KEY = "citeline:mcp:tools:{server_id}"
+# A server whose users bring their own credentials may show each of them different tools.
+USER_CACHE_KEY = CACHE_KEY + ":user:{user}"
 # Changed (to a new random value) whenever a server's policies change or it is removed, so a
 # toolbox re-reads them from the database only then.
 POLICY_KEY = "citeline:mcp:policies:{server_id}"
@@ -475,18 +477,29 @@ class McpToolbox:
             cached = self._validators[id(schema)] = (schema, validator)
         return _first_problem(cached[1], arguments)
 
+    def _cache_key(self, server: McpServer) -> str:
+        if not server.per_user:
+            return CACHE_KEY.format(server_id=server.id)
+        user = hashlib.sha256(self.access.subject.encode()).hexdigest()[:16]
+        return USER_CACHE_KEY.format(server_id=server.id, user=user)
+
     def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
-        key = CACHE_KEY.format(server_id=server.id)
+        key = self._cache_key(server)
+        shared_key = CACHE_KEY.format(server_id=server.id)
         live = self._live.get(server.id)
         stale = live is not None and live.connection.tools_changed.is_set()
         if not refresh and not stale:
-            try:
-                cached = self.redis.get(key)
-            except redis.RedisError:
-                cached = None
-            if cached:
-                return [ToolInfo.from_json(item) for item in json.loads(cached)]
-        connection = self._connection(server)
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+        try:
+            connection = self._connection(server)
+        except credentials.CredentialsNeeded:
+            # Listed as another user saw it, so that calling it tells this person what to set.
+            fallback = None if refresh or key == shared_key else self._cached(shared_key)
+            if fallback is None:
+                raise
+            return fallback
         try:
             infos: list[ToolInfo] = self._run(connection.list_tools)
         except McpFailure:
@@ -494,10 +507,18 @@ class McpToolbox:
             raise
         payload = json.dumps([info.as_json() for info in infos])
         try:
-            self.redis.set(key, payload, ex=self.settings.mcp_tools_cache_seconds)
+            for target in {key, shared_key}:
+                self.redis.set(target, payload, ex=self.settings.mcp_tools_cache_seconds)
         except redis.RedisError as exc:
             log.warning("mcp tool list not cached", extra={"error": str(exc)})
         return infos
+
+    def _cached(self, key: str) -> list[ToolInfo] | None:
+        try:
+            cached = self.redis.get(key)
+        except redis.RedisError:
+            return None
+        return [ToolInfo.from_json(item) for item in json.loads(cached)] if cached else None
 
     def _connection(self, server: McpServer) -> Connection:
         live = self._live.get(server.id)
@@ -520,9 +541,9 @@ class McpToolbox:
             raise failure from exc
         key = CACHE_KEY.format(server_id=server.id)
 
-        def forget() -> None:
+        def forget() -> None:  # every user's list: the change may concern them all
             try:
-                self.redis.delete(key)
+                self.redis.delete(key, *self.redis.scan_iter(f"{key}:user:*", count=500))
             except redis.RedisError as exc:
                 log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
 
