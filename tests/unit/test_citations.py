@@ -126,3 +126,31 @@ def test_packing_keeps_the_budget_and_skips_overlaps() -> None:
     assert [p.number for p in packed] == [1, 2]
     tight = pack([LIGHTHOUSE, BAKERY], 20, lambda text: len(text.split()))
     assert len(tight) == 1 and tight[0].text == LIGHTHOUSE.text
+
+
+def test_a_short_reply_is_cited_when_read_with_its_question() -> None:
+    question = "Who built the lighthouse?"
+    verified = verify("Maren Tolvik.", [LIGHTHOUSE, BAKERY], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert verified.answer == "Maren Tolvik [1]."
+    (citation,) = verified.citations
+    assert citation.as_json()["text"] == "The lighthouse was built in 1847 by Maren Tolvik."
+    # Without the question it says too little to check, as before.
+    alone = verify("Maren Tolvik.", [LIGHTHOUSE, BAKERY], embed, 0.5)  # type: ignore[arg-type]
+    assert alone.citations == [] and alone.answer == "Maren Tolvik."
+
+
+def test_a_short_reply_never_borrows_support_for_words_the_passage_lacks() -> None:
+    question = "Who built the lighthouse?"
+    for reply in ("Ole Brandt.", "No.", "Yes."):
+        verified = verify(reply, [LIGHTHOUSE, BAKERY], embed, 0.5, question=question)  # type: ignore[arg-type]
+        assert verified.citations == [], reply
+
+
+def test_a_short_reply_cites_the_sentence_that_answers_not_the_pair_around_it() -> None:
+    question = "How tall is the lighthouse built by Maren Tolvik?"
+    verified = verify("41 metres.", [LIGHTHOUSE, BAKERY], embed, 0.5, question=question)  # type: ignore[arg-type]
+    (citation,) = verified.citations
+    assert citation.as_json()["text"] == "It is 41 metres tall."
+    # A fragment that is not a whole statement ("See" before a list) is not a reply to cite.
+    fragment = verify("Tolvik", [LIGHTHOUSE, BAKERY], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert fragment.citations == []

@@ -5,6 +5,11 @@ sentences) of the passages the model read, by embedding similarity and by how ma
 claim's content words the span contains. The best span above the threshold becomes the
 sentence's citation, with its exact offsets in the document; the model's own `[n]` markers only
 break near-ties. A claim no span supports keeps no marker and is flagged.
+
+A short reply that answers the question ("It's in zlib.h.") has too few words of its own to be
+matched alone: it is matched as the question and the reply together, and cited only when the
+span holds every word the reply itself brings (so "No." to "Is zlib Y2K-compliant?" never
+borrows the support of "Yes. zlib doesn't handle dates.").
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ LONGER_SPAN_MARGIN = 0.05
 MIN_CLAIM_WORDS = 3
 REPEAT_SIMILARITY = 0.9  # cosine of two claims' embeddings
 REPEAT_WORDS = 0.8  # share of a claim's content words an earlier claim already has
+_BARE_REPLIES = {"yes", "no"}  # words a reply brings that no passage need contain
 _SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
 _FRAME = re.compile(
     rf"^(?:(?:according to|as (?:stated|described|explained|mentioned) in) (?:the )?{_SOURCES}"
@@ -165,11 +171,12 @@ def verify(
     embed: Embed,
     threshold: float,
     index: SpanIndex | None = None,
+    question: str | None = None,
 ) -> Verified:
     """The draft as far as the passages support it: each claim cites its best span; a claim
     no span supports, a claim that repeats an earlier one, and talk about "the passages"
     are left out (and listed in `dropped`)."""
-    verifier = Verifier(index or SpanIndex(passages, embed), threshold)
+    verifier = Verifier(index or SpanIndex(passages, embed), threshold, question)
     draft = markers_before_stop(draft)
     previous = 0
     for segment in sentences(draft):
@@ -192,15 +199,24 @@ class SpanIndex:
         return vector
 
     def best(
-        self, claim: str, vector: npt.NDArray[np.float32], hinted: set[int]
+        self,
+        claim: str,
+        vector: npt.NDArray[np.float32],
+        hinted: set[int],
+        *,
+        holding: set[str] | None = None,
     ) -> tuple[Span, float] | None:
-        """The span that best supports `claim`, and how well (0-1)."""
+        """The span that best supports `claim`, and how well (0-1); with `holding`, only
+        among the spans that contain all those words, and of a pair of sentences the one
+        that holds them alone (the answer, not the question's heading before it)."""
         if self.vectors is None:
             return None
         semantic = self.vectors @ vector
         words = content_words(claim)
         best: tuple[Span, float] | None = None
         for column, span in enumerate(self.spans):
+            if holding is not None and not holding <= self.words[column]:
+                continue
             lexical = len(words & self.words[column]) / max(1, len(words))
             score = SEMANTIC_WEIGHT * float(semantic[column]) + (1 - SEMANTIC_WEIGHT) * lexical
             if span.passage.number in hinted:
@@ -212,7 +228,21 @@ class SpanIndex:
             margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
             if score > best[1] + margin:
                 best = (span, score)
+        if best is not None and holding is not None:
+            best = (self._narrowest(best[0], holding), best[1])
         return None if best is None else (best[0], min(best[1], 1.0))
+
+    def _narrowest(self, span: Span, holding: set[str]) -> Span:
+        for column, inner in enumerate(self.spans):
+            if (
+                inner.passage is span.passage
+                and span.start <= inner.start
+                and inner.end <= span.end
+                and len(inner.text) < len(span.text)
+                and holding <= self.words[column]
+            ):
+                return inner
+        return span
 
 
 class Verifier:
@@ -220,9 +250,10 @@ class Verifier:
     the sentences it keeps. An introduction ("Run this:") waits until what it introduces is
     kept."""
 
-    def __init__(self, index: SpanIndex, threshold: float) -> None:
+    def __init__(self, index: SpanIndex, threshold: float, question: str | None = None) -> None:
         self.index = index
         self.threshold = threshold
+        self.question = question
         self.citations: dict[tuple[int, int, int], Citation] = {}
         self.sentences: list[SentenceSupport] = []
         self.dropped: list[SentenceSupport] = []
@@ -250,6 +281,8 @@ class Verifier:
             support.dropped = "meta"
         elif support.claim:
             self._check(support, set(support.model_markers))
+        elif self.question and not support.text.endswith(":"):
+            self._check_reply(support)
         if support.dropped:
             self.dropped.append(support)
             return []
@@ -282,13 +315,45 @@ class Verifier:
         elif any(_repeats(words, vector, earlier) for earlier in self._claims):
             support.dropped = "repeated"
         else:
-            key = (span.passage.number, span.start, span.end)
-            citation = self.citations.get(key)
-            if citation is None:
-                citation = self.citations[key] = Citation(len(self.citations) + 1, span, score)
-            citation.support = max(citation.support, score)
-            support.markers = [citation.marker]
-            self._claims.append((words, vector))
+            self._cite(support, span, score, words, vector)
+
+    def _cite(
+        self,
+        support: SentenceSupport,
+        span: Span,
+        score: float,
+        words: set[str],
+        vector: npt.NDArray[np.float32],
+    ) -> None:
+        key = (span.passage.number, span.start, span.end)
+        citation = self.citations.get(key)
+        if citation is None:
+            citation = self.citations[key] = Citation(len(self.citations) + 1, span, score)
+        citation.support = max(citation.support, score)
+        support.markers = [citation.marker]
+        self._claims.append((words, vector))
+
+    def _check_reply(self, support: SentenceSupport) -> None:
+        """Cite a short reply, read with the question it answers, when a span supports both
+        and holds every word the reply brings; otherwise it stays an uncited non-claim."""
+        own = {w for w in content_words(support.text) if len(w) > 1} - _BARE_REPLIES
+        complete = support.text.rstrip("\"')]*_`").endswith((".", "!", "?"))
+        if not own or not complete or _NOT_A_CLAIM.match(support.text):
+            return
+        assert self.question is not None
+        text = f"{self.question.strip()} {support.text}"
+        vector = self.index.vector(text)
+        choice = self.index.best(text, vector, set(support.model_markers), holding=own)
+        if choice is None or choice[1] < self.threshold:
+            return
+        span, score = choice
+        support.claim = True
+        support.support = score
+        words = content_words(text)
+        if any(_repeats(words, vector, earlier) for earlier in self._claims):
+            support.dropped = "repeated"
+            return
+        self._cite(support, span, score, words, vector)
 
     def _append(self, support: SentenceSupport, gap: str) -> SentenceSupport:
         gap = ("\n" * min(2, gap.count("\n")) or " ") if self.answer else ""

@@ -163,7 +163,9 @@ def answer(
     clock.mark("preview")
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
     stream = SentenceStream(
-        Verifier(index, settings.answer_support_threshold), emit, lambda: clock.mark("sentence")
+        Verifier(index, settings.answer_support_threshold, search_query),
+        emit,
+        lambda: clock.mark("sentence"),
     )
     clock.mark("prompt_start")
     generated, served_by = _generate(
