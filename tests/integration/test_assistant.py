@@ -438,14 +438,20 @@ def run_here(
     seen: list[dict[str, Any]] = []
     outcome: dict[str, Any] = {}
     live = LiveState(resources.redis, resources.settings.assistant_state_ttl_seconds)
-    run = Run(
-        WithTools(resources, toolbox),
-        live,
-        sent.run.id,
-        Hooks(lambda t, d: seen.append({"type": t, **(d or {})}), lambda: None),
-        None,
-    )
-    thread = threading.Thread(target=lambda: outcome.update(run.go()), daemon=True)
+    hooks = Hooks(lambda t, d: seen.append({"type": t, **(d or {})}), lambda: None)
+
+    def drive() -> None:
+        """Run it; where it pauses for approval, run it again once decided (as the job's
+        next attempt would)."""
+        while True:
+            run = Run(WithTools(resources, toolbox), live, sent.run.id, hooks, None)
+            result = run.go()
+            if run.paused is None:
+                outcome.update(result)
+                return
+            wait_for(lambda: not run.still_waiting(), timeout=60)  # noqa: B023
+
+    thread = threading.Thread(target=drive, daemon=True)
     thread.start()
     return thread, seen, str(sent.run.id), outcome
 
