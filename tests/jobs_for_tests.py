@@ -118,8 +118,8 @@ BY_NAME = {kind.name: kind for kind in TEST_KINDS}
 
 
 def pause(context: JobContext[object]) -> Any:
-    """Suspends on its first attempt (until resumed, or for `wait` seconds); defers once when
-    `defer` is set."""
+    """Suspends on its first attempt (until resumed, or for `wait` seconds; with `decided`, it
+    finds it need not wait once paused); defers once when `defer` is set."""
     if context.args.get("defer") and not context.connection.exists(f"test:defer:{context.job_id}"):
         context.connection.set(f"test:defer:{context.job_id}", 1)
         context.defer(0.2, "not my turn yet")
@@ -127,7 +127,8 @@ def pause(context: JobContext[object]) -> Any:
     if context.attempt == 1 and not context.args.get("defer"):
         wait = context.args.get("wait")
         until = None if wait is None else utcnow() + timedelta(seconds=float(wait))
-        context.suspend({"waiting_for": "a person"}, until=until)
+        decided = bool(context.args.get("decided"))  # the decision came while pausing
+        context.suspend({"waiting_for": "a person"}, until=until, still_waiting=lambda: not decided)
         return None
     return {"attempt": context.attempt}
 

@@ -68,6 +68,19 @@ def test_a_job_suspended_for_a_time_is_resumed_by_the_reaper_when_it_runs_out(
     assert resources.jobs().get(waiting.id).run_at is None
 
 
+def test_a_job_whose_decision_came_while_it_was_pausing_queues_itself_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.pause", {"decided": True})
+    start_worker(mode="inprocess")
+    wait_for(lambda: state(resources, job.id) == "finished")
+    events = resources.events.read(job.id)
+    assert [e.type for e in events] == [
+        "queued", "started", "suspended", "resumed", "started", "finished"
+    ]  # fmt: skip
+    assert events[3].data["reason"] == "decided while the job was pausing"
+
+
 def test_a_deferred_job_runs_again_without_using_an_attempt(
     resources: Resources, start_worker: WorkerFactory
 ) -> None:
