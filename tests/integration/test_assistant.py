@@ -8,6 +8,7 @@ the queue, database, workers, retrieval and verifier are the real ones."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -430,6 +431,10 @@ class WithTools:
         return self.toolbox
 
 
+def decided(run: Run) -> bool:
+    return not run.still_waiting()
+
+
 def run_here(
     resources: Resources, conversation: str, content: str, toolbox: Clock
 ) -> tuple[threading.Thread, list[dict[str, Any]], str, dict[str, Any]]:
@@ -449,7 +454,7 @@ def run_here(
             if run.paused is None:
                 outcome.update(result)
                 return
-            wait_for(lambda: not run.still_waiting(), timeout=60)  # noqa: B023
+            wait_for(functools.partial(decided, run), timeout=60)
 
     thread = threading.Thread(target=drive, daemon=True)
     thread.start()

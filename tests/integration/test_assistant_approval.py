@@ -116,6 +116,10 @@ def job_state(resources: Resources, run: dict[str, Any]) -> str:
     return resources.jobs().get(uuid.UUID(run["job_id"])).state
 
 
+def completes(url: str, run: dict[str, Any]) -> None:
+    wait_for(lambda: status(url, run)["state"] == "complete", timeout=30)
+
+
 def suspended(url: str, resources: Resources, run: dict[str, Any]) -> None:
     """Wait until the run waits for approval with its job suspended (on no worker)."""
     wait_for(lambda: job_state(resources, run) == "suspended", timeout=30)
@@ -133,9 +137,7 @@ def erased(resources: Resources) -> list[str]:
     """The erase calls the MCP server was sent, from the audit log."""
     with resources.sessions() as session:
         rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.action == "mcp.tool_call")
-            .order_by(AuditEvent.id)
+            select(AuditEvent).where(AuditEvent.action == "mcp.tool_call").order_by(AuditEvent.id)
         )
         return [row.outcome for row in rows if row.target == "lab__erase"]
 
@@ -162,7 +164,7 @@ def test_runs_waiting_for_approval_leave_the_only_worker_free_then_finish_when_a
 
     # Both wait; a run that needs no tool still gets the worker and completes.
     plain = send(url, "Hello?")
-    wait_for(lambda: status(url, plain)["state"] == "complete", timeout=30)
+    completes(url, plain)
     reply = next(e for e in sse(url, plain) if e["type"] == "complete")
     assert reply["data"]["content"] == "Hello there."
     assert status(url, oslo)["state"] == status(url, bergen)["state"] == "awaiting_approval"
@@ -172,7 +174,7 @@ def test_runs_waiting_for_approval_leave_the_only_worker_free_then_finish_when_a
         approved = httpx.post(f"{url}/v1/assistant/runs/{run['run_id']}/approve")
         assert approved.status_code == 200, approved.text
     for run, path in ((oslo, "/notes/oslo"), (bergen, "/notes/bergen")):
-        wait_for(lambda run=run: status(url, run)["state"] == "complete", timeout=30)
+        completes(url, run)
         events = sse(url, run)
         continuous(events)
         (result,) = [e for e in events if e["type"] == "tool_result"]
@@ -244,7 +246,7 @@ def test_a_run_nobody_approves_in_time_is_resumed_by_the_reaper_and_the_call_den
     start_worker(mode="inprocess", assistant_approval_timeout_seconds=1.0)
     run = send(url, "erase /notes/narvik")
     suspended(url, resources, run)
-    wait_for(lambda: status(url, run)["state"] == "complete", timeout=30)
+    completes(url, run)
     events = sse(url, run)
     continuous(events)
     resumed = next(e for e in events if e["type"] == "resumed")
@@ -290,6 +292,6 @@ def test_a_suspended_run_can_be_cancelled_and_its_conversation_goes_on(
         json={"content": "Hello?"},
     )
     assert following.status_code == 202, following.text
-    wait_for(lambda: status(url, following.json())["state"] == "complete", timeout=30)
+    completes(url, following.json())
     assert job_state(resources, run) == "stopped"
     assert erased(resources) == []
