@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -27,14 +29,17 @@ from citeline.llm.messages import ToolCall
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 from citeline.settings import Settings
+from tests.assistant_model import FOUNDED
 from tests.conftest import LiveServer, WorkerFactory, fast_settings, read_sse, wait_for
 from tests.fake_llm_server import FakeLLMServer, Reply, Respond
 from tests.mcp.support import HttpServer, http_mcp
+from tests.report_model import DOCUMENTS
 
 __all__ = ["http_mcp"]
 ROOT = Access("system", "default", Role.owner, instance_admin=True)
 TYPED = ("token", "tool_request", "tool_result", "thinking", "error", "complete")
 _ERASE = re.compile(r"\berase (\S+)", re.IGNORECASE)
+_MARKER = re.compile(r"^\[(\d+)\]")
 
 
 class EraseModel:
@@ -43,6 +48,8 @@ class EraseModel:
 
     def __init__(self) -> None:
         self.requests: list[list[dict[str, Any]]] = []
+        # When set: the calls of each turn, then the sentence of the passage on 1847.
+        self.turns: list[list[tuple[str, dict[str, Any]]]] | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -53,6 +60,8 @@ class EraseModel:
         with self._lock:
             self.requests.append(messages)
             call_id = f"call_{next(self._ids)}"
+        if self.turns is not None:
+            return self._planned(messages[last_user:], results)
         wanted = _ERASE.search(messages[last_user]["content"])
         if wanted and not results:
             call = ToolCall(id=call_id, name="lab__erase", arguments={"path": wanted.group(1)})
@@ -64,6 +73,23 @@ class EraseModel:
                 return Reply(text=f"I erased the notes at {path} for you.", chunks=2)
             return Reply(text=f"I could not do it: {first}", chunks=2)
         return Reply(text="Hello there.", chunks=2)
+
+    def _planned(self, since: list[dict[str, Any]], results: list[dict[str, Any]]) -> Reply:
+        assert self.turns is not None
+        turn = sum(1 for m in since if m["role"] == "assistant")
+        if turn < len(self.turns):
+            with self._lock:
+                calls = tuple(
+                    ToolCall(id=f"call_{next(self._ids)}", name=name, arguments=arguments)
+                    for name, arguments in self.turns[turn]
+                )
+            return Reply(tool_calls=calls)
+        for result in results:
+            for line in str(result["content"]).splitlines():
+                marker = _MARKER.match(line)
+                if marker and "1847" in line:
+                    return Reply(text=f"{FOUNDED} [{marker.group(1)}].", chunks=3)
+        return Reply(text="I could not find that.", chunks=2)
 
     def told(self, text: str) -> bool:
         """Whether a tool message the model read holds `text`."""
@@ -96,8 +122,10 @@ def api(resources: Resources, http_mcp: HttpServer) -> Iterator[tuple[str, Erase
             yield url, script
 
 
-def send(url: str, content: str) -> dict[str, Any]:
-    conversation = httpx.post(f"{url}/v1/assistant/conversations", json={}).json()["id"]
+def send(url: str, content: str, **conversation_body: Any) -> dict[str, Any]:
+    made = httpx.post(f"{url}/v1/assistant/conversations", json=conversation_body)
+    assert made.status_code == 201, made.text
+    conversation = made.json()["id"]
     sent = httpx.post(
         f"{url}/v1/assistant/conversations/{conversation}/messages", json={"content": content}
     )
@@ -295,3 +323,63 @@ def test_a_suspended_run_can_be_cancelled_and_its_conversation_goes_on(
     completes(url, following.json())
     assert job_state(resources, run) == "stopped"
     assert erased(resources) == []
+
+
+def test_a_run_paused_mid_turn_goes_on_on_another_worker_with_its_passages_and_usage(
+    api: tuple[str, EraseModel], resources: Resources, start_worker: WorkerFactory
+) -> None:
+    """Nothing of a paused run lives in its worker: the run pauses at the second of three
+    calls of its second turn, its worker stops, and another one finishes it, citing the
+    passage its first turn found."""
+    url, script = api
+    first = start_worker(mode="inprocess")
+    kb = httpx.post(f"{url}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
+    files = [("files", document) for document in DOCUMENTS]
+    httpx.post(f"{url}/v1/knowledge-bases/{kb}/documents", files=files)
+
+    def ready() -> bool:
+        docs = httpx.get(f"{url}/v1/knowledge-bases/{kb}/documents").json()["documents"]
+        return bool(docs) and all(doc["status"] == "ready" for doc in docs)
+
+    wait_for(ready, timeout=120)
+    script.turns = [
+        [("search_knowledge_base", {"query": "When was the Varnholm lighthouse built?"})],
+        [
+            ("lab__echo", {"text": "before"}),
+            ("lab__erase", {"path": "/notes/varnholm"}),
+            ("lab__echo", {"text": "after"}),
+        ],
+    ]
+    run = send(url, "When was the lighthouse built? Then tidy up.", knowledge_bases=[kb])
+    suspended(url, resources, run)
+    os.killpg(first.pid, signal.SIGTERM)
+    first.wait(30)
+    start_worker(mode="inprocess")
+    assert httpx.post(f"{url}/v1/assistant/runs/{run['run_id']}/approve").status_code == 200
+    completes(url, run)
+
+    events = sse(url, run)
+    continuous(events)
+    results = [e["data"] for e in events if e["type"] == "tool_result"]
+    assert [r["metadata"]["name"] for r in results] == [
+        "search_knowledge_base", "lab__echo", "lab__erase", "lab__echo"
+    ]  # fmt: skip
+    assert [r["content"] for r in results[1:]] == ["before", "erased /notes/varnholm (1 so far)",
+                                                   "after"]  # fmt: skip
+    # The model read the whole story on its last call: each turn's calls and their results.
+    last = script.requests[-1]
+    since = last[max(i for i, m in enumerate(last) if m["role"] == "user") + 1 :]
+    asked = [m for m in since if m["role"] == "assistant"]
+    assert [len(m["tool_calls"]) for m in asked] == [1, 3]
+    ids = [c["id"] for m in asked for c in m["tool_calls"]]
+    assert [m["tool_call_id"] for m in since if m["role"] == "tool"] == ids
+    assert [m["role"] for m in since] == ["assistant", "tool", "assistant", *["tool"] * 3]
+    complete = next(e for e in events if e["type"] == "complete")
+    assert complete["data"]["content"] == f"{FOUNDED} [1]."
+    (cited,) = complete["data"]["metadata"]["citations"]
+    assert cited["kind"] == "document" and "1847" in cited["text"]
+    assert cited["knowledge_base_id"] == kb and cited["document_id"] and cited["end"] > 0
+    view = status(url, run)
+    assert view["steps"] == 3
+    # Three model calls, each 11 tokens in and 7 out, across the two attempts.
+    assert (view["input_tokens"], view["output_tokens"]) == (33, 21)
