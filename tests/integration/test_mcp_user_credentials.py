@@ -195,6 +195,10 @@ def test_each_user_calls_with_their_own_secret_and_the_api_never_returns_one(
     try:
         assert [t.name for t in alice_box.tools()] == ["echo__whoami"]
         assert [t.name for t in mia_box.tools()] == ["echo__whoami"]
+        # Each user's credentials may show them other tools: each has a cached list of their own
+        # (beside the last one seen by anyone, listed to a user who has no credentials yet).
+        cached = list(resources.redis.scan_iter(f"citeline:mcp:tools:{server['id']}:user:*"))
+        assert len(cached) == 2, cached
         for turn in range(3):
             for box, secret in ((alice_box, ALICE), (mia_box, MIA)):
                 result = box.call("echo__whoami", {}, run_id=f"turn-{turn}")

@@ -12,7 +12,8 @@ open between calls; `close()` ends them (a stdio server's whole process group).
 
 What a call costs beyond the server's own time (`benchmarks/mcp_overhead.py`, goal at most 1.2x
 the SDK alone): the policies are trusted for `POLICY_FRESH_SECONDS` between Redis checks, the
-rate limit is one Redis round trip, the schema validator is built once per tool, the timeout is
+rate limit is counted in Redis beside the call, not before it, while it is far from full
+(`citeline.auth.CallLimit`), the schema validator is built once per tool, the timeout is
 one deadline, and the audit row is queued for a writer thread that inserts rows in batches
 (`citeline.mcp.auditing`).
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -36,13 +36,10 @@ from typing import Any, Literal
 import jsonschema
 import redis
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from citeline.auth import Access, audit
+from citeline.auth import Access, CallLimit, audit
 from citeline.db.engine import Statements
 from citeline.errors import CitelineError
 from citeline.llm import ToolSpec
@@ -70,6 +67,8 @@ log = logging.getLogger(__name__)
 MAX_NAME = 64  # what OpenAI-compatible providers accept for a function name
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 CACHE_KEY = "citeline:mcp:tools:{server_id}"
+# A server whose users bring their own credentials may show each of them different tools.
+USER_CACHE_KEY = CACHE_KEY + ":user:{user}"
 # Changed (to a new random value) whenever a server's policies change or it is removed, so a
 # toolbox re-reads them from the database only then.
 POLICY_KEY = "citeline:mcp:policies:{server_id}"
@@ -175,12 +174,7 @@ class McpToolbox:
         # Audit rows are written beside the calls, off their path, in batches; `flush` and
         # `close` write what is left.
         self._auditor = AuditWriter(statements)
-        storage = RedisStorage(
-            "redis://", connection_pool=connection.connection_pool, key_prefix="citeline:limits"
-        )
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
-        per_minute = settings.mcp_tool_calls_per_minute
-        self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._limit = CallLimit(connection, settings.mcp_tool_calls_per_minute)
 
     # The interface of the assistant's tool loop.
 
@@ -238,6 +232,7 @@ class McpToolbox:
                 self._portal_context.__exit__(None, None, None)
             self._portal_context = self._portal = None
             self._auditor.close()
+            self._limit.flush()
 
     def __enter__(self) -> McpToolbox:
         return self
@@ -276,20 +271,12 @@ class McpToolbox:
                 f"The arguments for {entry.tool.name!r} do not match its input schema: "
                 f"{problem}. Call it again with arguments that match."
             )
-        if self._rate is not None:
-            key = ("mcp-tool", self.access.subject, entry.tool.name)
-            try:
-                allowed = self._limiter.hit(self._rate, *key)
-            except redis.RedisError as exc:
-                log.warning("mcp tool rate limit not counted", extra={"error": str(exc)})
-                allowed = True
-            if not allowed:
-                stats = self._limiter.get_window_stats(self._rate, *key)
-                wait = max(1, math.ceil(stats.reset_time - time.time()))
-                return "denied", (
-                    f"The tool {entry.tool.name!r} was called too often: the limit is "
-                    f"{self._rate.amount} calls per minute; try again in {wait} s."
-                )
+        wait = self._limit.hit("mcp-tool", self.access.subject, entry.tool.name)
+        if wait is not None:
+            return "denied", (
+                f"The tool {entry.tool.name!r} was called too often: the limit is "
+                f"{self._limit.per_minute} calls per minute; try again in {wait} s."
+            )
         return None
 
     def _call(
@@ -490,18 +477,29 @@ class McpToolbox:
             cached = self._validators[id(schema)] = (schema, validator)
         return _first_problem(cached[1], arguments)
 
+    def _cache_key(self, server: McpServer) -> str:
+        if not server.per_user:
+            return CACHE_KEY.format(server_id=server.id)
+        user = hashlib.sha256(self.access.subject.encode()).hexdigest()[:16]
+        return USER_CACHE_KEY.format(server_id=server.id, user=user)
+
     def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
-        key = CACHE_KEY.format(server_id=server.id)
+        key = self._cache_key(server)
+        shared_key = CACHE_KEY.format(server_id=server.id)
         live = self._live.get(server.id)
         stale = live is not None and live.connection.tools_changed.is_set()
         if not refresh and not stale:
-            try:
-                cached = self.redis.get(key)
-            except redis.RedisError:
-                cached = None
-            if cached:
-                return [ToolInfo.from_json(item) for item in json.loads(cached)]
-        connection = self._connection(server)
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+        try:
+            connection = self._connection(server)
+        except credentials.CredentialsNeeded:
+            # Listed as another user saw it, so that calling it tells this person what to set.
+            fallback = None if refresh or key == shared_key else self._cached(shared_key)
+            if fallback is None:
+                raise
+            return fallback
         try:
             infos: list[ToolInfo] = self._run(connection.list_tools)
         except McpFailure:
@@ -509,10 +507,18 @@ class McpToolbox:
             raise
         payload = json.dumps([info.as_json() for info in infos])
         try:
-            self.redis.set(key, payload, ex=self.settings.mcp_tools_cache_seconds)
+            for target in {key, shared_key}:
+                self.redis.set(target, payload, ex=self.settings.mcp_tools_cache_seconds)
         except redis.RedisError as exc:
             log.warning("mcp tool list not cached", extra={"error": str(exc)})
         return infos
+
+    def _cached(self, key: str) -> list[ToolInfo] | None:
+        try:
+            cached = self.redis.get(key)
+        except redis.RedisError:
+            return None
+        return [ToolInfo.from_json(item) for item in json.loads(cached)] if cached else None
 
     def _connection(self, server: McpServer) -> Connection:
         live = self._live.get(server.id)
@@ -535,9 +541,9 @@ class McpToolbox:
             raise failure from exc
         key = CACHE_KEY.format(server_id=server.id)
 
-        def forget() -> None:
+        def forget() -> None:  # every user's list: the change may concern them all
             try:
-                self.redis.delete(key)
+                self.redis.delete(key, *self.redis.scan_iter(f"{key}:user:*", count=500))
             except redis.RedisError as exc:
                 log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
 

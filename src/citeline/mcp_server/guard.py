@@ -1,29 +1,24 @@
 """Every call of one of Citeline's own MCP tools, as for the tools Citeline calls elsewhere:
-counted against the caller's per-tool rate limit first (`limits` in Redis, shared by every
-API process), then recorded in the audit log (who, which tool, argument digest, duration,
-outcome), whether it succeeded, failed or was refused. The audit rows go through the MCP
-client's batching `AuditWriter`, off the calls' path, and are drained when the endpoint stops
-(`close`)."""
+counted against the caller's per-tool rate limit first (`citeline.auth.CallLimit`, shared by
+every API process through Redis), then recorded in the audit log (who, which tool, argument
+digest, duration, outcome), whether it succeeded, failed or was refused. The audit rows go
+through the MCP client's batching `AuditWriter`, off the calls' path, and are drained when the
+endpoint stops (`close`)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-import redis
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from citeline.auth import Access, audit
+from citeline.auth import Access, CallLimit, audit
 from citeline.mcp import AuditWriter, argument_digest
 from citeline.observability.logs import request_id_var
 from citeline.resources import Resources
@@ -38,14 +33,9 @@ class CallGuard:
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
-        storage = RedisStorage(
-            "redis://",
-            connection_pool=resources.redis.connection_pool,
-            key_prefix="citeline:limits",
+        self._limit = CallLimit(
+            resources.redis, resources.settings.mcp_server_tool_calls_per_minute
         )
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
-        per_minute = resources.settings.mcp_server_tool_calls_per_minute
-        self._rate = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
         self._auditor = AuditWriter(resources.events.statements)
 
     async def __call__(
@@ -59,7 +49,12 @@ class CallGuard:
         arguments = params.get("arguments")
         client = getattr(getattr(ctx.request, "client", None), "host", None)
         started = time.perf_counter()
-        refusal = await anyio.to_thread.run_sync(self._refusal, access, name)
+        key = ("mcp-endpoint-tool", access.subject, name)
+        refusal = (
+            None
+            if self._limit.admit_at_once(*key)
+            else await anyio.to_thread.run_sync(self._refusal, key)
+        )
         if refusal is not None:
             self._audit(access, name, arguments, client, started, "denied", refusal)
             return CallToolResult(content=[TextContent(type="text", text=refusal)], is_error=True)
@@ -80,27 +75,20 @@ class CallGuard:
         )
         return result
 
-    def _refusal(self, access: Access, name: str) -> str | None:
+    def _refusal(self, key: tuple[str, str, str]) -> str | None:
         """Why the call may not run now (its limit is used up), or None."""
-        if self._rate is None:
+        wait = self._limit.hit(*key)
+        if wait is None:
             return None
-        key = ("mcp-endpoint-tool", access.subject, name)
-        try:
-            if self._limiter.hit(self._rate, *key):
-                return None
-            stats = self._limiter.get_window_stats(self._rate, *key)
-        except redis.RedisError as exc:  # as for requests: uncounted rather than refused
-            log.warning("mcp endpoint rate limit not counted", extra={"error": str(exc)})
-            return None
-        wait = max(1, math.ceil(stats.reset_time - time.time()))
         return (
-            f"Rate limited: the tool {name!r} was called too often; the limit is "
-            f"{self._rate.amount} calls per minute; try again in {wait} s."
+            f"Rate limited: the tool {key[2]!r} was called too often; the limit is "
+            f"{self._limit.per_minute} calls per minute; try again in {wait} s."
         )
 
     def close(self) -> None:
         """Wait for the audit rows still being written (at the endpoint's stop)."""
         self._auditor.close()
+        self._limit.flush()
 
     def _audit(
         self,
