@@ -1,5 +1,7 @@
 """An assistant run's checkpoint: what its next attempt needs to go on after a pause for
-approval (the model's turns so far, the numbered passages, the usage)
+approval (the model's turns so far, the numbered passages, the usage); and suspended jobs
+lose the `run_at` an earlier deferral left, which the reaper now reads as the time a
+suspended job waits until
 
 Revision ID: 0017_assistant_checkpoint
 Revises: 0016_mcp_user_credentials
@@ -20,6 +22,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("assistant_runs", sa.Column("checkpoint", postgresql.JSONB(), nullable=True))
+    op.execute("UPDATE jobs SET run_at = NULL WHERE state = 'suspended'")
 
 
 def downgrade() -> None:
