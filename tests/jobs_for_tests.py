@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
+from citeline.db.base import utcnow
 from citeline.errors import InvalidInput
 from citeline.jobs.context import JobContext
 from citeline.jobs.fanout import Child, FollowUp
@@ -116,13 +118,17 @@ BY_NAME = {kind.name: kind for kind in TEST_KINDS}
 
 
 def pause(context: JobContext[object]) -> Any:
-    """Suspends on its first attempt (until resumed); defers once when `defer` is set."""
+    """Suspends on its first attempt (until resumed, or for `wait` seconds; with `decided`, it
+    finds it need not wait once paused); defers once when `defer` is set."""
     if context.args.get("defer") and not context.connection.exists(f"test:defer:{context.job_id}"):
         context.connection.set(f"test:defer:{context.job_id}", 1)
         context.defer(0.2, "not my turn yet")
         return None
     if context.attempt == 1 and not context.args.get("defer"):
-        context.suspend({"waiting_for": "a person"})
+        wait = context.args.get("wait")
+        until = None if wait is None else utcnow() + timedelta(seconds=float(wait))
+        decided = bool(context.args.get("decided"))  # the decision came while pausing
+        context.suspend({"waiting_for": "a person"}, until=until, still_waiting=lambda: not decided)
         return None
     return {"attempt": context.attempt}
 

@@ -8,6 +8,7 @@ the queue, database, workers, retrieval and verifier are the real ones."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -430,6 +431,10 @@ class WithTools:
         return self.toolbox
 
 
+def decided(run: Run) -> bool:
+    return not run.still_waiting()
+
+
 def run_here(
     resources: Resources, conversation: str, content: str, toolbox: Clock
 ) -> tuple[threading.Thread, list[dict[str, Any]], str, dict[str, Any]]:
@@ -438,14 +443,20 @@ def run_here(
     seen: list[dict[str, Any]] = []
     outcome: dict[str, Any] = {}
     live = LiveState(resources.redis, resources.settings.assistant_state_ttl_seconds)
-    run = Run(
-        WithTools(resources, toolbox),
-        live,
-        sent.run.id,
-        Hooks(lambda t, d: seen.append({"type": t, **(d or {})}), lambda: None),
-        None,
-    )
-    thread = threading.Thread(target=lambda: outcome.update(run.go()), daemon=True)
+    hooks = Hooks(lambda t, d: seen.append({"type": t, **(d or {})}), lambda: None)
+
+    def drive() -> None:
+        """Run it; where it pauses for approval, run it again once decided (as the job's
+        next attempt would)."""
+        while True:
+            run = Run(WithTools(resources, toolbox), live, sent.run.id, hooks, None)
+            result = run.go()
+            if run.paused is None:
+                outcome.update(result)
+                return
+            wait_for(functools.partial(decided, run), timeout=60)
+
+    thread = threading.Thread(target=drive, daemon=True)
     thread.start()
     return thread, seen, str(sent.run.id), outcome
 

@@ -52,6 +52,35 @@ def test_a_suspended_job_can_be_cancelled(
         resources.jobs().cancel(job.id)
 
 
+def test_a_job_suspended_for_a_time_is_resumed_by_the_reaper_when_it_runs_out(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.pause", {"wait": 0.5})
+    start_worker(mode="inprocess")
+    wait_for(lambda: state(resources, job.id) == "finished", timeout=20)
+    types = [e.type for e in resources.events.read(job.id)]
+    assert types == ["queued", "started", "suspended", "resumed", "started", "finished"]
+    resumed = resources.events.read(job.id)[3]
+    assert resumed.data["reason"] == "its time to wait ran out"
+    # Suspended with no time given, a job waits for good even where it was deferred before.
+    waiting = resources.jobs().enqueue("test.pause")
+    wait_for(lambda: state(resources, waiting.id) == "suspended")
+    assert resources.jobs().get(waiting.id).run_at is None
+
+
+def test_a_job_whose_decision_came_while_it_was_pausing_queues_itself_again(
+    resources: Resources, start_worker: WorkerFactory
+) -> None:
+    job = resources.jobs().enqueue("test.pause", {"decided": True})
+    start_worker(mode="inprocess")
+    wait_for(lambda: state(resources, job.id) == "finished")
+    events = resources.events.read(job.id)
+    assert [e.type for e in events] == [
+        "queued", "started", "suspended", "resumed", "started", "finished"
+    ]  # fmt: skip
+    assert events[3].data["reason"] == "decided while the job was pausing"
+
+
 def test_a_deferred_job_runs_again_without_using_an_attempt(
     resources: Resources, start_worker: WorkerFactory
 ) -> None:

@@ -1,4 +1,8 @@
-"""The `assistant.run` job: one reply to one user message, its events on the job's stream."""
+"""The `assistant.run` job: one reply to one user message, its events on the job's stream.
+
+At a tool call that needs approval the job suspends (no worker waits); the decision, or the
+reaper once `assistant_approval_timeout_seconds` have passed, queues its next attempt, which
+goes on from the run's checkpoint (`loop`)."""
 
 from __future__ import annotations
 
@@ -30,7 +34,20 @@ def run_job(context: JobContext[AssistantDeps]) -> dict[str, Any]:
         context.job_id,
     )
     try:
-        return run.go()
+        outcome = run.go()
+        pause = run.paused
+        if pause is not None:
+            context.suspend(
+                {
+                    "run_id": str(run.run_id),
+                    "tool_call": str(pause.tool_call),
+                    "name": pause.name,
+                    "until": pause.until.isoformat(),
+                },
+                until=pause.until,
+                still_waiting=run.still_waiting,
+            )
+        return outcome
     except JobCancelled:
         run.close(RunState.cancelled, 0, "cancelled")
         raise

@@ -3,6 +3,12 @@ person's approval where the policy says ask), feeds the results back, and stops 
 limit. Everything it does goes out as typed events and is recorded in PostgreSQL; its live
 state goes to Redis.
 
+A call whose policy is ask pauses the run: `go` records a checkpoint on the run's row (the
+model's turns so far, the numbered passages, the usage) and returns with `paused` set, and
+the job suspends, holding no worker. The decision queues the job again; its next attempt, on
+any worker, rebuilds the model's messages from the user's message, the checkpoint and the
+tool calls' rows, reads the decision from the waiting call's row and goes on.
+
 Events: {type: token | tool_request | tool_result | thinking | error | complete, content,
 metadata: {run_id, token_count, timestamp, state, ...}}.
 """
@@ -13,7 +19,9 @@ import dataclasses
 import re
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from limits import RateLimitItemPerMinute
@@ -64,6 +72,7 @@ TOOL_MATCH = 0.5  # share of a sentence's content words a tool result line must 
 _SPACE = re.compile(r"\s+")
 
 Emit = Callable[[str, Mapping[str, Any] | None], object]
+Resumed = tuple[list[Message], int, list[ToolCall], AssistantToolCall | None]
 
 
 class AssistantDeps(Protocol):
@@ -82,6 +91,15 @@ class AssistantDeps(Protocol):
     ) -> ModelService: ...
 
     def assistant_toolbox(self, workspace_id: str, owner: str | None) -> Toolbox | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Pause:
+    """Where a run stopped for a person's decision on one tool call."""
+
+    tool_call: uuid.UUID  # the waiting call's row
+    name: str
+    until: datetime  # then it is denied (the approval timed out)
 
 
 @dataclasses.dataclass
@@ -117,7 +135,7 @@ class Run:
             session.expunge_all()
         self.run = run
         self.conversation = conversation
-        self.state = RunState.idle
+        self.state = RunState(run.state)
         self.tokens = 0
         self.buffer = ""
         self.passages: list[Passage] = []
@@ -125,6 +143,10 @@ class Run:
         self.results: dict[str, tuple[str, str]] = {}  # call id -> (tool name, result text)
         self.cited: list[dict[str, Any]] = []  # what the model cited with `cite`
         self.usage = [0, 0]
+        # The model's turns that asked for tools: {step, text, calls}, kept in the checkpoint.
+        self.turns: list[dict[str, Any]] = []
+        self.paused: Pause | None = None  # set when `go` returned to wait for a decision
+        self.until: datetime | None = None  # when the decision a resumed run waited for lapsed
         self.knowledge = deps.knowledge()
         self.toolbox = deps.assistant_toolbox(conversation.workspace_id, owner)
         self.kb_names = self._knowledge_bases()
@@ -166,12 +188,20 @@ class Run:
     # The loop
 
     def go(self) -> dict[str, Any]:
-        messages = self._prompt()
+        """Run from the start, or from where the last attempt paused for approval."""
+        step = done = 0
         final = ""
-        step = 0
         try:
+            resumed = self._restore()
+            if resumed is None:
+                messages = self._prompt()
+            else:
+                messages, done, todo, waiting = resumed
+                step = done
+                if self._run_calls(step, todo, messages, waiting):
+                    return self._pause(step)
             limit = self.settings.assistant_max_steps
-            for step in range(1, limit + 1):
+            for step in range(done + 1, limit + 1):
                 # The last step offers no tools: the model must answer from what it has.
                 last = step == limit and limit > 1
                 self.enter(
@@ -185,17 +215,33 @@ class Run:
                     break
                 if last:
                     return self._fail(_over_limit(limit), step)
+                self.turns.append(
+                    {"step": step, "text": text, "calls": [c.model_dump() for c in calls]}
+                )
                 messages.append(Message(role=MessageRole.assistant, content=text, tool_calls=calls))
-                for call in calls:
-                    result = self._call(step, call)
-                    messages.append(
-                        Message(role=MessageRole.tool, content=result, tool_call_id=call.id)
-                    )
+                if self._run_calls(step, calls, messages):
+                    return self._pause(step)
             else:
                 return self._fail(_over_limit(limit), step)
         except CitelineError as exc:
             return self._fail(exc.detail, step)
         return self._complete(final, step)
+
+    def _run_calls(
+        self,
+        step: int,
+        calls: list[ToolCall],
+        messages: list[Message],
+        waiting: AssistantToolCall | None = None,
+    ) -> bool:
+        """Run a turn's calls in order, the first of them maybe the one a decision was waited
+        for; True when one must wait for a person."""
+        for index, call in enumerate(calls):
+            result = self._call(step, call, waiting if index == 0 else None)
+            if result is None:
+                return True
+            messages.append(Message(role=MessageRole.tool, content=result, tool_call_id=call.id))
+        return False
 
     def _generate(
         self, messages: list[Message], step: int, *, offer_tools: bool = True
@@ -238,32 +284,50 @@ class Run:
             self.live.put(self.run_id, self.conversation.id, buffer=self.buffer)
         return text, calls
 
-    def _call(self, step: int, call: ToolCall) -> str:
-        """Check, maybe wait for approval, run one call; what the model is told."""
+    def _call(
+        self, step: int, call: ToolCall, waited: AssistantToolCall | None = None
+    ) -> str | None:
+        """Check, run one call; what the model is told, or None when it must wait for a
+        person's approval. `waited` is the call's row when a decision on it was waited for."""
         tool = self.tools.get(call.name)
-        policy = tool.policy if tool is not None else "allow"
         meta = {"tool_call_id": call.id, "name": call.name, "arguments": call.arguments}
-        problem = toolkit.problem(self.tools, call.name, call.arguments)
-        row_id = self._record(step, call, policy, "invalid" if problem else "pending")
-        self.emit("tool_request", call.name, **meta, policy=policy, needs_approval=policy == "ask")
-        if problem is not None:
-            self._finish_call(row_id, "invalid", problem, is_error=True, ms=0.0)
-            self.emit("tool_result", problem, **meta, is_error=True, duration_ms=0.0)
-            return problem
-        assert tool is not None
-        if tool.policy == "ask":
-            self.enter(
-                RunState.awaiting_approval,
-                f"waiting for approval to call {call.name}",
-                pending=[meta],
+        if waited is None:
+            policy = tool.policy if tool is not None else "allow"
+            problem = toolkit.problem(self.tools, call.name, call.arguments)
+            row_id = self._record(step, call, policy, "invalid" if problem else "pending")
+            self.emit(
+                "tool_request", call.name, **meta, policy=policy, needs_approval=policy == "ask"
             )
-            if not self._approved(row_id):
-                told = f"The user did not allow the call to {call.name}; do without it."
-                self._finish_call(row_id, "denied", told, is_error=True, ms=0.0)
-                self.emit("tool_result", told, **meta, is_error=True, duration_ms=0.0)
-                self.live.put(self.run_id, self.conversation.id, pending=[])
-                return told
+            if problem is not None:
+                self._finish_call(row_id, "invalid", problem, is_error=True, ms=0.0)
+                self.emit("tool_result", problem, **meta, is_error=True, duration_ms=0.0)
+                return problem
+            assert tool is not None
+            if tool.policy == "ask":
+                self._wait(row_id, call.name, meta)
+                return None
+        else:
+            row_id = waited.id
+            decision = self._decision(row_id)
+            if decision == "pending":  # queued again before anyone decided: wait on
+                self.paused = Pause(row_id, call.name, self.until or utcnow())
+                return None
             self.live.put(self.run_id, self.conversation.id, pending=[])
+            if decision != "approved":
+                return self._refused(row_id, call.name, meta, timed_out=decision == "timed out")
+            # The tool may have gone (its server removed) since the call was approved.
+            problem = toolkit.problem(self.tools, call.name, call.arguments)
+            if problem is not None:
+                self._finish_call(row_id, "invalid", problem, is_error=True, ms=0.0)
+                self.emit("tool_result", problem, **meta, is_error=True, duration_ms=0.0)
+                return problem
+            assert tool is not None
+        return self._execute(row_id, call, tool, meta)
+
+    def _execute(
+        self, row_id: uuid.UUID, call: ToolCall, tool: toolkit.Tool, meta: dict[str, Any]
+    ) -> str:
+        """Run a checked (and, if it had to be, approved) call; what the model is told."""
         if not tool.built_in and not self._tool_allowed_now(call.name):
             told = (
                 f"The tool {call.name} is over its limit of "
@@ -302,6 +366,59 @@ class Run:
         )
         return text
 
+    def _wait(self, row_id: uuid.UUID, name: str, meta: dict[str, Any]) -> None:
+        """Stop at a call that needs a person's approval (the job suspends)."""
+        until = utcnow() + timedelta(seconds=self.settings.assistant_approval_timeout_seconds)
+        self.enter(
+            RunState.awaiting_approval, f"waiting for approval to call {name}", pending=[meta]
+        )
+        self.paused = Pause(row_id, name, until)
+
+    def _decision(self, row_id: uuid.UUID) -> str:
+        """After a pause, the waiting call's fate: approved, denied, pending, or timed out
+        (nobody decided before the run's `until`: it is denied now)."""
+        with unit_of_work(self.sessions) as session:
+            status = str(
+                session.scalar(
+                    select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
+                )
+            )
+            if status != "pending" or (self.until is not None and utcnow() < self.until):
+                return status
+            # Guarded: an approval that lands now wins, and this attempt reads it.
+            denied = session.execute(
+                update(AssistantToolCall)
+                .where(AssistantToolCall.id == row_id, AssistantToolCall.status == "pending")
+                .values(status="denied")
+                .returning(AssistantToolCall.id)
+            ).first()
+            if denied is not None:
+                return "timed out"
+            return str(
+                session.scalar(
+                    select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
+                )
+            )
+
+    def _refused(
+        self, row_id: uuid.UUID, name: str, meta: dict[str, Any], *, timed_out: bool
+    ) -> str:
+        """Tell the model (and the person) that a call was denied, or never approved."""
+        extra: dict[str, Any] = {}
+        if timed_out:
+            seconds = self.settings.assistant_approval_timeout_seconds
+            told = f"Nobody approved the call to {name} within {seconds:g} s; do without it."
+            self.emit(
+                "error", f"the call to {name} was not approved within {seconds:g} s: denied",
+                **meta,
+            )  # fmt: skip
+            extra["timed_out"] = True
+        else:
+            told = f"The user did not allow the call to {name}; do without it."
+        self._finish_call(row_id, "denied", told, is_error=True, ms=0.0)
+        self.emit("tool_result", told, **meta, is_error=True, duration_ms=0.0, **extra)
+        return told
+
     def _tool_allowed_now(self, name: str) -> bool:
         per_minute = self.settings.assistant_tool_calls_per_minute
         if per_minute == 0:
@@ -314,18 +431,17 @@ class Run:
         key = ("assistant-tool", self.conversation.workspace_id, name)
         return bool(limiter.hit(RateLimitItemPerMinute(per_minute), *key))
 
-    def _approved(self, row_id: uuid.UUID) -> bool:
-        deadline = time.monotonic() + self.settings.assistant_approval_timeout_seconds
-        while time.monotonic() < deadline:
-            self.hooks.check_cancelled()
-            with self.sessions() as session:
-                status = session.scalar(
-                    select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
+    def still_waiting(self) -> bool:
+        """Whether the call the run paused at still waits for a decision."""
+        if self.paused is None:
+            return False
+        with self.sessions() as session:
+            status = session.scalar(
+                select(AssistantToolCall.status).where(
+                    AssistantToolCall.id == self.paused.tool_call
                 )
-            if status in ("approved", "denied"):
-                return status == "approved"
-            time.sleep(0.2)
-        return False
+            )
+        return status == "pending"
 
     # Built-in tools
 
@@ -476,6 +592,97 @@ class Run:
             "support": round(share, 4),
             "sentence": sentence,
         }
+
+    # Pausing and going on
+
+    def _pause(self, steps: int) -> dict[str, Any]:
+        """Record what the next attempt needs to go on; the job suspends after this."""
+        assert self.paused is not None
+        checkpoint = {
+            "turns": self.turns,
+            "passages": [
+                {**p.as_json(), "knowledge_base_id": self.bases.get(p.chunk_id)}
+                for p in self.passages
+            ],
+            "cited": self.cited,
+            "usage": self.usage,
+            "tokens": self.tokens,
+            "buffer": self.buffer,
+            "until": self.paused.until.isoformat(),
+        }
+        with unit_of_work(self.sessions) as session:
+            session.execute(
+                update(AssistantRun)
+                .where(AssistantRun.id == self.run_id)
+                .values(checkpoint=checkpoint, steps=steps)
+            )
+        return {"state": RunState.awaiting_approval.value, "steps": steps}
+
+    def _restore(self) -> Resumed | None:
+        """Where the last attempt paused: the model's messages up to the call that waited,
+        its turn's step, that turn's calls from the waiting one on, and the waiting call's
+        row; None for a run that has not paused."""
+        with self.sessions() as session:
+            checkpoint = session.scalar(
+                select(AssistantRun.checkpoint).where(AssistantRun.id == self.run_id)
+            )
+            if checkpoint is None:
+                return None
+            rows = list(
+                session.scalars(
+                    select(AssistantToolCall)
+                    .where(AssistantToolCall.run_id == self.run_id)
+                    .order_by(AssistantToolCall.step, AssistantToolCall.created_at)
+                )
+            )
+            session.expunge_all()
+        for item in checkpoint["passages"]:
+            passage = Passage(
+                number=int(item["number"]),
+                chunk_id=uuid.UUID(item["chunk_id"]),
+                document_id=uuid.UUID(item["document_id"]),
+                title=item["title"],
+                source=item["source"],
+                heading_path=tuple(item["heading_path"]),
+                page=item["page"],
+                start=int(item["start"]),
+                end=int(item["end"]),
+                text=item["text"],
+                score=float(item["score"]),
+                relevance=item["relevance"],
+            )
+            self.passages.append(passage)
+            if item.get("knowledge_base_id"):
+                self.bases[passage.chunk_id] = item["knowledge_base_id"]
+        self.cited = list(checkpoint["cited"])
+        self.usage = list(checkpoint["usage"])
+        self.tokens = int(checkpoint["tokens"])
+        self.buffer = str(checkpoint["buffer"])
+        self.until = datetime.fromisoformat(checkpoint["until"])
+        self.turns = list(checkpoint["turns"])
+        by_step: dict[int, list[AssistantToolCall]] = defaultdict(list)
+        for row in rows:
+            by_step[row.step].append(row)
+        messages = self._prompt()
+        step = 0
+        for turn in self.turns:
+            step = int(turn["step"])
+            calls = [ToolCall.model_validate(call) for call in turn["calls"]]
+            messages.append(
+                Message(role=MessageRole.assistant, content=turn["text"], tool_calls=calls)
+            )
+            recorded = by_step.get(step, [])
+            for index, call in enumerate(calls):
+                if index >= len(recorded) or recorded[index].result is None:
+                    waiting = recorded[index] if index < len(recorded) else None
+                    return messages, step, calls[index:], waiting
+                result = str(recorded[index].result)
+                messages.append(
+                    Message(role=MessageRole.tool, content=result, tool_call_id=call.id)
+                )
+                if recorded[index].status == "done":
+                    self.results[call.id] = (call.name, result)
+        return messages, step, [], None
 
     # Records
 

@@ -18,7 +18,7 @@ from citeline.db.base import Base, utcnow
 
 class RunState(StrEnum):
     """Idle → Processing → Streaming → ToolExecution → Streaming → Complete, or Error → Idle;
-    AwaitingApproval while a tool call waits for a person."""
+    AwaitingApproval while a tool call waits for a person (its job suspended, no worker held)."""
 
     idle = "idle"
     processing = "processing"
@@ -89,6 +89,9 @@ class AssistantRun(Base):
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # What the next attempt needs after a pause for approval (`loop.Checkpoint`); None
+    # until the run first pauses.
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -107,7 +110,8 @@ class AssistantToolCall(Base):
     name: Mapped[str] = mapped_column(String(200))
     arguments: Mapped[dict[str, Any]] = mapped_column(JSONB)
     policy: Mapped[str] = mapped_column(String(10))  # allow | ask
-    # pending (awaiting approval) | approved | denied | done | error | invalid
+    # pending (awaiting approval) | approved | denied | done | error | invalid | limited |
+    # cancelled (the run was cancelled while it waited)
     status: Mapped[str] = mapped_column(String(20))
     result: Mapped[str | None] = mapped_column(Text)
     is_error: Mapped[bool] = mapped_column(default=False)

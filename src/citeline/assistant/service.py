@@ -267,8 +267,15 @@ class AssistantService:
             session.expunge_all()
         live = self.live.get(run_id)
         recorded = RunState(run.state)
-        if live is None or recorded.ended:
+        if recorded.ended:
             return RunView(run, run.state, [], "", live is not None, calls)
+        if live is None:  # expired: the records answer
+            pending = [
+                {"tool_call_id": c.call_id, "name": c.name, "arguments": c.arguments}
+                for c in calls
+                if c.status == "pending"
+            ]
+            return RunView(run, run.state, pending, "", False, calls)
         return RunView(
             run,
             str(live.get("state", run.state)),
@@ -279,18 +286,34 @@ class AssistantService:
         )
 
     def decide(self, run_id: uuid.UUID, *, approve: bool) -> RunView:
-        """Approve or deny the tool calls the run waits on."""
-        self.run(run_id)
+        """Approve or deny the tool calls the run waits on, and queue the run again (its job
+        is suspended while it waits, on no worker)."""
+        view = self.run(run_id)
         self.access.require(Role.member, "approve or deny tool calls")
+        going = select(AssistantRun.id).where(
+            AssistantRun.id == run_id,
+            AssistantRun.state.notin_([s.value for s in RunState if s.ended]),
+        )
         with unit_of_work(self.sessions) as session:
             changed = session.execute(
                 update(AssistantToolCall)
-                .where(AssistantToolCall.run_id == run_id, AssistantToolCall.status == "pending")
+                .where(
+                    AssistantToolCall.run_id.in_(going),
+                    AssistantToolCall.status == "pending",
+                )
                 .values(status="approved" if approve else "denied")
                 .returning(AssistantToolCall.id)
             ).all()
         if not changed:
             raise Conflict(f"assistant run {run_id} is not waiting for an approval")
+        if view.run.job_id is not None:
+            # None when the job is not suspended: still pausing (it queues itself again once
+            # paused, seeing the decision), or already queued by the reaper as the approval
+            # timed out (that attempt reads this decision first).
+            self.jobs.lifecycle.resume(
+                view.run.job_id,
+                {"decision": "approved" if approve else "denied", "by": self.access.subject},
+            )
         return self.run(run_id)
 
     def cancel(self, run_id: uuid.UUID) -> RunView:
@@ -305,6 +328,16 @@ class AssistantService:
                 update(AssistantRun)
                 .where(AssistantRun.id == run_id)
                 .values(state=RunState.cancelled.value, finished_at=utcnow())
+            )
+            # A call left waiting for (or decided but not yet run by) a suspended run.
+            session.execute(
+                update(AssistantToolCall)
+                .where(
+                    AssistantToolCall.run_id == run_id,
+                    AssistantToolCall.status.in_(["pending", "approved", "denied"]),
+                    AssistantToolCall.result.is_(None),
+                )
+                .values(status="cancelled", finished_at=utcnow())
             )
         self.live.put(run_id, view.run.conversation_id, state=RunState.cancelled.value, pending=[])
         return self.run(run_id)

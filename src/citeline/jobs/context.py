@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 ServicesT_co = TypeVar("ServicesT_co", covariant=True)
 FanOutHook = Callable[["JobContext[Any]", "Sequence[Child]", "FollowUp", "FailureRule"], uuid.UUID]
+ResumeHook = Callable[[uuid.UUID, Mapping[str, Any] | None], Event | None]
 
 
 class JobCancelled(Exception):
@@ -54,6 +55,7 @@ class JobContext(Generic[ServicesT_co]):
         heartbeat: Heartbeat | None = None,
         parent_id: uuid.UUID | None = None,
         fan_out: FanOutHook | None = None,
+        resume: ResumeHook | None = None,
     ) -> None:
         self.job_id = job_id
         self.kind = kind
@@ -70,6 +72,7 @@ class JobContext(Generic[ServicesT_co]):
         self.parent_id = parent_id  # the job waiting for this one, if any
         self._heartbeat = heartbeat
         self._fan_out = fan_out
+        self._resume = resume
         self.waiting_on: uuid.UUID | None = None  # the group this job fanned out
         self.paused: str | None = None  # "suspended" or "deferred" once the function paused
 
@@ -88,22 +91,35 @@ class JobContext(Generic[ServicesT_co]):
         self.waiting_on = self._fan_out(self, children, then, on_failure)
         return self.waiting_on
 
-    def suspend(self, data: Mapping[str, Any] | None = None) -> Event:
+    def suspend(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        until: datetime | None = None,
+        still_waiting: Callable[[], bool] | None = None,
+    ) -> Event:
         """Pause this job until `Lifecycle.resume` queues it again (a person's decision, say):
         it holds no worker meanwhile, and its next attempt runs the function from the top.
+        With `until`, the reaper resumes it itself once that time has passed. `still_waiting`
+        is asked once the pause is recorded: a decision that came while the job was pausing
+        found nothing to resume, so when it answers False the job is queued again at once.
         Return right after calling this."""
         self.check_cancelled()
         event = self.events.append(
             self.job_id,
             "suspended",
             data,
-            changes={"state": JobState.suspended.value},
+            changes={"state": JobState.suspended.value, "run_at": until},
             if_states=[JobState.started],
             if_attempt=self.attempt,
         )
         if event is None:
             raise JobCancelled(f"job {self.job_id} is no longer running this attempt")
         self.paused = "suspended"
+        if still_waiting is not None and not still_waiting():
+            if self._resume is None:
+                raise RuntimeError("this job cannot resume itself: it runs outside a worker")
+            self._resume(self.job_id, {"reason": "decided while the job was pausing"})
         return event
 
     def defer(self, seconds: float, reason: str) -> Event:

@@ -1,5 +1,6 @@
 """Keeps jobs moving when processes die: retries or fails attempts whose worker stopped
-beating, queues retries whose backoff has passed, and re-queues jobs the queue has lost."""
+beating, queues retries whose backoff has passed, resumes suspended jobs whose time to wait
+ran out, and re-queues jobs the queue has lost."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class Sweep:
     overdue: list[uuid.UUID] = field(default_factory=list)
     requeued: list[uuid.UUID] = field(default_factory=list)
     unblocked: list[uuid.UUID] = field(default_factory=list)  # waiting jobs ended late
+    resumed: list[uuid.UUID] = field(default_factory=list)  # suspended jobs past their time
 
 
 class Reaper:
@@ -69,6 +71,7 @@ class Reaper:
             report = Sweep()
             self._reap_started(report)
             self._queue_due(report)
+            self._resume_due(report)
             self._requeue_lost(report)
             self._end_waiting(report)
             return report
@@ -126,6 +129,20 @@ class Reaper:
             if queued is not None:
                 self.lifecycle.push(Attempt(job_id, attempt, queue_name, target, timeout))
                 report.requeued.append(job_id)
+
+    def _resume_due(self, report: Sweep) -> None:
+        """Suspended jobs whose `until` has passed (`JobContext.suspend`): queue them again;
+        the job function decides what the lapse means (an approval that timed out, say)."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(Job.id)
+                .where(Job.state == JobState.suspended.value, Job.run_at <= utcnow())
+                .order_by(Job.run_at)
+                .limit(BATCH)
+            ).all()
+        for job_id in rows:
+            if self.lifecycle.resume(job_id, {"reason": "its time to wait ran out"}):
+                report.resumed.append(job_id)
 
     def _requeue_lost(self, report: Sweep) -> None:
         """Queued in the database but not held by RQ to run (a Redis that lost its data, a push

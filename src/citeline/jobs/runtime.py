@@ -212,6 +212,7 @@ def _attempt(
             heartbeat=heartbeat,
             parent_id=job.parent_id,
             fan_out=runtime.fan_out,
+            resume=runtime.lifecycle.resume,
         )
         try:
             result = resolve(target)(context)
