@@ -170,6 +170,17 @@ def erased(resources: Resources) -> list[str]:
         return [row.outcome for row in rows if row.target == "lab__erase"]
 
 
+def decisions(resources: Resources) -> list[tuple[str, str, str | None, str]]:
+    """Who approved or denied which call, from the audit log: (action, actor, target, run)."""
+    with resources.sessions() as session:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.like("assistant.tool_call.%"))
+            .order_by(AuditEvent.id)
+        )
+        return [(r.action, r.actor, r.target, (r.detail or {})["run_id"]) for r in rows]
+
+
 def continuous(events: list[dict[str, Any]]) -> None:
     """One stream across the pause: increasing ids, the pause and the resumption in it."""
     seqs = [e["seq"] for e in events]
@@ -201,6 +212,9 @@ def test_runs_waiting_for_approval_leave_the_only_worker_free_then_finish_when_a
     for run in (bergen, oslo):
         approved = httpx.post(f"{url}/v1/assistant/runs/{run['run_id']}/approve")
         assert approved.status_code == 200, approved.text
+    assert [(a, t, r) for a, _, t, r in decisions(resources)] == [
+        ("assistant.tool_call.approve", "lab__erase", run["run_id"]) for run in (bergen, oslo)
+    ]
     for run, path in ((oslo, "/notes/oslo"), (bergen, "/notes/bergen")):
         completes(url, run)
         events = sse(url, run)
@@ -265,6 +279,9 @@ def test_a_denial_over_the_websocket_resumes_the_run_and_the_model_is_told(
         ("lab__erase", "denied")
     ]
     assert erased(resources) == []
+    ((action, actor, target, run_id),) = decisions(resources)
+    assert (action, target, run_id) == ("assistant.tool_call.deny", "lab__erase", run["run_id"])
+    assert actor != "system"  # the person who denied it
 
 
 def test_a_run_nobody_approves_in_time_is_resumed_by_the_reaper_and_the_call_denied(
@@ -291,6 +308,9 @@ def test_a_run_nobody_approves_in_time_is_resumed_by_the_reaper_and_the_call_den
     late = httpx.post(f"{url}/v1/assistant/runs/{run['run_id']}/approve")
     assert late.status_code == 409, late.text
     assert erased(resources) == []
+    assert decisions(resources) == [
+        ("assistant.tool_call.deny", "system", "lab__erase", run["run_id"])
+    ]
 
 
 def test_a_suspended_run_can_be_cancelled_and_its_conversation_goes_on(

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citeline.answers import Passage, content_words, from_hits, verify
 from citeline.assistant import tools as toolkit
+from citeline.assistant.auditing import decision_entry
 from citeline.assistant.models import (
     AssistantConversation,
     AssistantMessage,
@@ -41,6 +42,7 @@ from citeline.assistant.models import (
 )
 from citeline.assistant.state import LiveState
 from citeline.assistant.tools import Toolbox
+from citeline.auth import audit
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
 from citeline.errors import CitelineError
@@ -390,9 +392,20 @@ class Run:
                 update(AssistantToolCall)
                 .where(AssistantToolCall.id == row_id, AssistantToolCall.status == "pending")
                 .values(status="denied")
-                .returning(AssistantToolCall.id)
+                .returning(
+                    AssistantToolCall.id, AssistantToolCall.name, AssistantToolCall.arguments
+                )
             ).first()
             if denied is not None:
+                seconds = self.settings.assistant_approval_timeout_seconds
+                entry = decision_entry(
+                    "system",
+                    self.run,
+                    denied,
+                    approve=False,
+                    reason=f"not approved within {seconds:g} s",
+                )
+                audit.add(session, entry)
                 return "timed out"
             return str(
                 session.scalar(

@@ -14,6 +14,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from citeline.assistant.auditing import decision_entry
 from citeline.assistant.job import RUN
 from citeline.assistant.models import (
     AssistantConversation,
@@ -302,8 +303,14 @@ class AssistantService:
                     AssistantToolCall.status == "pending",
                 )
                 .values(status="approved" if approve else "denied")
-                .returning(AssistantToolCall.id)
+                .returning(
+                    AssistantToolCall.id, AssistantToolCall.name, AssistantToolCall.arguments
+                )
             ).all()
+            for row in changed:  # who let which call run, or stopped it
+                audit.add(
+                    session, decision_entry(self.access.subject, view.run, row, approve=approve)
+                )
         if not changed:
             raise Conflict(f"assistant run {run_id} is not waiting for an approval")
         if view.run.job_id is not None:
