@@ -4,6 +4,7 @@ uncounted rather than refused while Redis is down."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -94,3 +95,27 @@ class socket_nobody_listens_on:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_concurrent_calls_in_one_process_never_pass_the_limit(connection: redis.Redis) -> None:
+    limit = CallLimit(connection, 100)
+    key = ("test", uuid.uuid4().hex, "tool")
+    admitted: list[bool] = []
+
+    def caller() -> None:
+        for _ in range(40):
+            admitted.append(limit.hit(*key) is None)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert limit.flush()
+    assert sum(admitted) == 100
+    assert shared_count(connection, 100, *key) == 100
+
+
+def test_one_limit_per_process_and_redis(connection: redis.Redis) -> None:
+    assert CallLimit.shared(connection, 7) is CallLimit.shared(connection, 7)
+    assert CallLimit.shared(connection, 7) is not CallLimit.shared(connection, 8)

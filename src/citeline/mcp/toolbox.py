@@ -174,7 +174,7 @@ class McpToolbox:
         # Audit rows are written beside the calls, off their path, in batches; `flush` and
         # `close` write what is left.
         self._auditor = AuditWriter(statements)
-        self._limit = CallLimit(connection, settings.mcp_tool_calls_per_minute)
+        self._limit = CallLimit.shared(connection, settings.mcp_tool_calls_per_minute)
 
     # The interface of the assistant's tool loop.
 

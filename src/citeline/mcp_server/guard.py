@@ -33,7 +33,7 @@ class CallGuard:
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
-        self._limit = CallLimit(
+        self._limit = CallLimit.shared(
             resources.redis, resources.settings.mcp_server_tool_calls_per_minute
         )
         self._auditor = AuditWriter(resources.events.statements)
