@@ -65,6 +65,8 @@ def world(resources: Resources) -> Iterator[World]:
     system.create_workspace("Beta", "beta", owner_id=root.id)
     for email, workspace, role in [
         ("alice@example.com", "alpha", Role.member),
+        ("mia@example.com", "alpha", Role.member),
+        ("ada@example.com", "alpha", Role.admin),
         ("vera@example.com", "alpha", Role.viewer),
         ("bob@example.com", "beta", Role.member),
     ]:
@@ -128,6 +130,22 @@ def test_another_workspace_sees_nothing_and_a_viewer_cannot_write(
     with resources.sessions() as session:
         assert session.scalar(select(func.count()).select_from(AssistantConversation)) == 1
         assert session.scalar(select(func.count()).select_from(AssistantMessage)) == 1
+
+
+def test_only_the_conversations_owner_or_an_admin_decides_on_its_tool_calls(
+    world: World,
+) -> None:
+    # An approved call runs as the run's owner, with their own MCP credentials: another
+    # member of the workspace may read the run but not let its calls run.
+    for decision in ("approve", "deny"):
+        with world.as_("mia@example.com") as mia:
+            refused = mia.post(f"/v1/assistant/runs/{world.run}/{decision}")
+        assert refused.status_code == 403, refused.text
+        assert "only the person who started this conversation" in refused.json()["detail"]
+        for who in ("alice@example.com", "ada@example.com"):  # past the check: nothing waits
+            with world.as_(who) as client:
+                response = client.post(f"/v1/assistant/runs/{world.run}/{decision}")
+            assert response.status_code == 409, (who, response.text)
 
 
 def test_the_websocket_authenticates_like_every_request(world: World) -> None:

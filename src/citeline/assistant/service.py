@@ -27,7 +27,14 @@ from citeline.assistant.state import LiveState
 from citeline.auth import Access, Role, audit
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
-from citeline.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, RateLimited
+from citeline.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from citeline.jobs.models import JobState
 from citeline.jobs.service import JobService
 from citeline.knowledge import KnowledgeService
@@ -291,6 +298,13 @@ class AssistantService:
         is suspended while it waits, on no worker)."""
         view = self.run(run_id)
         self.access.require(Role.member, "approve or deny tool calls")
+        owner = self.get(view.run.conversation_id).owner
+        if owner not in (None, self.access.subject) and not self.access.role >= Role.admin:
+            # The call runs as the run's owner, with their own MCP credentials.
+            raise Forbidden(
+                "only the person who started this conversation, or a workspace admin, may "
+                "approve or deny its tool calls"
+            )
         going = select(AssistantRun.id).where(
             AssistantRun.id == run_id,
             AssistantRun.state.notin_([s.value for s in RunState if s.ended]),
