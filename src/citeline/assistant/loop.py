@@ -314,9 +314,16 @@ class Run:
             if decision == "pending":  # queued again before anyone decided: wait on
                 self.paused = Pause(row_id, call.name, self.until or utcnow())
                 return None
+            # A cancel that landed while the decision was read stops here, before any call.
+            self.hooks.check_cancelled()
+            if decision == "cancelled":
+                raise CitelineError(f"the call to {call.name} was cancelled")
             self.live.put(self.run_id, self.conversation.id, pending=[])
             if decision != "approved":
                 return self._refused(row_id, call.name, meta, timed_out=decision == "timed out")
+            # What the person approved is what runs: the recorded arguments.
+            call = ToolCall(id=call.id, name=call.name, arguments=waited.arguments)
+            meta["arguments"] = call.arguments
             # The tool may have gone (its server removed) since the call was approved.
             problem = toolkit.problem(self.tools, call.name, call.arguments)
             if problem is not None:
@@ -684,7 +691,7 @@ class Run:
             messages.append(
                 Message(role=MessageRole.assistant, content=turn["text"], tool_calls=calls)
             )
-            recorded = by_step.get(step, [])
+            recorded = _in_order(by_step.get(step, []), calls)
             for index, call in enumerate(calls):
                 if index >= len(recorded) or recorded[index].result is None:
                     waiting = recorded[index] if index < len(recorded) else None
@@ -761,7 +768,7 @@ class Run:
         with unit_of_work(self.sessions) as session:
             session.execute(
                 update(AssistantToolCall)
-                .where(AssistantToolCall.id == row_id)
+                .where(AssistantToolCall.id == row_id, AssistantToolCall.status != "cancelled")
                 .values(
                     status=status,
                     result=result,
@@ -801,3 +808,19 @@ def _over_limit(limit: int) -> str:
 
 def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
+
+
+def _in_order(rows: list[AssistantToolCall], calls: list[ToolCall]) -> list[AssistantToolCall]:
+    """A turn's recorded calls in the order the model made them: by the model's call ids when
+    they tell them apart, else as recorded."""
+    by_id = {row.call_id: row for row in rows}
+    if len(by_id) != len(rows) or len({call.id for call in calls}) != len(calls):
+        return rows
+    ordered = []
+    for call in calls:
+        row = by_id.get(call.id)
+        if row is None:
+            break
+        ordered.append(row)
+    return ordered
+
