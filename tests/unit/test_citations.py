@@ -154,3 +154,17 @@ def test_a_short_reply_cites_the_sentence_that_answers_not_the_pair_around_it() 
     # A fragment that is not a whole statement ("See" before a list) is not a reply to cite.
     fragment = verify("Tolvik", [LIGHTHOUSE, BAKERY], embed, 0.5, question=question)  # type: ignore[arg-type]
     assert fragment.citations == []
+
+
+def test_a_short_reply_that_turns_the_passage_around_or_answers_another_question_is_not_cited() -> (
+    None
+):
+    passages = [LIGHTHOUSE, BAKERY]
+    for question, reply in [
+        ("Who built the lighthouse?", "Not Maren Tolvik."),
+        ("When was the lighthouse built?", "Before 1847."),
+        ("How tall is the lighthouse?", "Not 41 metres."),
+        ("Who built the bakery?", "Maren Tolvik."),
+    ]:
+        verified = verify(reply, passages, embed, 0.5, question=question)  # type: ignore[arg-type]
+        assert verified.citations == [], (question, reply)

@@ -41,6 +41,8 @@ MIN_CLAIM_WORDS = 3
 REPEAT_SIMILARITY = 0.9  # cosine of two claims' embeddings
 REPEAT_WORDS = 0.8  # share of a claim's content words an earlier claim already has
 _BARE_REPLIES = {"yes", "no"}  # words a reply brings that no passage need contain
+# Words that turn a reply around; a reply's must all be in the span it cites.
+_QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|except|nor)\b|n't\b")
 _SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
 _FRAME = re.compile(
     rf"^(?:(?:according to|as (?:stated|described|explained|mentioned) in) (?:the )?{_SOURCES}"
@@ -207,32 +209,37 @@ class SpanIndex:
         holding: set[str] | None = None,
     ) -> tuple[Span, float] | None:
         """The span that best supports `claim`, and how well (0-1); with `holding`, only
-        among the spans that contain all those words, and of a pair of sentences the one
-        that holds them alone (the answer, not the question's heading before it)."""
+        among the spans that contain all those words."""
         if self.vectors is None:
             return None
         semantic = self.vectors @ vector
         words = content_words(claim)
-        best: tuple[Span, float] | None = None
+        best: tuple[int, float] | None = None
         for column, span in enumerate(self.spans):
             if holding is not None and not holding <= self.words[column]:
                 continue
-            lexical = len(words & self.words[column]) / max(1, len(words))
-            score = SEMANTIC_WEIGHT * float(semantic[column]) + (1 - SEMANTIC_WEIGHT) * lexical
-            if span.passage.number in hinted:
-                score += MODEL_MARKER_BONUS
+            score = self._score(column, words, float(semantic[column]), hinted)
             if best is None:
-                best = (span, score)
+                best = (column, score)
                 continue
             # A longer span must earn its length: prefer the single sentence on a near-tie.
-            margin = LONGER_SPAN_MARGIN if len(span.text) > len(best[0].text) else 0.0
-            if score > best[1] + margin:
-                best = (span, score)
-        if best is not None and holding is not None:
-            best = (self._narrowest(best[0], holding), best[1])
-        return None if best is None else (best[0], min(best[1], 1.0))
+            longer = len(span.text) > len(self.spans[best[0]].text)
+            if score > best[1] + (LONGER_SPAN_MARGIN if longer else 0.0):
+                best = (column, score)
+        return None if best is None else (self.spans[best[0]], min(best[1], 1.0))
 
-    def _narrowest(self, span: Span, holding: set[str]) -> Span:
+    def narrower(
+        self,
+        span: Span,
+        claim: str,
+        vector: npt.NDArray[np.float32],
+        hinted: set[int],
+        holding: set[str],
+    ) -> tuple[Span, float] | None:
+        """The best single sentence inside `span` (a pair) that holds all of `holding`."""
+        assert self.vectors is not None
+        words = content_words(claim)
+        found: tuple[Span, float] | None = None
         for column, inner in enumerate(self.spans):
             if (
                 inner.passage is span.passage
@@ -241,8 +248,18 @@ class SpanIndex:
                 and len(inner.text) < len(span.text)
                 and holding <= self.words[column]
             ):
-                return inner
-        return span
+                semantic = float(self.vectors[column] @ vector)
+                score = min(self._score(column, words, semantic, hinted), 1.0)
+                if found is None or score > found[1]:
+                    found = (inner, score)
+        return found
+
+    def _score(self, column: int, words: set[str], semantic: float, hinted: set[int]) -> float:
+        lexical = len(words & self.words[column]) / max(1, len(words))
+        score = SEMANTIC_WEIGHT * semantic + (1 - SEMANTIC_WEIGHT) * lexical
+        if self.spans[column].passage.number in hinted:
+            score += MODEL_MARKER_BONUS
+        return score
 
 
 class Verifier:
@@ -281,8 +298,8 @@ class Verifier:
             support.dropped = "meta"
         elif support.claim:
             self._check(support, set(support.model_markers))
-        elif self.question and not support.text.endswith(":"):
-            self._check_reply(support)
+        elif self.question and len(self.sentences) < 2 and not support.text.endswith(":"):
+            self._check_reply(support)  # the opening of the answer, where a reply stands
         if support.dropped:
             self.dropped.append(support)
             return []
@@ -334,8 +351,9 @@ class Verifier:
         self._claims.append((words, vector))
 
     def _check_reply(self, support: SentenceSupport) -> None:
-        """Cite a short reply, read with the question it answers, when a span supports both
-        and holds every word the reply brings; otherwise it stays an uncited non-claim."""
+        """Cite a short reply, read with the question it answers, when a span supports both,
+        is about the question and holds every word the reply brings (and every negation or
+        qualifier it adds); otherwise it stays an uncited non-claim."""
         own = {w for w in content_words(support.text) if len(w) > 1} - _BARE_REPLIES
         complete = support.text.rstrip("\"')]*_`").endswith((".", "!", "?"))
         if not own or not complete or _NOT_A_CLAIM.match(support.text):
@@ -343,10 +361,22 @@ class Verifier:
         assert self.question is not None
         text = f"{self.question.strip()} {support.text}"
         vector = self.index.vector(text)
-        choice = self.index.best(text, vector, set(support.model_markers), holding=own)
+        hinted = set(support.model_markers)
+        choice = self.index.best(text, vector, hinted, holding=own)
         if choice is None or choice[1] < self.threshold:
             return
         span, score = choice
+        asked = {w for w in content_words(self.question) if len(w) > 1}
+        if 2 * len(asked & content_words(span.text)) <= len(asked):
+            return  # supports the reply, but is about something else than the question
+        # The answer, not the question's heading before it; the support stays the pair's
+        # (the sentence alone says less than the question read with it).
+        inner = self.index.narrower(span, text, vector, hinted, own)
+        if inner is not None:
+            span = inner[0]
+        qualifiers = set(_QUALIFIER.findall(support.text.lower()))
+        if not qualifiers <= set(_QUALIFIER.findall(span.text.lower())):
+            return  # "Not Maren Tolvik." against "built by Maren Tolvik"
         support.claim = True
         support.support = score
         words = content_words(text)
