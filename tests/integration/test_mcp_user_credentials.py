@@ -199,6 +199,10 @@ def test_each_user_calls_with_their_own_secret_and_the_api_never_returns_one(
         # (beside the last one seen by anyone, listed to a user who has no credentials yet).
         cached = list(resources.redis.scan_iter(f"citeline:mcp:tools:{server['id']}:user:*"))
         assert len(cached) == 2, cached
+        # New credentials may show other tools: that user's list is read anew, the other kept.
+        assert world["alice"].put(path, json={"headers": {"Authorization": ALICE}}).is_success
+        left = list(resources.redis.scan_iter(f"citeline:mcp:tools:{server['id']}:user:*"))
+        assert len(left) == 1, left
         for turn in range(3):
             for box, secret in ((alice_box, ALICE), (mia_box, MIA)):
                 result = box.call("echo__whoami", {}, run_id=f"turn-{turn}")
@@ -214,7 +218,7 @@ def test_each_user_calls_with_their_own_secret_and_the_api_never_returns_one(
     ] * 3
     assert {c.target for c in calls} == {"echo__whoami"}
     sets = audited(resources, "mcp_credentials.set")
-    assert [s.actor for s in sets] == [f"user:{world.ids[w]}" for w in ("alice", "mia")]
+    assert [s.actor for s in sets] == [f"user:{world.ids[w]}" for w in ("alice", "mia", "alice")]
     assert all(s.detail["keys"] == ["Authorization"] for s in sets)
     assert all("own-secret" not in json.dumps(s.detail) for s in [*sets, *calls])
 
@@ -233,11 +237,13 @@ def test_a_user_without_credentials_is_told_to_set_them_and_never_borrows_any(
     finally:
         alice_box.close()
 
-    # Mia has none: the tool is listed (from the cache) but its call is refused with a
-    # message for her, and nothing reaches the server with anyone's secret.
+    # Mia has none: the tool is listed (from the cache: its name, never alice's description
+    # or schema) but its call is refused with a message for her, and nothing reaches the
+    # server with anyone's secret.
     mia_box = toolbox(world, "mia")
     try:
-        assert [t.name for t in mia_box.tools()] == ["echo__whoami"]
+        (listed,) = mia_box.tools()
+        assert listed.name == "echo__whoami" and "set your own credentials" in listed.description
         refused = mia_box.call("echo__whoami", {})
     finally:
         mia_box.close()

@@ -823,4 +823,3 @@ def _in_order(rows: list[AssistantToolCall], calls: list[ToolCall]) -> list[Assi
             break
         ordered.append(row)
     return ordered
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -19,7 +20,13 @@ from citeline.mcp.credentials import CredentialsNeeded, CredentialStatus, status
 from citeline.mcp.models import McpServer, McpToolPolicy, McpUserCredentials
 from citeline.mcp.policy import Policy, decide
 from citeline.mcp.secrets import SecretBox
-from citeline.mcp.toolbox import McpToolbox, overrides_for, policies_changed, qualified_name
+from citeline.mcp.toolbox import (
+    McpToolbox,
+    overrides_for,
+    policies_changed,
+    qualified_name,
+    user_tools_key,
+)
 from citeline.mcp.validation import (
     check_args,
     check_env,
@@ -32,6 +39,8 @@ from citeline.mcp.validation import (
 from citeline.settings import Settings
 
 MAX_SERVERS = 100
+
+log = logging.getLogger(__name__)
 
 
 class McpServers:
@@ -280,7 +289,15 @@ class McpServers:
                     keys=[*sorted(env), *sorted(headers)],
                 ),
             )
+        self._forget_own_tools(server)
         return status(server, row)
+
+    def _forget_own_tools(self, server: McpServer) -> None:
+        """Other credentials may show the caller other tools: list them anew."""
+        try:
+            self.redis.delete(user_tools_key(server.id, self.access.subject))
+        except redis.RedisError as exc:
+            log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
 
     def clear_credentials(self, ref: uuid.UUID | str) -> None:
         """Forget the caller's own values for the server (nothing happens if none)."""
@@ -305,6 +322,7 @@ class McpServers:
                     cleared=cleared is not None,
                 ),
             )
+        self._forget_own_tools(server)
 
     def _own_user(self, action: str) -> uuid.UUID:
         if self.access.user_id is None:

@@ -69,6 +69,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 CACHE_KEY = "citeline:mcp:tools:{server_id}"
 # A server whose users bring their own credentials may show each of them different tools.
 USER_CACHE_KEY = CACHE_KEY + ":user:{user}"
+USERS_KEY = CACHE_KEY + ":users"  # the per-user keys written, to drop them all at a change
 # Changed (to a new random value) whenever a server's policies change or it is removed, so a
 # toolbox re-reads them from the database only then.
 POLICY_KEY = "citeline:mcp:policies:{server_id}"
@@ -480,8 +481,7 @@ class McpToolbox:
     def _cache_key(self, server: McpServer) -> str:
         if not server.per_user:
             return CACHE_KEY.format(server_id=server.id)
-        user = hashlib.sha256(self.access.subject.encode()).hexdigest()[:16]
-        return USER_CACHE_KEY.format(server_id=server.id, user=user)
+        return user_tools_key(server.id, self.access.subject)
 
     def _discover(self, server: McpServer, *, refresh: bool = False) -> list[ToolInfo]:
         key = self._cache_key(server)
@@ -505,10 +505,18 @@ class McpToolbox:
         except McpFailure:
             self._drop(server.id)
             raise
-        payload = json.dumps([info.as_json() for info in infos])
+        seconds = self.settings.mcp_tools_cache_seconds
         try:
-            for target in {key, shared_key}:
-                self.redis.set(target, payload, ex=self.settings.mcp_tools_cache_seconds)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, json.dumps([info.as_json() for info in infos]), ex=seconds)
+                if server.per_user:
+                    # For those without credentials yet: names and annotations only, never
+                    # what another user's account showed (descriptions, schemas).
+                    blank = [_unseen(info, server.name).as_json() for info in infos]
+                    pipe.set(shared_key, json.dumps(blank), ex=seconds)
+                    pipe.sadd(USERS_KEY.format(server_id=server.id), key)
+                    pipe.expire(USERS_KEY.format(server_id=server.id), seconds)
+                pipe.execute()
         except redis.RedisError as exc:
             log.warning("mcp tool list not cached", extra={"error": str(exc)})
         return infos
@@ -539,15 +547,7 @@ class McpToolbox:
                 "unreachable", f"MCP server {server.name!r} could not be started: {exc!r}"
             )
             raise failure from exc
-        key = CACHE_KEY.format(server_id=server.id)
-
-        def forget() -> None:  # every user's list: the change may concern them all
-            try:
-                self.redis.delete(key, *self.redis.scan_iter(f"{key}:user:*", count=500))
-            except redis.RedisError as exc:
-                log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
-
-        connection.on_tools_changed = forget
+        connection.on_tools_changed = lambda: forget_tools(self.redis, server.id)
         self._live[server.id] = _Live(context, connection, time.monotonic())
         return connection
 
@@ -591,6 +591,33 @@ class McpToolbox:
 
     def _run(self, function: Callable[..., Any], *args: Any) -> Any:
         return self._portal_now().call(function, *args)
+
+
+def user_tools_key(server_id: uuid.UUID, subject: str) -> str:
+    """Where `subject`'s own tool list of a server with per-user credentials is cached."""
+    user = hashlib.sha256(subject.encode()).hexdigest()[:16]
+    return USER_CACHE_KEY.format(server_id=server_id, user=user)
+
+
+def forget_tools(connection: redis.Redis, server_id: uuid.UUID) -> None:
+    """Drop every cached tool list of the server (its tools changed): each user's too."""
+    users = USERS_KEY.format(server_id=server_id)
+    try:
+        keys = [key.decode() for key in connection.smembers(users)]  # type: ignore[union-attr]
+        connection.delete(CACHE_KEY.format(server_id=server_id), users, *keys)
+    except redis.RedisError as exc:
+        log.warning("mcp tool cache not cleared", extra={"error": str(exc)})
+
+
+def _unseen(info: ToolInfo, server: str) -> ToolInfo:
+    return ToolInfo(
+        info.name,
+        f"A tool of {server}; set your own credentials for it to use it.",
+        {"type": "object"},
+        info.read_only,
+        info.destructive,
+        info.open_world,
+    )
 
 
 # Per server, how many times this process changed its policies (or removed it): a toolbox here
