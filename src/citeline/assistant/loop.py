@@ -392,7 +392,10 @@ class Run:
                     select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
                 )
             )
-            if status != "pending" or (self.until is not None and utcnow() < self.until):
+            # The database's clock, as the reaper's: a worker whose own clock lags would read
+            # "pending" again and suspend anew at every sweep.
+            now = session.scalar(select(func.now())) or utcnow()
+            if status != "pending" or (self.until is not None and now < self.until):
                 return status
             # Guarded: an approval that lands now wins, and this attempt reads it.
             denied = session.execute(

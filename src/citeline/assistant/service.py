@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -304,6 +305,12 @@ class AssistantService:
             raise Forbidden(
                 "only the person who started this conversation, or a workspace admin, may "
                 "approve or deny its tool calls"
+            )
+        until = (view.run.checkpoint or {}).get("until")
+        if until is not None and datetime.fromisoformat(until) <= utcnow():
+            raise Conflict(
+                f"assistant run {run_id}: the time to approve its tool call ended at {until}; "
+                "the call is denied"
             )
         going = select(AssistantRun.id).where(
             AssistantRun.id == run_id,
