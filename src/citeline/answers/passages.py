@@ -7,7 +7,7 @@ passages first, overlapping spans of one document merged away, until the budget 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,24 @@ class Passage:
             "score": self.score,
             "relevance": self.relevance,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Passage:
+        """The passage `as_json` wrote (keys it did not write are ignored)."""
+        return cls(
+            number=int(data["number"]),
+            chunk_id=uuid.UUID(data["chunk_id"]),
+            document_id=uuid.UUID(data["document_id"]),
+            title=data["title"],
+            source=data["source"],
+            heading_path=tuple(data["heading_path"]),
+            page=data["page"],
+            start=int(data["start"]),
+            end=int(data["end"]),
+            text=data["text"],
+            score=float(data["score"]),
+            relevance=data["relevance"],
+        )
 
 
 def from_hits(hits: Sequence[Hit]) -> list[Passage]:

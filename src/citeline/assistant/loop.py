@@ -392,10 +392,11 @@ class Run:
                     select(AssistantToolCall.status).where(AssistantToolCall.id == row_id)
                 )
             )
+            if status != "pending":
+                return status
             # The database's clock, as the reaper's: a worker whose own clock lags would read
             # "pending" again and suspend anew at every sweep.
-            now = session.scalar(select(func.now())) or utcnow()
-            if status != "pending" or (self.until is not None and now < self.until):
+            if self.until is not None and session.scalar(select(func.now() < self.until)):
                 return status
             # Guarded: an approval that lands now wins, and this attempt reads it.
             denied = session.execute(
@@ -660,20 +661,7 @@ class Run:
             )
             session.expunge_all()
         for item in checkpoint["passages"]:
-            passage = Passage(
-                number=int(item["number"]),
-                chunk_id=uuid.UUID(item["chunk_id"]),
-                document_id=uuid.UUID(item["document_id"]),
-                title=item["title"],
-                source=item["source"],
-                heading_path=tuple(item["heading_path"]),
-                page=item["page"],
-                start=int(item["start"]),
-                end=int(item["end"]),
-                text=item["text"],
-                score=float(item["score"]),
-                relevance=item["relevance"],
-            )
+            passage = Passage.from_json(item)
             self.passages.append(passage)
             if item.get("knowledge_base_id"):
                 self.bases[passage.chunk_id] = item["knowledge_base_id"]
