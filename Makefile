@@ -39,6 +39,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.retrieval_quality
 	.venv/bin/python -m benchmarks.search_scale
 	.venv/bin/python -m benchmarks.llm_local
+	.venv/bin/python -m benchmarks.llm_threads
 	.venv/bin/python -m benchmarks.shared_model
 	.venv/bin/python -m benchmarks.agent_tasks
 	.venv/bin/python -m benchmarks.answer_quality

@@ -7,7 +7,7 @@ kind of question (headings, paraphrased, keyword-only, foreign-language, false-p
 unanswerable).
 
     .venv/bin/python -m benchmarks.answer_quality [--set debian|tools] [--limit 30]
-        [--extra 5] [--threads 1] [--judge qwen2.5-coder-0.5b] [--out FILE]
+        [--extra 5] [--threads CORES] [--judge qwen2.5-coder-0.5b] [--out FILE]
 
 Sets: `debian` (../shared/eval/debian-faq with benchmarks/data/debian-faq-*.jsonl) and
 `tools` (benchmarks/data/tools-faq: FAQs of zlib, xz, procps and base-files as plain text,
@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files
 from citeline.answers.evaluation import Question, evaluate, load_questions
+from citeline.llm.llama import cores
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--set", choices=sorted(SETS), default="debian")
     parser.add_argument("--limit", type=int, default=30, help="heading questions to run")
     parser.add_argument("--extra", type=int, default=None, help="questions of each other kind")
-    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    parser.add_argument("--threads", type=int, default=cores(), help="llama.cpp threads")
     parser.add_argument("--judge", default=JUDGE, help="bundled model that judges citations")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -25,6 +25,7 @@ from citeline.jobs.presence import Presence
 from citeline.jobs.queue import QUEUE_NAMES, check_redis
 from citeline.jobs.supervisor import WorkerPool
 from citeline.llm.bundled import gguf_path
+from citeline.llm.llama import cores
 from citeline.llm.model_server import ModelServer, ServerSpec, SharedModel
 from citeline.llm.providers.local import held_name
 from citeline.observability import tracing
@@ -100,7 +101,7 @@ def shared_model(resources: Resources) -> Iterator[SharedModel | None]:
             path=gguf_path(settings.llm_model, settings.models_path),
             slots=settings.llm_server_slots or settings.workers,
             context_tokens=settings.llm_context_tokens,
-            threads=settings.llm_server_threads or max(1, (os.cpu_count() or 1) - 1),
+            threads=settings.llm_server_threads or cores(),
             cache_ram_mib=settings.llm_cache_ram_mib,
         ),
         on_ready=lambda seconds: presence.hold(held_name(settings.llm_model), seconds),

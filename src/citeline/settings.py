@@ -115,8 +115,9 @@ class Settings(BaseSettings):
     llm_shared_server: bool = True
     # Generations batched at once; default: one per worker (each runs one job at a time).
     llm_server_slots: Annotated[int | None, Field(ge=1, le=32)] = None
-    # Default: every core but one. llama.cpp's threads spin-wait for each other, so a thread
-    # count that oversubscribes the CPU is many times slower than one that does not.
+    # Default: every core. The server batches its slots' generations into one pass, so a
+    # generation running alone gets every core and several share them; llama.cpp's threads
+    # wait passively (citeline.llm.llama), so a core taken by other work slows, not stalls, it.
     llm_server_threads: Annotated[int | None, Field(ge=1, le=64)] = None
     # Set by `serve` in its workers' environment: where the shared server listens, and its key.
     llm_server_url: str | None = None

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from citeline.errors import ConfigurationError
+from citeline.llm.llama import import_llama
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class ModelServer:
 def run(spec: ServerSpec, port: int) -> None:
     """The child's body (`citeline model-server`): serve `spec` on a loopback port, with the key
     from the environment, until SIGTERM or SIGINT."""
-    import xllamacpp
+    xllamacpp = import_llama()
 
     key = os.environ.get(KEY_VARIABLE)
     if not key:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from citeline.errors import InvalidInput, ProviderError
+from citeline.llm.llama import import_llama
 from citeline.llm.messages import ChatEvent, ChatRequest, Finish, TextDelta
 from citeline.llm.model_server import SharedModel, wait_until_up
 from citeline.llm.providers.base import Holdings, Lease
@@ -54,8 +55,7 @@ class LocalModel:
     (xllamacpp always opens one) and whose in-process calls Citeline uses."""
 
     def __init__(self, config: LocalModelConfig) -> None:
-        import xllamacpp
-
+        xllamacpp = import_llama()
         params = xllamacpp.CommonParams()
         params.model.path = str(config.path)
         params.n_ctx = config.context_tokens
