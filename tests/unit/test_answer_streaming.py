@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pytest
+
 from citeline.answers.citations import SpanIndex, Verifier, verify
 from citeline.answers.relevance import on_question
 from citeline.answers.streaming import SentenceStream, preview
@@ -51,8 +54,7 @@ def test_a_not_found_draft_sends_no_sentence() -> None:
 
 
 def test_the_preview_quotes_the_best_passage_sentences_closest_to_the_question() -> None:
-    index = SpanIndex([LIGHTHOUSE, BAKERY], embed)  # type: ignore[arg-type]
-    quoted = preview("Who built the lighthouse?", [LIGHTHOUSE, BAKERY], index)
+    quoted = preview("Who built the lighthouse?", [LIGHTHOUSE, BAKERY], embed)  # type: ignore[arg-type]
     assert 1 <= len(quoted) <= 2
     assert all(q["passage"] == 1 and DOC[q["start"] : q["end"]] == q["text"] for q in quoted)
     assert any("Maren Tolvik" in q["text"] for q in quoted)
@@ -68,3 +70,19 @@ def test_only_passages_about_the_question_are_read() -> None:
     assert one.passages == [LIGHTHOUSE]
     two = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4, 2)  # type: ignore[arg-type]
     assert two.passages == [LIGHTHOUSE, BAKERY]  # a floor of two
+
+
+def test_an_index_embedded_in_the_background_is_the_same_and_reports_a_failure() -> None:
+    now = SpanIndex([LIGHTHOUSE, BAKERY], embed)  # type: ignore[arg-type]
+    later = SpanIndex([LIGHTHOUSE, BAKERY], embed, in_background=True)  # type: ignore[arg-type]
+    assert now.vectors is not None and later.vectors is not None
+    assert np.array_equal(now.vectors, later.vectors)
+
+    def broken(texts: Any) -> Any:
+        raise RuntimeError("embedding model is gone")
+
+    failing = SpanIndex([LIGHTHOUSE], broken, in_background=True)
+    with pytest.raises(RuntimeError, match="embedding model is gone"):
+        Verifier(failing, 0.5).add("The lighthouse was built in 1847 by Maren Tolvik [1].")
+    with pytest.raises(RuntimeError, match="embedding model is gone"):
+        SpanIndex([LIGHTHOUSE], broken)

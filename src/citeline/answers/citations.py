@@ -15,6 +15,7 @@ borrows the support of "Yes. zlib doesn't handle dates.").
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,13 +189,42 @@ def verify(
 
 
 class SpanIndex:
-    """The candidate spans of the passages a model read, embedded once."""
+    """The candidate spans of the passages a model read, embedded once.
 
-    def __init__(self, passages: Sequence[Passage], embed: Embed) -> None:
+    `in_background` embeds them on a thread while the caller goes on (the model reads its
+    prompt meanwhile); the first use of `vectors` waits for them, and raises what failed."""
+
+    def __init__(
+        self, passages: Sequence[Passage], embed: Embed, *, in_background: bool = False
+    ) -> None:
         self.embed = embed
         self.spans = candidate_spans(passages)
-        self.vectors = _normalised(embed([s.text for s in self.spans])) if self.spans else None
         self.words = [content_words(span.text) for span in self.spans]
+        self._vectors: npt.NDArray[np.float32] | None = None
+        self._failure: Exception | None = None
+        self._ready = threading.Event()
+        if in_background and self.spans:
+            threading.Thread(target=self._embed, name="citeline-span-index", daemon=True).start()
+        else:
+            self._embed()
+            if self._failure is not None:
+                raise self._failure
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32] | None:
+        self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+        return self._vectors
+
+    def _embed(self) -> None:
+        try:
+            if self.spans:
+                self._vectors = _normalised(self.embed([s.text for s in self.spans]))
+        except Exception as exc:  # noqa: BLE001 - raised again to whoever uses the index
+            self._failure = exc
+        finally:
+            self._ready.set()
 
     def vector(self, text: str) -> npt.NDArray[np.float32]:
         vector: npt.NDArray[np.float32] = _normalised(self.embed([text]))[0]
@@ -210,9 +240,10 @@ class SpanIndex:
     ) -> tuple[Span, float] | None:
         """The span that best supports `claim`, and how well (0-1); with `holding`, only
         among the spans that contain all those words."""
-        if self.vectors is None:
+        vectors = self.vectors
+        if vectors is None:
             return None
-        semantic = self.vectors @ vector
+        semantic = vectors @ vector
         words = content_words(claim)
         best: tuple[int, float] | None = None
         for column, span in enumerate(self.spans):
@@ -237,7 +268,8 @@ class SpanIndex:
         holding: set[str],
     ) -> tuple[Span, float] | None:
         """The best single sentence inside `span` (a pair) that holds all of `holding`."""
-        assert self.vectors is not None
+        vectors = self.vectors
+        assert vectors is not None
         words = content_words(claim)
         found: tuple[Span, float] | None = None
         for column, inner in enumerate(self.spans):
@@ -248,7 +280,7 @@ class SpanIndex:
                 and len(inner.text) < len(span.text)
                 and holding <= self.words[column]
             ):
-                semantic = float(self.vectors[column] @ vector)
+                semantic = float(vectors[column] @ vector)
                 score = min(self._score(column, words, semantic, hinted), 1.0)
                 if found is None or score > found[1]:
                     found = (inner, score)

@@ -158,9 +158,10 @@ def answer(
     )
     base["set_aside"] = [p.number for p in chosen.set_aside]
     packed = pack(chosen.passages, budget, lambda text: embedder.count_tokens([text])[0])
-    index = SpanIndex(packed, embedder.embed)
-    emit("preview", {"sentences": preview(search_query, packed, index)})
+    emit("preview", {"sentences": preview(search_query, packed, embedder.embed)})
     clock.mark("preview")
+    # Embedded while the model reads its prompt; the first drafted sentence waits for it.
+    index = SpanIndex(packed, embedder.embed, in_background=True)
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
     stream = SentenceStream(
         Verifier(index, settings.answer_support_threshold, search_query),

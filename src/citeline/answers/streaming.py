@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from citeline.answers.citations import Citation, SpanIndex, Verified, Verifier, is_claim
+from citeline.answers.citations import Citation, Embed, Span, Verified, Verifier, is_claim
 from citeline.answers.passages import Passage
 from citeline.answers.prompt import NOT_FOUND
 from citeline.answers.text import markers_before_stop, sentences
@@ -68,16 +68,23 @@ class SentenceStream:
         self.emit("sentence", {**sentence, "citations": [by_marker[m].as_json() for m in new]})
 
 
-def preview(question: str, passages: Sequence[Passage], index: SpanIndex) -> list[dict[str, Any]]:
-    """The best passage's sentences closest to the question, in the document's order."""
-    if not passages or index.vectors is None:
+def preview(question: str, passages: Sequence[Passage], embed: Embed) -> list[dict[str, Any]]:
+    """The best passage's sentences closest to the question, in the document's order. Only
+    that passage's sentences are embedded, so this comes well before the model's first token."""
+    if not passages:
         return []
-    best = passages[0].number
-    vector = index.vector(question)
+    best = passages[0]
+    spans = [
+        Span(best, part.start, part.end)
+        for part in sentences(best.text)
+        if is_claim(part.text) and _single(part.text)
+    ]
+    if not spans:
+        return []
+    vectors = embed([question, *(span.text for span in spans)]).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
     scored = [
-        (float(index.vectors[i] @ vector), span)
-        for i, span in enumerate(index.spans)
-        if span.passage.number == best and is_claim(span.text) and _single(span.text)
+        (float(score), span) for score, span in zip(vectors[1:] @ vectors[0], spans, strict=True)
     ]
     chosen = sorted(scored, key=lambda pair: -pair[0])[:PREVIEW_SENTENCES]
     chosen.sort(key=lambda pair: pair[1].start)
