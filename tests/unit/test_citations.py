@@ -168,3 +168,12 @@ def test_a_short_reply_that_turns_the_passage_around_or_answers_another_question
     ]:
         verified = verify(reply, passages, embed, 0.5, question=question)  # type: ignore[arg-type]
         assert verified.citations == [], (question, reply)
+
+
+def test_a_negated_claim_is_never_cited_by_a_span_that_negates_nothing() -> None:
+    negated = verify("The lighthouse was not built by Maren Tolvik [1].", [LIGHTHOUSE], embed, 0.5)  # type: ignore[arg-type]
+    assert negated.citations == [] and negated.dropped[0].dropped == "unsupported"
+    plain = verify("The lighthouse was built by Maren Tolvik [1].", [LIGHTHOUSE], embed, 0.5)  # type: ignore[arg-type]
+    assert [c.span.text for c in plain.citations] == [
+        "The lighthouse was built in 1847 by Maren Tolvik."
+    ]

@@ -44,6 +44,9 @@ REPEAT_WORDS = 0.8  # share of a claim's content words an earlier claim already 
 _BARE_REPLIES = {"yes", "no"}  # words a reply brings that no passage need contain
 # Words that turn a reply around; a reply's must all be in the span it cites.
 _QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|except|nor)\b|n't\b")
+# A negated claim is cited only by a span that negates something too: content words alone
+# would let "X is free" support "X is not free".
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n't\b")
 _SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
 _FRAME = re.compile(
     rf"^(?:(?:according to|as (?:stated|described|explained|mentioned) in) (?:the )?{_SOURCES}"
@@ -157,6 +160,10 @@ def is_claim(sentence: str, *, marked: bool = False) -> bool:
     return len(content_words(text)) >= (1 if marked else MIN_CLAIM_WORDS)
 
 
+def negates(text: str) -> bool:
+    return _NEGATION.search(text.lower()) is not None
+
+
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     spans = []
     for passage in passages:
@@ -200,6 +207,7 @@ class SpanIndex:
         self.embed = embed
         self.spans = candidate_spans(passages)
         self.words = [content_words(span.text) for span in self.spans]
+        self.negated = [negates(span.text) for span in self.spans]
         self._vectors: npt.NDArray[np.float32] | None = None
         self._failure: Exception | None = None
         self._ready = threading.Event()
@@ -237,9 +245,11 @@ class SpanIndex:
         hinted: set[int],
         *,
         holding: set[str] | None = None,
+        negated: bool = False,
     ) -> tuple[Span, float] | None:
         """The span that best supports `claim`, and how well (0-1); with `holding`, only
-        among the spans that contain all those words."""
+        among the spans that contain all those words; `negated`, only among the spans that
+        negate something."""
         vectors = self.vectors
         if vectors is None:
             return None
@@ -248,6 +258,8 @@ class SpanIndex:
         best: tuple[int, float] | None = None
         for column, span in enumerate(self.spans):
             if holding is not None and not holding <= self.words[column]:
+                continue
+            if negated and not self.negated[column]:
                 continue
             score = self._score(column, words, float(semantic[column]), hinted)
             if best is None:
@@ -352,7 +364,7 @@ class Verifier:
 
     def _check(self, support: SentenceSupport, hinted: set[int]) -> None:
         vector = self.index.vector(support.text)
-        choice = self.index.best(support.text, vector, hinted)
+        choice = self.index.best(support.text, vector, hinted, negated=negates(support.text))
         if choice is None:
             support.dropped = "unsupported"
             return
