@@ -2,9 +2,11 @@
 
 The wheel is built with OpenMP, whose threads spin while they wait for each other. When another
 process takes one of the cores, the thread it displaced holds up every spinning one: with two
-threads on a 2-core machine running two other busy processes, prompt processing slowed more
-than 5x (`docs/benchmarks.md`, "llama.cpp threads"). Passive waiting costs nothing measurable
-on an idle machine and removes that collapse, so llama.cpp can be given every core.
+threads on a 2-core machine and two other busy processes, generation ran at 0.31x the rate of
+one thread on the idle machine, and at 0.80x with passive waiting (`benchmarks/llm_threads.py`,
+docs/benchmarks.md). On an idle machine passive waiting gives up some of two threads' gain in
+generation (1.26x instead of 1.69x one thread's; prompt 1.78x instead of 1.91x), a price paid
+for never collapsing when the worker's own embedding or anything else wants a core.
 """
 
 from __future__ import annotations
