@@ -27,7 +27,7 @@ SMOKE = {
     "llm_local": ["--model", "smollm2-135m", "--repeats", "1", "--max-tokens", "8",
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "llm_threads": ["--model", "smollm2-135m", "--requests", "1", "--prompt-words", "30",
-                    "--max-tokens", "4", "--busy", "1"],
+                    "--max-tokens", "4", "--busy", "0"],
     "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
     "page_latency": ["--questions", "1"],
     "shared_model": ["--workers", "1", "--concurrent", "1", "--max-tokens", "4"],
