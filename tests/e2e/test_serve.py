@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from citeline.jobs.embedded import EmbeddedValkey
+from citeline.llm.model_server import NICENESS
 from tests.conftest import wait_for
 from tests.e2e.conftest import Serve, attach, free_port
 
@@ -97,6 +98,8 @@ def test_the_default_model_answers_through_the_openai_api(data_dir: Path) -> Non
     servers = [c for c in children if "model-server" in c.cmdline()]
     assert len(servers) == 1
     assert _maps_a_model(servers[0])
+    # It takes every core, below the API's and the workers' priority.
+    assert servers[0].nice() >= psutil.Process(serve.process.pid).nice() + NICENESS
     wait_for(lambda: len(serve.workers()) == 2)
     assert not any(_maps_a_model(worker) for worker in serve.workers())
     assert serve.interrupt() == 0

@@ -33,6 +33,8 @@ from citeline.llm.llama import import_llama
 
 log = logging.getLogger(__name__)
 
+NICENESS = 10
+
 KEY_VARIABLE = "CITELINE_LLM_SERVER_KEY"
 RESTART_BACKOFF_MAX = 30.0
 
@@ -208,7 +210,11 @@ class ModelServer:
 
 def run(spec: ServerSpec, port: int) -> None:
     """The child's body (`citeline model-server`): serve `spec` on a loopback port, with the key
-    from the environment, until SIGTERM or SIGINT."""
+    from the environment, until SIGTERM or SIGINT.
+
+    It runs at a lower priority (`NICENESS`): its threads take every core, and the API and the
+    workers, whose work is short, must still answer at once while a model loads or writes."""
+    os.nice(NICENESS)
     xllamacpp = import_llama()
 
     key = os.environ.get(KEY_VARIABLE)
