@@ -213,10 +213,10 @@ class SpanIndex:
         self._ready = threading.Event()
         if in_background and self.spans:
             threading.Thread(target=self._embed, name="citeline-span-index", daemon=True).start()
-        else:
-            self._embed()
-            if self._failure is not None:
-                raise self._failure
+            return
+        if self.spans:
+            self._vectors = normalised(embed([s.text for s in self.spans]))
+        self._ready.set()
 
     @property
     def vectors(self) -> npt.NDArray[np.float32] | None:
@@ -227,15 +227,14 @@ class SpanIndex:
 
     def _embed(self) -> None:
         try:
-            if self.spans:
-                self._vectors = _normalised(self.embed([s.text for s in self.spans]))
+            self._vectors = normalised(self.embed([s.text for s in self.spans]))
         except Exception as exc:  # noqa: BLE001 - raised again to whoever uses the index
             self._failure = exc
         finally:
             self._ready.set()
 
     def vector(self, text: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = _normalised(self.embed([text]))[0]
+        vector: npt.NDArray[np.float32] = normalised(self.embed([text]))[0]
         return vector
 
     def best(
@@ -459,7 +458,8 @@ def _repeats(
     return bool(words) and len(words & earlier[0]) / len(words) >= REPEAT_WORDS
 
 
-def _normalised(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def normalised(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each row scaled to unit length, so a dot product is a cosine."""
     vectors = vectors.astype(np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     out: npt.NDArray[np.float32] = vectors / np.maximum(norms, 1e-9)

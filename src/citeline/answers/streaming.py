@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from citeline.answers.citations import Citation, Embed, Span, Verified, Verifier, is_claim
+from citeline.answers.citations import (
+    Citation,
+    Embed,
+    Span,
+    Verified,
+    Verifier,
+    is_claim,
+    normalised,
+)
 from citeline.answers.passages import Passage
 from citeline.answers.prompt import NOT_FOUND
 from citeline.answers.text import markers_before_stop, sentences
@@ -81,8 +89,7 @@ def preview(question: str, passages: Sequence[Passage], embed: Embed) -> list[di
     ]
     if not spans:
         return []
-    vectors = embed([question, *(span.text for span in spans)]).astype(np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    vectors = normalised(embed([question, *(span.text for span in spans)]))
     scored = [
         (float(score), span) for score, span in zip(vectors[1:] @ vectors[0], spans, strict=True)
     ]
