@@ -7,7 +7,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import openai
 import psutil
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from citeline.jobs.embedded import EmbeddedValkey
 from citeline.llm.model_server import NICENESS
 from tests.conftest import wait_for
+from tests.e2e import http
 from tests.e2e.conftest import Serve, attach, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def test_serve_runs_everything_and_stops_cleanly_on_ctrl_c(data_dir: Path) -> None:
     serve = Serve(data_dir, workers=2)
     wait_for(lambda: len(serve.workers()) == 2)
-    wait_for(lambda: httpx.get(f"{serve.url}/ready").status_code == 200, timeout=30)
-    assert httpx.get(f"{serve.url}/docs").status_code == 200
-    assert httpx.get(f"{serve.url}/openapi.json").json()["info"]["title"] == "Citeline"
+    wait_for(lambda: http.get(f"{serve.url}/ready").status_code == 200, timeout=30)
+    assert http.get(f"{serve.url}/docs").status_code == 200
+    assert http.get(f"{serve.url}/openapi.json").json()["info"]["title"] == "Citeline"
 
     victim = serve.workers()[0]
     victim.kill()
@@ -49,7 +49,7 @@ def test_jobs_queued_before_a_restart_run_afterwards(data_dir: Path) -> None:
         resources.close()
         postgres.stop()
         valkey.stop()
-    ready = httpx.get(f"{first.url}/ready")
+    ready = http.get(f"{first.url}/ready")
     assert ready.status_code == 200  # the API serves; the jobs wait for a worker
     assert "no worker is running" in ready.json()["checks"]["workers"]
     assert first.interrupt() == 0
@@ -57,11 +57,11 @@ def test_jobs_queued_before_a_restart_run_afterwards(data_dir: Path) -> None:
     second = Serve(data_dir, workers=1)
 
     def all_finished() -> bool:
-        states = [httpx.get(f"{second.url}/v1/jobs/{i}").json()["state"] for i in ids]
+        states = [http.get(f"{second.url}/v1/jobs/{i}").json()["state"] for i in ids]
         return states == ["finished"] * 3
 
     wait_for(all_finished, timeout=60, interval=0.3)
-    results = [httpx.get(f"{second.url}/v1/jobs/{i}/result").json()["result"] for i in ids]
+    results = [http.get(f"{second.url}/v1/jobs/{i}/result").json()["result"] for i in ids]
     assert [r["echo"] for r in results] == [0, 1, 2]
     assert second.interrupt() == 0
 

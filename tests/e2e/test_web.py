@@ -12,12 +12,12 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from citeline.knowledge.models import Chunk
 from tests.conftest import ROOT, wait_for
+from tests.e2e import http
 from tests.e2e.conftest import Serve, attach
 from tests.e2e.proxy import CuttableProxy
 
@@ -101,7 +101,7 @@ def test_sign_in_then_upload_ask_and_inspect_a_citation(
     cited = ask_and_open_citation(
         page, "signin-5-answer-streaming", "signin-6-answer", "signin-7-citation"
     )
-    token = httpx.post(
+    token = http.post(
         f"{serve.url}/v1/auth/token",
         data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
     ).json()["access_token"]
@@ -170,11 +170,11 @@ def create_accounts(data_dir: Path) -> None:
 
 def add_viewer(serve: Serve) -> None:
     """A viewer, added by the administrator through the API."""
-    token = httpx.post(
+    token = http.post(
         f"{serve.url}/v1/auth/token",
         data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
     ).json()["access_token"]
-    httpx.post(
+    http.post(
         f"{serve.url}/v1/users",
         json={"email": VIEWER, "password": PASSWORD, "role": "viewer"},
         headers={"Authorization": f"Bearer {token}"},
@@ -222,10 +222,10 @@ def check_against_the_store(
     serve: Serve, data_dir: Path, cited: str, headers: dict[str, str]
 ) -> None:
     """The highlighted span is the stored chunk's text at the cited offsets."""
-    jobs = httpx.get(
+    jobs = http.get(
         f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}, headers=headers
     ).json()["jobs"]
-    result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result", headers=headers).json()
+    result = http.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result", headers=headers).json()
     citation = result["citations"][0]
     assert citation["text"] == cited
     resources, _, _ = attach(data_dir)
@@ -244,14 +244,14 @@ def test_a_dropped_stream_resumes_without_losing_or_repeating_tokens(
     serve = Serve(data_dir, workers=1, CITELINE_AUTH="local", CITELINE_LLM_MODEL="smollm2-135m")
     document = tmp_path / "lighthouse.md"
     document.write_text(LIGHTHOUSE)
-    kb = httpx.post(f"{serve.url}/v1/knowledge-bases", json={"name": "harbour"}).json()
+    kb = http.post(f"{serve.url}/v1/knowledge-bases", json={"name": "harbour"}).json()
     with document.open("rb") as handle:
-        httpx.post(
+        http.post(
             f"{serve.url}/v1/knowledge-bases/{kb['id']}/documents",
             files=[("files", ("lighthouse.md", handle))],
         ).raise_for_status()
     wait_for(
-        lambda: httpx.get(f"{serve.url}/v1/knowledge-bases/{kb['id']}").json()["chunk_count"] > 0,
+        lambda: http.get(f"{serve.url}/v1/knowledge-bases/{kb['id']}").json()["chunk_count"] > 0,
         timeout=60,
     )
     proxy = CuttableProxy(serve.port)
@@ -267,8 +267,8 @@ def test_a_dropped_stream_resumes_without_losing_or_repeating_tokens(
     expect(draft).not_to_be_empty(timeout=120_000)
     proxy.cut()  # the stream drops mid-answer; the page reconnects with Last-Event-ID
     expect(page.get_by_test_id("answer")).to_be_visible(timeout=180_000)
-    jobs = httpx.get(f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}).json()["jobs"]
-    result = httpx.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result").json()
+    jobs = http.get(f"{serve.url}/v1/jobs", params={"kind": "answers.answer"}).json()["jobs"]
+    result = http.get(f"{serve.url}/v1/answers/{jobs[0]['id']}/result").json()
     assert len(streams) >= 2, streams  # it did reconnect
     assert draft.text_content() == result["draft"]
     context.close()

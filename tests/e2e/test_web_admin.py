@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import (
     ADMIN,
@@ -110,8 +110,8 @@ def make_use_and_revoke_a_viewer_key(page: Page, serve: Serve) -> None:
     shot(page, "access-3-new-key")
 
     bearer = {"Authorization": f"Bearer {key}"}
-    assert httpx.get(f"{serve.url}/v1/knowledge-bases", headers=bearer).status_code == 200
-    written = httpx.post(f"{serve.url}/v1/knowledge-bases", headers=bearer, json={"name": "x"})
+    assert http.get(f"{serve.url}/v1/knowledge-bases", headers=bearer).status_code == 200
+    written = http.post(f"{serve.url}/v1/knowledge-bases", headers=bearer, json={"name": "x"})
     assert written.status_code == 403, written.text
 
     keys.get_by_role("button", name="Done").click()
@@ -119,7 +119,7 @@ def make_use_and_revoke_a_viewer_key(page: Page, serve: Serve) -> None:
     row.get_by_role("button", name="Revoke reporting").click()
     expect(row).to_contain_text("revoked")
     expect(row.get_by_role("button")).to_have_count(0)
-    assert httpx.get(f"{serve.url}/v1/knowledge-bases", headers=bearer).status_code == 401
+    assert http.get(f"{serve.url}/v1/knowledge-bases", headers=bearer).status_code == 401
 
 
 def read_and_page_the_audit_log(page: Page, serve: Serve) -> None:
@@ -135,11 +135,11 @@ def read_and_page_the_audit_log(page: Page, serve: Serve) -> None:
     shot(page, "access-5-audit-filtered")
 
     # Enough role changes for a second page.
-    token = httpx.post(
+    token = http.post(
         f"{serve.url}/v1/auth/token",
         data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
     ).json()["access_token"]
-    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {token}"}) as api:
+    with http.client(base_url=serve.url, headers={"Authorization": f"Bearer {token}"}) as api:
         members = api.get("/v1/workspaces/default/members").json()["members"]
         newcomer = next(m["id"] for m in members if m["email"] == NEWCOMER)
         for i in range(55):

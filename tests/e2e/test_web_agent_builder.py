@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
 from tests.fake_llm_server import FakeLLMServer, Reply, Respond
@@ -100,13 +100,13 @@ def test_build_an_agent_in_the_page(browser: Browser, data_dir: Path, model: Fak
 
 
 def route_assistant(serve: Serve, model: FakeLLMServer) -> None:
-    added = httpx.post(
+    added = http.post(
         f"{serve.url}/v1/models",
         json={"name": "scripted", "provider": "openai", "model": "m",
               "base_url": model.openai_base_url},
     )  # fmt: skip
     assert added.status_code == 201, added.text
-    routed = httpx.put(
+    routed = http.put(
         f"{serve.url}/v1/models/assistant/routes", json={"routes": [{"model": "scripted@1"}]}
     )
     assert routed.status_code == 200, routed.text

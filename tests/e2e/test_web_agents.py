@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import wait_for
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
 from tests.fake_llm_server import FakeLLMServer, Respond
@@ -46,27 +46,27 @@ def model() -> Iterator[FakeLLMServer]:
 
 def prepare(serve: Serve, server: FakeLLMServer) -> None:
     api = serve.url
-    added = httpx.post(
+    added = http.post(
         f"{api}/v1/models",
         json={"name": "scripted", "provider": "openai", "model": "m",
               "base_url": server.openai_base_url},
     )  # fmt: skip
     assert added.status_code == 201, added.text
-    routed = httpx.put(
+    routed = http.put(
         f"{api}/v1/models/assistant/routes", json={"routes": [{"model": "scripted@1"}]}
     )
     assert routed.status_code == 200, routed.text
-    kb = httpx.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
-    httpx.post(
+    kb = http.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
+    http.post(
         f"{api}/v1/knowledge-bases/{kb}/documents", files=[("files", f) for f in DOCS]
     ).raise_for_status()
 
     def ready() -> bool:
-        docs = httpx.get(f"{api}/v1/knowledge-bases/{kb}/documents").json()["documents"]
+        docs = http.get(f"{api}/v1/knowledge-bases/{kb}/documents").json()["documents"]
         return len(docs) == len(DOCS) and all(d["status"] == "ready" for d in docs)
 
     wait_for(ready, timeout=120)
-    agent = httpx.post(
+    agent = http.post(
         f"{api}/v1/agents",
         json={"name": "archivist", "system_prompt": "You answer from the harbour records.",
               "knowledge_bases": ["harbour"], "workflow": WORKFLOW,

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import wait_for
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import LIGHTHOUSE, go, shot
 from tests.fake_llm_server import FakeLLMServer, Hang, Reply, Respond
@@ -49,17 +49,17 @@ def model() -> Iterator[FakeLLMServer]:
 
 def prepare(serve: Serve, server: FakeLLMServer, tmp_path: Path) -> None:
     api = serve.url
-    added = httpx.post(f"{api}/v1/models", json={"name": "scripted", "provider": "openai",
+    added = http.post(f"{api}/v1/models", json={"name": "scripted", "provider": "openai",
                        "model": "m", "base_url": server.openai_base_url})  # fmt: skip
     assert added.status_code == 201, added.text
-    routed = httpx.put(f"{api}/v1/models/answer/routes", json={"routes": [{"model": "scripted@1"}]})
+    routed = http.put(f"{api}/v1/models/answer/routes", json={"routes": [{"model": "scripted@1"}]})
     assert routed.status_code == 200, routed.text
-    kb = httpx.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
-    httpx.post(
+    kb = http.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
+    http.post(
         f"{api}/v1/knowledge-bases/{kb}/documents",
         files=[("files", ("lighthouse.md", LIGHTHOUSE.encode()))],
     ).raise_for_status()
-    wait_for(lambda: httpx.get(f"{api}/v1/knowledge-bases/{kb}").json()["chunk_count"] > 0, 60)
+    wait_for(lambda: http.get(f"{api}/v1/knowledge-bases/{kb}").json()["chunk_count"] > 0, 60)
 
 
 def ask(page: Page, question: str) -> None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, expect
 
 from citeline.settings import Settings
 from tests.conftest import fast_settings
+from tests.e2e import http
 from tests.e2e.test_web import shot
 from tests.mcp.support import HttpServer, http_mcp
 
@@ -64,12 +64,12 @@ def test_add_see_tools_change_a_policy_and_remove(
 
     erase.select_option("deny")
     expect(page.locator("#toast")).to_contain_text("erase: deny for member")
-    policies = httpx.get(f"{api_url}/v1/mcp-servers/lab/policies").json()["policies"]
+    policies = http.get(f"{api_url}/v1/mcp-servers/lab/policies").json()["policies"]
     assert policies == [{"tool": "erase", "role": "member", "policy": "deny"}]
     page.reload()
     expect(page.get_by_label("erase for member")).to_have_value("deny")
 
     card.get_by_role("button", name="Remove").click()
     expect(page.get_by_text("No MCP servers yet.")).to_be_visible()
-    assert httpx.get(f"{api_url}/v1/mcp-servers").json()["servers"] == []
+    assert http.get(f"{api_url}/v1/mcp-servers").json()["servers"] == []
     assert errors == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -16,6 +15,7 @@ from citeline.mcp import ApprovingToolbox
 from citeline.resources import Resources
 from citeline.settings import Settings
 from tests.conftest import fast_settings
+from tests.e2e import http
 from tests.e2e.test_web import shot
 from tests.mcp.support import HttpServer
 
@@ -71,7 +71,7 @@ def test_set_and_clear_your_own_credentials_for_a_server(
         "set them"
     )
     expect(card.get_by_role("alert").last).to_contain_text("needs your own credentials")
-    server = httpx.get(f"{api_url}/v1/mcp-servers/echo").json()
+    server = http.get(f"{api_url}/v1/mcp-servers/echo").json()
     assert server["user_header_names"] == ["Authorization"] and server["header_names"] == []
 
     mine.get_by_label("Authorization").fill(SECRET)
@@ -89,7 +89,7 @@ def test_set_and_clear_your_own_credentials_for_a_server(
     expect(state).to_have_text("Your credentials: set for Authorization")
     mine.get_by_role("button", name="Clear mine").click()
     expect(state).to_contain_text("none set; missing Authorization")
-    found = httpx.get(f"{api_url}/v1/mcp-servers/echo/credentials").json()
+    found = http.get(f"{api_url}/v1/mcp-servers/echo/credentials").json()
     assert found["complete"] is False and found["header_names"] == []
     assert "Authorization not set" in whoami(resources)
     assert errors == []

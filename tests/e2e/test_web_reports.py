@@ -10,11 +10,11 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import wait_for
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import go, shot
 from tests.fake_llm_server import FakeLLMServer, Respond
@@ -33,7 +33,7 @@ def model() -> Iterator[tuple[FakeLLMServer, Model]]:
 def prepare(serve: Serve, server: FakeLLMServer) -> None:
     """The scripted model behind the `report` alias, and the harbour documents, indexed."""
     api = serve.url
-    added = httpx.post(
+    added = http.post(
         f"{api}/v1/models",
         json={
             "name": "scripted",
@@ -43,15 +43,15 @@ def prepare(serve: Serve, server: FakeLLMServer) -> None:
         },
     )
     assert added.status_code == 201, added.text
-    routed = httpx.put(f"{api}/v1/models/report/routes", json={"routes": [{"model": "scripted@1"}]})
+    routed = http.put(f"{api}/v1/models/report/routes", json={"routes": [{"model": "scripted@1"}]})
     assert routed.status_code == 200, routed.text
-    kb = httpx.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
-    httpx.post(
+    kb = http.post(f"{api}/v1/knowledge-bases", json={"name": "harbour"}).json()["id"]
+    http.post(
         f"{api}/v1/knowledge-bases/{kb}/documents", files=[("files", f) for f in DOCUMENTS]
     ).raise_for_status()
 
     def ready() -> bool:
-        docs = httpx.get(f"{api}/v1/knowledge-bases/{kb}/documents").json()["documents"]
+        docs = http.get(f"{api}/v1/knowledge-bases/{kb}/documents").json()["documents"]
         return len(docs) == len(DOCUMENTS) and all(d["status"] == "ready" for d in docs)
 
     wait_for(ready, timeout=120)

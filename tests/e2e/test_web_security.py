@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests.e2e import http
 from tests.e2e.conftest import Serve
 from tests.e2e.test_web import ADMIN, PASSWORD, create_accounts, shot, sign_in
 
@@ -27,11 +27,11 @@ def test_uploaded_pages_are_downloaded_and_text_opens_as_text(
 ) -> None:
     create_accounts(data_dir)
     serve = Serve(data_dir, workers=0, CITELINE_AUTH="required")
-    token = httpx.post(
+    token = http.post(
         f"{serve.url}/v1/auth/token",
         data={"grant_type": "password", "username": ADMIN, "password": PASSWORD},
     ).json()["access_token"]
-    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {token}"}) as api:
+    with http.client(base_url=serve.url, headers={"Authorization": f"Bearer {token}"}) as api:
         kb = api.post("/v1/knowledge-bases", json={"name": "finance"}).json()["id"]
         uploaded = api.post(
             f"/v1/knowledge-bases/{kb}/documents",

@@ -3,13 +3,14 @@ passage: both with the real embedding model."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 
 from citeline.answers.citations import SpanIndex, Verifier, verify
-from citeline.answers.relevance import on_question
+from citeline.answers.relevance import closest, on_question
 from citeline.answers.streaming import SentenceStream, preview
 from tests.unit.test_citations import BAKERY, DOC, LIGHTHOUSE, embed
 
@@ -70,6 +71,15 @@ def test_only_passages_about_the_question_are_read() -> None:
     assert one.passages == [LIGHTHOUSE]
     two = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4, 2)  # type: ignore[arg-type]
     assert two.passages == [LIGHTHOUSE, BAKERY]  # a floor of two
+
+
+def test_the_preview_passage_is_the_one_whose_stored_vector_is_closest() -> None:
+    bakery = dataclasses.replace(BAKERY, relevance=0.31)
+    lighthouse = dataclasses.replace(LIGHTHOUSE, relevance=0.74)
+    assert closest([bakery, lighthouse]) == lighthouse  # ranked second by the hybrid search
+    unscored = [dataclasses.replace(BAKERY, relevance=None), lighthouse]
+    assert closest(unscored) == lighthouse
+    assert closest([dataclasses.replace(p, relevance=None) for p in unscored]).text == BAKERY.text
 
 
 def test_an_index_embedded_in_the_background_is_the_same_and_reports_a_failure() -> None:

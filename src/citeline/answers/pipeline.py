@@ -22,7 +22,7 @@ from citeline.answers.citations import SpanIndex, Verifier
 from citeline.answers.models import Conversation, Turn
 from citeline.answers.passages import Passage, from_hits, pack
 from citeline.answers.prompt import answer_request, is_not_found, rewrite_request
-from citeline.answers.relevance import on_question
+from citeline.answers.relevance import closest, on_question
 from citeline.answers.streaming import SentenceStream, preview
 from citeline.db.base import utcnow
 from citeline.db.engine import unit_of_work
@@ -143,6 +143,9 @@ def answer(
 
     budget = options.context_tokens or settings.answer_context_tokens
     embedder = knowledge.embedder
+    # From the stored vectors' ranking, before the candidates are embedded again below.
+    emit("preview", {"sentences": preview(search_query, [closest(found)], embedder.embed)})
+    clock.mark("preview")
     margin = (
         settings.answer_relevance_margin
         if options.relevance_margin is None
@@ -158,8 +161,6 @@ def answer(
     )
     base["set_aside"] = [p.number for p in chosen.set_aside]
     packed = pack(chosen.passages, budget, lambda text: embedder.count_tokens([text])[0])
-    emit("preview", {"sentences": preview(search_query, packed, embedder.embed)})
-    clock.mark("preview")
     # Embedded while the model reads its prompt; the first drafted sentence waits for it.
     index = SpanIndex(packed, embedder.embed, in_background=True)
     request = answer_request(search_query, packed, options.max_tokens or settings.answer_max_tokens)
@@ -271,7 +272,7 @@ def _generate(
 
 
 def _not_found(
-    base: dict[str, Any], kb_name: str, closest: list[Passage], why: str, clock: Clock
+    base: dict[str, Any], kb_name: str, nearest: list[Passage], why: str, clock: Clock
 ) -> dict[str, Any]:
     return {
         **base,
@@ -281,7 +282,7 @@ def _not_found(
         "citations": [],
         "sentences": [],
         "coverage": None,
-        "passages": [p.as_json() for p in closest[:CLOSEST]],
+        "passages": [p.as_json() for p in nearest[:CLOSEST]],
         "timings": _timings(clock),
     }
 

@@ -48,3 +48,9 @@ def on_question(
         [p for i, p in enumerate(passages) if i not in keep],
         [round(similarity[i], 4) for i in keep],
     )
+
+
+def closest(passages: Sequence[Passage]) -> Passage:
+    """The passage whose stored vector is closest to the question's (the search's own cosine,
+    nothing embedded again); the best-ranked one when dense search did not run."""
+    return max(passages, key=lambda p: -2.0 if p.relevance is None else p.relevance)
