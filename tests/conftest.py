@@ -30,7 +30,23 @@ from tests.jobs_for_tests import TEST_KINDS
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout, as on every developer machine and in CI.
 DEV_CORPUS = ROOT.parent / "shared" / "eval" / "debian-faq" / "corpus"
-EXTERNAL_REDIS = os.environ.get("CITELINE_TEST_REDIS_URL")
+
+
+def for_this_worker(redis_url: str) -> str:
+    """`redis_url` with its database number moved down by two for each pytest-xdist worker
+    after the first, so that parallel workers never flush each other's keys."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    base, _, db = redis_url.rpartition("/")
+    if not db.isdigit():
+        raise ValueError(f"give the test Redis URL a database number: {redis_url!r}")
+    moved = int(db) - 2 * worker
+    if moved < 0:
+        raise ValueError(f"too many test workers for the databases below {redis_url!r}")
+    return f"{base}/{moved}"
+
+
+_external = os.environ.get("CITELINE_TEST_REDIS_URL")
+EXTERNAL_REDIS = for_this_worker(_external) if _external else None
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,16 @@ import redis
 
 from citeline.auth.oidc import STATE_PREFIX, STATE_TTL_SECONDS, OidcClient
 from citeline.errors import InvalidInput, ServiceUnavailable, Unauthorized
+from tests.conftest import for_this_worker
 from tests.oidc_provider import ACCOUNTS, OidcProvider, run_oidc_provider
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = for_this_worker("redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture
 def connection(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    """The Redis at 127.0.0.1:6379 (db 14), or the embedded Valkey where none listens."""
+    """The Redis at 127.0.0.1:6379 (db 14, less two per test worker), or the embedded Valkey
+    where none listens."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
