@@ -45,7 +45,7 @@ PYTHONPATH=src .venv/bin/lint-imports --no-cache
 # Branch coverage of the whole run, worker and server processes included; below 80% fails.
 rm -f .coverage .coverage.*
 # Two processes (pytest-xdist), whole files to each: most tests wait on servers and workers
-# they started: on a 2-core VM the suite took 37 minutes instead of 62. Each process
+# they started, so on a 2-core VM the suite took 37 minutes instead of 62. Each process
 # starts its own embedded PostgreSQL and Valkey and uses its own external Redis databases.
 .venv/bin/pytest -n "${CITELINE_TEST_PROCESSES:-2}" --dist loadfile \
   --cov --cov-report=term --durations=25 "$@"

@@ -15,10 +15,4 @@ TIMEOUT = 60.0
 get = partial(httpx.get, timeout=TIMEOUT)
 post = partial(httpx.post, timeout=TIMEOUT)
 put = partial(httpx.put, timeout=TIMEOUT)
-patch = partial(httpx.patch, timeout=TIMEOUT)
-delete = partial(httpx.delete, timeout=TIMEOUT)
-
-
-def client(**options: object) -> httpx.Client:
-    options.setdefault("timeout", TIMEOUT)
-    return httpx.Client(**options)  # type: ignore[arg-type]
+client = partial(httpx.Client, timeout=TIMEOUT)
