@@ -138,6 +138,7 @@ def main() -> None:
                         "precise": o.precise,
                         "precise_gold": o.precise_gold,
                         "timings": o.timings,
+                        "usage": o.usage,
                     }
                     for o in report.outcomes
                 ],

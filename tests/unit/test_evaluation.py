@@ -30,6 +30,7 @@ def test_figures_per_kind_and_either_kinds_apart() -> None:
     assert summary["citation_precision_gold_only"] == 2 / 3  # the foreign answer's citation too
     assert summary["not_found_unanswerable"] == 1
     assert summary["first_token_ms_p50"] == 1000.0
+    assert summary["input_tokens_p50"] is None  # no outcome reported its usage
     assert summary["by_kind"]["heading"]["citation_precision"] == 1.0
     assert set(summary["by_kind"]) == {
         "heading",
@@ -38,6 +39,15 @@ def test_figures_per_kind_and_either_kinds_apart() -> None:
         "foreign",
         "unanswerable",
     }
+
+
+def test_token_usage_is_summarised_from_the_outcomes_that_report_it() -> None:
+    outcomes = [outcome("heading", "answered", [True]) for _ in range(3)]
+    outcomes[0].usage = {"input_tokens": 400, "cached_tokens": 180}
+    outcomes[1].usage = {"input_tokens": 600, "cached_tokens": 190}
+    summary = Report(outcomes).summary()
+    assert summary["input_tokens_p50"] == 500.0
+    assert summary["cached_tokens_p50"] == 185.0
 
 
 def test_a_line_names_its_kind() -> None:

@@ -26,6 +26,7 @@ from citeline.llm import ChatRequest, Message
 RUN = 8
 TIMINGS = (
     "retrieval_ms",
+    "preview_ms",
     "prompt_ms",
     "first_token_ms",
     "first_sentence_ms",
@@ -104,6 +105,7 @@ class Outcome:
     timings: dict[str, float | None]
     answer: str
     error: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)  # of the answering model
 
 
 @dataclass
@@ -150,6 +152,9 @@ class Report:
             "answer_or_not_found": len(either),
             "not_found_either": sum(o.status == "not_found" for o in either),
         }
+        for name in ("input_tokens", "cached_tokens"):
+            counts = [float(o.usage[name]) for o in outcomes if name in o.usage]
+            out[f"{name}_p50"] = _percentile(counts, 50)
         for name in TIMINGS:
             values = [o.timings[name] for o in outcomes if o.timings.get(name) is not None]
             out[f"{name}_p50"] = _percentile(values, 50)
@@ -223,6 +228,7 @@ def _one(
         cited,
         result["timings"],
         result["answer"],
+        usage=result.get("usage") or {},
     )
 
 
