@@ -3,8 +3,9 @@ real workers (`citeline worker`, in-process mode, one llama.cpp thread each):
 
 - strict precision: the cited span is, verbatim, the text of its document at its offsets
   (read back from the stored chunk), gold-free;
-- judged precision: another model than the writer (the bundled Qwen2.5-Coder-0.5B) says the
-  span supports the sentence;
+- judged precision: another model than the writer (the bundled Qwen2.5-Coder-0.5B) picks the
+  span over another reference's quote, in both orders, as the one that states the sentence
+  (`citeline.answers.judge`);
 - coverage: the drafted claims that reached the report with a verified citation;
 - sections grounded, time to the first finished section and to the whole report;
 - the fan-out's speed-up: the first topic again, with its outline fixed, on 1 worker and on
@@ -33,9 +34,9 @@ from typing import Any
 from sqlalchemy import select
 
 from benchmarks.common import PYTHON, ROOT, bench_engines, child_env, ingest_files
+from citeline.answers.judge import Judge
 from citeline.auth import Access
 from citeline.knowledge.models import Chunk
-from citeline.llm import ChatRequest, Message
 from citeline.llm.registry import NewVersion
 from citeline.reports.models import Report, ReportSection
 from citeline.resources import Resources
@@ -51,11 +52,6 @@ TOPICS = [
 ]
 JUDGE = "judge"
 JUDGE_MODEL = "qwen2.5-coder-0.5b"
-JUDGE_SCHEMA = {
-    "type": "object",
-    "properties": {"supported": {"enum": ["yes", "no"]}},
-    "required": ["supported"],
-}
 ENDED = {"finished", "partial", "not_found", "failed", "stopped"}
 
 
@@ -158,8 +154,12 @@ def measure(resources: Resources, report_id: uuid.UUID, judge: bool = True) -> d
             )
             strict.append(verbatim)
             if judge:
+                control = _control(references, sentence["citations"])
                 judged.append(
-                    verbatim and supported(resources, sentence["text"], reference["quote"])
+                    verbatim
+                    and Judge(resources.models(), JUDGE, "benchmark").supports(
+                        sentence["text"], reference["quote"], control
+                    )
                 )
     kept = sum(len(row.sentences) for row in rows)
     dropped = sum(len(row.dropped) for row in rows)
@@ -190,26 +190,10 @@ def measure(resources: Resources, report_id: uuid.UUID, judge: bool = True) -> d
     }
 
 
-def supported(resources: Resources, sentence: str, span: str) -> bool:
-    request = ChatRequest(
-        messages=[
-            Message.system(
-                "You check citations. Answer yes only if the passage states what the "
-                "sentence claims."
-            ),
-            Message.user(
-                f"Passage: {span}\n\nSentence: {sentence}\n\nDoes the passage support it?"
-            ),
-        ],
-        max_tokens=16,
-        temperature=0.0,
-        json_schema=JUDGE_SCHEMA,
-    )
-    reply = resources.models().complete(JUDGE, request, subject="benchmark")
-    try:
-        return bool(json.loads(reply.text).get("supported") == "yes")
-    except json.JSONDecodeError:
-        return False
+def _control(references: dict[int, dict[str, Any]], cited: list[int]) -> str | None:
+    """The quote of the report's last reference that this sentence does not cite."""
+    others = [r["quote"] for number, r in sorted(references.items()) if number not in cited]
+    return others[-1] if others else None
 
 
 def _share(flags: list[bool]) -> float | None:

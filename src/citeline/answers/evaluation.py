@@ -4,7 +4,8 @@ precision and coverage, the not-found rate, and where the time goes.
 A retrieved passage or a citation counts as on the gold passage when it comes from the gold
 page (if the question names one) and shares a run of words with the gold text: eight words,
 or all of them for a citation span shorter than that. A citation off the gold passage still
-counts as precise when the judge model says its span supports the sentence that cites it.
+counts as precise when the judge model picks its span over a control passage, in both orders,
+as the one that states the sentence that cites it (`answers/judge.py`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from citeline.answers.judge import Judge
 from citeline.answers.pipeline import AnswerDeps, AnswerOptions, answer
 from citeline.errors import CitelineError, InvalidInput
-from citeline.llm import ChatRequest, Message
 
 RUN = 8
 TIMINGS = (
@@ -34,11 +35,6 @@ TIMINGS = (
     "verification_ms",
     "total_ms",
 )
-JUDGE_SCHEMA = {
-    "type": "object",
-    "properties": {"supported": {"enum": ["yes", "no"]}},
-    "required": ["supported"],
-}
 
 
 def words(text: str) -> list[str]:
@@ -212,7 +208,8 @@ def _one(
         precise_gold.append(good)
         if not good and judge is not None:
             claim = next((s["text"] for s in sentences if citation["marker"] in s["markers"]), "")
-            good = _judged_supporting(resources, judge, claim, citation["text"])
+            control = _control(retrieved, citation)
+            good = Judge(resources.models(), judge).supports(claim, citation["text"], control)
         precise.append(good)
     unsupported = [s for s in result.get("dropped", []) if s["dropped"] == "unsupported"]
     claims = sum(1 for s in sentences if s["claim"]) + len(unsupported)
@@ -232,24 +229,10 @@ def _one(
     )
 
 
-def _judged_supporting(resources: AnswerDeps, judge: str, claim: str, span: str) -> bool:
-    request = ChatRequest(
-        messages=[
-            Message.system(
-                "You check citations. Answer yes only if the passage states what the "
-                "sentence claims."
-            ),
-            Message.user(f"Passage: {span}\n\nSentence: {claim}\n\nDoes the passage support it?"),
-        ],
-        max_tokens=16,
-        temperature=0.0,
-        json_schema=JUDGE_SCHEMA,
-    )
-    reply = resources.models().complete(judge, request, subject="eval")
-    try:
-        return bool(json.loads(reply.text).get("supported") == "yes")
-    except json.JSONDecodeError:
-        return False
+def _control(retrieved: Sequence[Mapping[str, Any]], citation: Mapping[str, Any]) -> str | None:
+    """The passage retrieval ranked lowest among those that do not hold the cited span."""
+    others = [p["text"] for p in retrieved if citation["text"] not in p["text"]]
+    return others[-1] if others else None
 
 
 def _mean(values: Sequence[bool | float]) -> float | None:
