@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from citeline.answers.citations import is_claim, verify
+from citeline.answers.citations import is_claim, numbers, verify
 from citeline.answers.passages import Passage, pack
 from citeline.answers.text import marker_numbers, sentences, strip_markers
 from citeline.llm.embedders import embedder_for
@@ -177,3 +177,26 @@ def test_a_negated_claim_is_never_cited_by_a_span_that_negates_nothing() -> None
     assert [c.span.text for c in plain.citations] == [
         "The lighthouse was built in 1847 by Maren Tolvik."
     ]
+
+
+def test_a_claim_is_cited_only_by_a_span_that_holds_its_numbers() -> None:
+    passages = [LIGHTHOUSE, BAKERY]
+    for claim in (
+        "The lighthouse is 110 meters tall [1].",
+        "The lighthouse was built in 1874 [1].",
+    ):
+        wrong = verify(claim, passages, embed, 0.5)  # type: ignore[arg-type]
+        assert wrong.citations == [] and wrong.dropped[0].dropped == "unsupported", claim
+    right = verify("The lighthouse is 41 meters tall [1].", passages, embed, 0.5)  # type: ignore[arg-type]
+    (citation,) = right.citations
+    assert "It is 41 metres tall." in citation.span.text
+    reply = verify("110 metres.", passages, embed, 0.5, question="How tall is the lighthouse?")  # type: ignore[arg-type]
+    assert reply.citations == []
+
+
+def test_numbers_are_read_as_written_in_digits_without_a_list_number() -> None:
+    assert numbers("1. Run make on 64-bit x86_64 with zlib 1.2.11 and 1,000 files") == {
+        "64",
+        "1.2.11",
+        "1000",
+    }

@@ -47,6 +47,10 @@ _QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|excep
 # A negated claim is cited only by a span that negates something too: content words alone
 # would let "X is free" support "X is not free".
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n't\b")
+# A number in a claim must be in the span that cites it: "110 metres tall" is not supported by
+# "41 metres tall", however similar the two read. A list item's own number is not a claim's.
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s+")
 _SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
 _FRAME = re.compile(
     rf"^(?:(?:according to|as (?:stated|described|explained|mentioned) in) (?:the )?{_SOURCES}"
@@ -164,6 +168,12 @@ def negates(text: str) -> bool:
     return _NEGATION.search(text.lower()) is not None
 
 
+def numbers(text: str) -> set[str]:
+    """The numbers written in digits in `text` ("1,000" as "1000"), a leading list number
+    left out."""
+    return {n.replace(",", "") for n in _NUMBER.findall(_LIST_NUMBER.sub("", text, count=1))}
+
+
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     spans = []
     for passage in passages:
@@ -208,6 +218,7 @@ class SpanIndex:
         self.spans = candidate_spans(passages)
         self.words = [content_words(span.text) for span in self.spans]
         self.negated = [negates(span.text) for span in self.spans]
+        self.numbers = [numbers(span.text) for span in self.spans]
         self._vectors: npt.NDArray[np.float32] | None = None
         self._failure: Exception | None = None
         self._ready = threading.Event()
@@ -245,18 +256,23 @@ class SpanIndex:
         *,
         holding: set[str] | None = None,
         negated: bool = False,
+        digits: set[str] | None = None,
     ) -> tuple[Span, float] | None:
         """The span that best supports `claim`, and how well (0-1); with `holding`, only
         among the spans that contain all those words; `negated`, only among the spans that
-        negate something."""
+        negate something; always among those that hold every number of `digits` (by default,
+        the numbers `claim` holds)."""
         vectors = self.vectors
         if vectors is None:
             return None
         semantic = vectors @ vector
         words = content_words(claim)
+        digits = numbers(claim) if digits is None else digits
         best: tuple[int, float] | None = None
         for column, span in enumerate(self.spans):
             if holding is not None and not holding <= self.words[column]:
+                continue
+            if not digits <= self.numbers[column]:
                 continue
             if negated and not self.negated[column]:
                 continue
@@ -277,8 +293,10 @@ class SpanIndex:
         vector: npt.NDArray[np.float32],
         hinted: set[int],
         holding: set[str],
+        digits: set[str],
     ) -> tuple[Span, float] | None:
-        """The best single sentence inside `span` (a pair) that holds all of `holding`."""
+        """The best single sentence inside `span` (a pair) that holds all of `holding` and
+        every number of `digits`."""
         vectors = self.vectors
         assert vectors is not None
         words = content_words(claim)
@@ -290,6 +308,7 @@ class SpanIndex:
                 and inner.end <= span.end
                 and len(inner.text) < len(span.text)
                 and holding <= self.words[column]
+                and digits <= self.numbers[column]
             ):
                 semantic = float(vectors[column] @ vector)
                 score = min(self._score(column, words, semantic, hinted), 1.0)
@@ -405,7 +424,8 @@ class Verifier:
         text = f"{self.question.strip()} {support.text}"
         vector = self.index.vector(text)
         hinted = set(support.model_markers)
-        choice = self.index.best(text, vector, hinted, holding=own)
+        digits = numbers(support.text)  # the reply's: the question's may be worded otherwise
+        choice = self.index.best(text, vector, hinted, holding=own, digits=digits)
         if choice is None or choice[1] < self.threshold:
             return
         span, score = choice
@@ -414,7 +434,7 @@ class Verifier:
             return  # supports the reply, but is about something else than the question
         # The answer, not the question's heading before it; the support stays the pair's
         # (the sentence alone says less than the question read with it).
-        inner = self.index.narrower(span, text, vector, hinted, own)
+        inner = self.index.narrower(span, text, vector, hinted, own, digits)
         if inner is not None:
             span = inner[0]
         qualifiers = set(_QUALIFIER.findall(support.text.lower()))
