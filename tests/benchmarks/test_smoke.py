@@ -29,6 +29,8 @@ SMOKE = {
     "llm_threads": ["--model", "smollm2-135m", "--requests", "1", "--prompt-words", "30",
                     "--max-tokens", "4", "--busy", "0"],
     "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
+    "judge_calibration": ["--results", "tests/data/answer_results_sample.json", "--pairs", "1",
+                          "--judge", "smollm2-135m"],
     "page_latency": ["--questions", "1"],
     "shared_model": ["--workers", "1", "--concurrent", "1", "--max-tokens", "4"],
     "report_exports": ["--sections", "1", "--repeats", "1"],

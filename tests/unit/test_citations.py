@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from citeline.answers.citations import is_claim, numbers, verify
+from citeline.answers.citations import candidate_spans, is_claim, numbers, verify
 from citeline.answers.passages import Passage, pack
 from citeline.answers.text import marker_numbers, sentences, strip_markers
 from citeline.llm.embedders import embedder_for
@@ -200,3 +200,27 @@ def test_numbers_are_read_as_written_in_digits_without_a_list_number() -> None:
         "1.2.11",
         "1000",
     }
+
+
+def test_a_question_in_a_passage_is_never_the_span_a_claim_cites() -> None:
+    text = "13. How can I make a Unix shared library?\n\n    Run make shared in the source tree."
+    faq = Passage(
+        number=1,
+        chunk_id=uuid.uuid4(),
+        document_id=uuid.UUID(int=2),
+        title="FAQ",
+        source="faq.txt",
+        heading_path=(),
+        page=None,
+        start=0,
+        end=len(text),
+        text=text,
+        score=1.0,
+        relevance=0.8,
+    )
+    verified = verify("You can make a Unix shared library [1].", [faq], embed, 0.3)  # type: ignore[arg-type]
+    assert all(not c.span.text.rstrip().endswith("?") for c in verified.citations)
+    assert [s.text for s in candidate_spans([faq])] == [
+        "13. How can I make a Unix shared library?\n\n    Run make shared in the source tree.",
+        "Run make shared in the source tree.",
+    ]

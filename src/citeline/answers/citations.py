@@ -175,14 +175,21 @@ def numbers(text: str) -> set[str]:
 
 
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
+    """Every sentence and pair of adjacent sentences, except those that end in a question: a
+    question (a FAQ's heading) repeats a claim's words without stating anything."""
     spans = []
     for passage in passages:
         parts = sentences(passage.text)
         for i, part in enumerate(parts):
-            spans.append(Span(passage, part.start, part.end))
-            if i + 1 < len(parts):
+            if not _asks(passage.text, part.end):
+                spans.append(Span(passage, part.start, part.end))
+            if i + 1 < len(parts) and not _asks(passage.text, parts[i + 1].end):
                 spans.append(Span(passage, part.start, parts[i + 1].end))
     return spans
+
+
+def _asks(text: str, end: int) -> bool:
+    return text[:end].rstrip().rstrip("\"')]*_`").endswith("?")
 
 
 def verify(
