@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files
-from citeline.answers.evaluation import Question, evaluate, load_questions
+from citeline.answers.evaluation import Outcome, Question, Report, evaluate, load_questions
 from citeline.llm.llama import cores
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
@@ -101,8 +101,11 @@ def main() -> None:
                 version = NewVersion(name=judge, provider="local", model=args.judge)
                 resources.models().registry.add_version(version)
             began = time.perf_counter()
+            so_far = Report()
 
-            def progress(number: int, outcome: Any) -> None:
+            def progress(number: int, outcome: Outcome) -> None:
+                so_far.outcomes.append(outcome)
+                write(out, so_far, args, settings.llm_model, None)  # a cut-off run still counts
                 print(
                     f"{number:3} {outcome.question.kind[:10]:<10} {outcome.status:<9} "
                     f"{outcome.timings.get('total_ms') or 0:8.0f} ms "
@@ -115,13 +118,21 @@ def main() -> None:
             elapsed = time.perf_counter() - began
         finally:
             resources.close()
+    summary = write(out, report, args, settings.llm_model, elapsed)
+    print(json.dumps(summary, indent=2))
+
+
+def write(
+    out: Path, report: Report, args: argparse.Namespace, model: str, elapsed: float | None
+) -> dict[str, Any]:
+    """The report's figures and answers to `out`; `elapsed` None marks a run still going."""
     summary = report.summary()
     summary["set"] = args.set
-    summary["answer_model"] = settings.llm_model
+    summary["answer_model"] = model
     summary["judge"] = args.judge
-    summary["wall_seconds"] = round(elapsed, 1)
+    summary["wall_seconds"] = None if elapsed is None else round(elapsed, 1)
+    summary["partial"] = elapsed is None
     summary["load_average"] = os.getloadavg()
-    print(json.dumps(summary, indent=2))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -146,6 +157,7 @@ def main() -> None:
             indent=2,
         )
     )
+    return summary
 
 
 if __name__ == "__main__":
