@@ -202,9 +202,8 @@ def test_numbers_are_read_as_written_in_digits_without_a_list_number() -> None:
     }
 
 
-def test_a_question_in_a_passage_is_never_the_span_a_claim_cites() -> None:
-    text = "13. How can I make a Unix shared library?\n\n    Run make shared in the source tree."
-    faq = Passage(
+def faq(text: str) -> Passage:
+    return Passage(
         number=1,
         chunk_id=uuid.uuid4(),
         document_id=uuid.UUID(int=2),
@@ -218,9 +217,29 @@ def test_a_question_in_a_passage_is_never_the_span_a_claim_cites() -> None:
         score=1.0,
         relevance=0.8,
     )
-    verified = verify("You can make a Unix shared library [1].", [faq], embed, 0.3)  # type: ignore[arg-type]
+
+
+def test_a_question_in_a_passage_is_never_the_span_a_claim_cites() -> None:
+    entry = faq(
+        "13. How can I make a Unix shared library?\n\n    Run make shared in the source tree."
+    )
+    verified = verify("You can make a Unix shared library [1].", [entry], embed, 0.3)  # type: ignore[arg-type]
     assert all(not c.span.text.rstrip().endswith("?") for c in verified.citations)
-    assert [s.text for s in candidate_spans([faq])] == [
+    assert [s.text for s in candidate_spans([entry])] == [
         "13. How can I make a Unix shared library?\n\n    Run make shared in the source tree.",
         "Run make shared in the source tree.",
     ]
+
+
+def test_a_bare_yes_or_no_stays_only_when_the_passage_it_is_checked_against_says_it() -> None:
+    y2k = faq("3. Is zlib Y2K-compliant?\n\n    Yes. zlib doesn't handle dates.")
+    question = "Is zlib Y2K-compliant?"
+    kept = verify("Yes. zlib doesn't handle dates.", [y2k], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert kept.answer == "Yes. zlib doesn't handle dates [1]."
+    gnu = faq("18. Is zlib under the GNU license?\n\n    No. Please read the license in zlib.h.")
+    question = "Does zlib have any security vulnerabilities?"
+    turned = verify("Yes. Please read the license in zlib.h.", [gnu], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert turned.answer == "Please read the license in zlib.h [1]."
+    assert [(s.text, s.dropped) for s in turned.dropped] == [("Yes.", "unsupported")]
+    alone = verify("No.", [gnu], embed, 0.5, question="Is zlib under the GNU license?")  # type: ignore[arg-type]
+    assert alone.answer == "" and alone.dropped[0].text == "No."

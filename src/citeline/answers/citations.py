@@ -347,6 +347,8 @@ class Verifier:
         self._claims: list[tuple[set[str], npt.NDArray[np.float32]]] = []
         self._waiting: list[tuple[SentenceSupport, str]] = []
         self._gap = ""
+        # A bare "Yes." or "No." opening the answer, held until the claim after it is checked.
+        self._reply: tuple[SentenceSupport, str, str] | None = None
 
     def add(self, sentence: str, gap: str = " ") -> list[SentenceSupport]:
         """Check one drafted sentence (`gap` is the draft's text before it); the sentences
@@ -369,6 +371,13 @@ class Verifier:
             self._check(support, set(support.model_markers))
         elif self.question and len(self.sentences) < 2 and not support.text.endswith(":"):
             self._check_reply(support)  # the opening of the answer, where a reply stands
+        reply = _bare_reply(support)
+        if reply and not self.sentences and self._reply is None and not self._waiting:
+            self._reply = (support, self._gap, reply)
+            self._gap = ""
+            return []
+        if self._reply is not None:
+            self._settle_reply(support)
         if support.dropped:
             self.dropped.append(support)
             return []
@@ -381,11 +390,29 @@ class Verifier:
         return released
 
     def finish(self) -> Verified:
+        if self._reply is not None:
+            self._reply[0].dropped = "unsupported"  # no checked claim came after it
+            self.dropped.append(self._reply[0])
+            self._reply = None
         for support, _ in self._waiting:
             support.dropped = "introduction"  # what it introduced was left out
             self.dropped.append(support)
         self._waiting = []
         return Verified(self.answer, list(self.citations.values()), self.sentences, self.dropped)
+
+    def _settle_reply(self, after: SentenceSupport) -> None:
+        """Keep the held "Yes."/"No." only when the claim after it is cited to a span that
+        says the same word, in it or in the sentence before it: "Yes. Please read the
+        license in zlib.h." is not kept when the passage reads "No. Please read the license"."""
+        assert self._reply is not None
+        reply, gap, word = self._reply
+        self._reply = None
+        cited = [c for c in self.citations.values() if c.marker in after.markers]
+        if not after.dropped and cited and _says(cited[0].span, word):
+            self._waiting.append((reply, gap))
+        else:
+            reply.dropped = "unsupported"
+            self.dropped.append(reply)
 
     def _check(self, support: SentenceSupport, hinted: set[int]) -> None:
         vector = self.index.vector(support.text)
@@ -464,6 +491,19 @@ class Verifier:
         self.answer += gap + rendered
         self.sentences.append(support)
         return support
+
+
+def _bare_reply(support: SentenceSupport) -> str | None:
+    """ "yes" or "no" for a sentence that is only that word, uncited."""
+    word = support.text.strip().rstrip(".!").lower()
+    return word if word in _BARE_REPLIES and not support.markers else None
+
+
+def _says(span: Span, word: str) -> bool:
+    text = span.passage.text
+    before = [part for part in sentences(text) if part.end <= span.start]
+    start = before[-1].start if before else span.start
+    return re.search(rf"\b{word}\b", text[start : span.end], re.IGNORECASE) is not None
 
 
 def _unframed(text: str) -> str:
