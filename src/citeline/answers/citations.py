@@ -9,7 +9,10 @@ break near-ties. A claim no span supports keeps no marker and is flagged.
 A short reply that answers the question ("It's in zlib.h.") has too few words of its own to be
 matched alone: it is matched as the question and the reply together, and cited only when the
 span holds every word the reply itself brings (so "No." to "Is zlib Y2K-compliant?" never
-borrows the support of "Yes. zlib doesn't handle dates.").
+borrows the support of "Yes. zlib doesn't handle dates."). A bare "Yes." or "No." opening an
+answer stays only when the claim after it is cited to a passage that says the same word; a
+claim's numbers must all be in its span; a span that ends in a question (a FAQ's heading) is
+never cited.
 """
 
 from __future__ import annotations
