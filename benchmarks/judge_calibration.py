@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, bench_engines
 from citeline.answers.judge import Judge
+from citeline.answers.text import marker_numbers
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
 
@@ -34,8 +35,8 @@ def claims(answer: str) -> dict[int, str]:
     out: dict[int, str] = {}
     for match in MARKED.finditer(answer):
         sentence = match.group(1).strip(" .\n")
-        for number in re.findall(r"\d+", match.group(2)):
-            out[int(number)] = sentence
+        for number in marker_numbers(match.group(2)):
+            out[number] = sentence
     return out
 
 

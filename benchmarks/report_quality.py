@@ -144,6 +144,7 @@ def measure(resources: Resources, report_id: uuid.UUID, judge: bool = True) -> d
     ]
     strict: list[bool] = []
     judged: list[bool] = []
+    referee = Judge(resources.models(), JUDGE, "benchmark")
     for sentence in sentences:
         for number in sentence["citations"]:
             reference = references[number]
@@ -156,10 +157,7 @@ def measure(resources: Resources, report_id: uuid.UUID, judge: bool = True) -> d
             if judge:
                 control = _control(references, sentence["citations"])
                 judged.append(
-                    verbatim
-                    and Judge(resources.models(), JUDGE, "benchmark").supports(
-                        sentence["text"], reference["quote"], control
-                    )
+                    verbatim and referee.supports(sentence["text"], reference["quote"], control)
                 )
     kept = sum(len(row.sentences) for row in rows)
     dropped = sum(len(row.dropped) for row in rows)

@@ -17,7 +17,7 @@ DOC = (
 )
 
 
-def passage(number: int, start: int, end: int) -> Passage:
+def passage(number: int, start: int, end: int, doc: str = DOC) -> Passage:
     return Passage(
         number=number,
         chunk_id=uuid.uuid4(),
@@ -28,7 +28,7 @@ def passage(number: int, start: int, end: int) -> Passage:
         page=None,
         start=start,
         end=end,
-        text=DOC[start:end],
+        text=doc[start:end],
         score=1.0,
         relevance=0.8,
     )
@@ -203,20 +203,7 @@ def test_numbers_are_read_as_written_in_digits_without_a_list_number() -> None:
 
 
 def faq(text: str) -> Passage:
-    return Passage(
-        number=1,
-        chunk_id=uuid.uuid4(),
-        document_id=uuid.UUID(int=2),
-        title="FAQ",
-        source="faq.txt",
-        heading_path=(),
-        page=None,
-        start=0,
-        end=len(text),
-        text=text,
-        score=1.0,
-        relevance=0.8,
-    )
+    return passage(1, 0, len(text), text)
 
 
 def test_a_question_in_a_passage_is_never_the_span_a_claim_cites() -> None:
