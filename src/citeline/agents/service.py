@@ -479,11 +479,17 @@ class AgentService:
 
     def task(self, task_id: uuid.UUID) -> TaskView:
         with self.sessions() as session:
-            task = session.get(AgentTask, task_id)
-            if task is None or not self.access.sees(task.workspace_id):
+            # One statement, one snapshot: read apart, a task could be seen before its output
+            # was written and its job after it finished.
+            row = session.execute(
+                select(AgentTask, Job)
+                .outerjoin(Job, Job.id == AgentTask.job_id)
+                .where(AgentTask.id == task_id)
+            ).first()
+            if row is None or not self.access.sees(row[0].workspace_id):
                 raise NotFound(f"agent task {task_id} not found")
+            task, job = row[0], row[1]
             agent = session.get(Agent, task.agent_id)
-            job = session.get(Job, task.job_id) if task.job_id else None
             steps = list(
                 session.scalars(
                     select(AgentStep).where(AgentStep.task_id == task_id).order_by(AgentStep.seq)
