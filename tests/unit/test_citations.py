@@ -230,3 +230,21 @@ def test_a_bare_yes_or_no_stays_only_when_the_passage_it_is_checked_against_says
     assert [(s.text, s.dropped) for s in turned.dropped] == [("Yes.", "unsupported")]
     alone = verify("No.", [gnu], embed, 0.5, question="Is zlib under the GNU license?")  # type: ignore[arg-type]
     assert alone.answer == "" and alone.dropped[0].text == "No."
+
+
+def test_a_bare_reply_is_checked_against_every_place_its_claim_stands_in_the_passage() -> None:
+    entries = faq(
+        "17. Is zlib free?\n\n    Yes. Please read the license in zlib.h.\n\n"
+        "18. Is zlib under the GNU license?\n\n    No. Please read the license in zlib.h."
+    )
+    question = "Is zlib under the GNU license?"
+    answer = "No. Please read the license in zlib.h."
+    verified = verify(answer, [entries], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert verified.answer == "No. Please read the license in zlib.h [1]."
+    span = verified.citations[0].span
+    assert span.text == "Please read the license in zlib.h."
+    assert entries.text.rfind(span.text) == span.start  # the occurrence after "No."
+    answer, question = "Yes. Please read the license in zlib.h.", "Is zlib free?"
+    free = verify(answer, [entries], embed, 0.5, question=question)  # type: ignore[arg-type]
+    assert free.answer == "Yes. Please read the license in zlib.h [1]."
+    assert free.citations[0].span.start == entries.text.find(span.text)

@@ -411,11 +411,22 @@ class Verifier:
         reply, gap, word = self._reply
         self._reply = None
         cited = [c for c in self.citations.values() if c.marker in after.markers]
-        if not after.dropped and cited and _says(cited[0].span, word):
-            self._waiting.append((reply, gap))
-        else:
+        saying = _saying(cited[0].span, word) if cited and not after.dropped else None
+        if saying is None:
             reply.dropped = "unsupported"
             self.dropped.append(reply)
+            return
+        if saying != cited[0].span:
+            self._repoint(cited[0], saying)
+        self._waiting.append((reply, gap))
+
+    def _repoint(self, citation: Citation, span: Span) -> None:
+        """Move a citation to the same words elsewhere in its passage."""
+        key = (span.passage.number, span.start, span.end)
+        if key in self.citations:
+            return  # that occurrence is cited already: both say the same words
+        self.citations = {(key if c is citation else k): c for k, c in self.citations.items()}
+        citation.span = span
 
     def _check(self, support: SentenceSupport, hinted: set[int]) -> None:
         vector = self.index.vector(support.text)
@@ -500,6 +511,21 @@ def _bare_reply(support: SentenceSupport) -> str | None:
     """ "yes" or "no" for a sentence that is only that word, uncited."""
     word = support.text.strip().rstrip(".!").lower()
     return word if word in _BARE_REPLIES and not support.markers else None
+
+
+def _saying(span: Span, word: str) -> Span | None:
+    """The span, or the first other occurrence of its words in its passage (an FAQ may
+    repeat "Please read the license" under two questions), that says the word."""
+    if _says(span, word):
+        return span
+    text, wanted = span.passage.text, span.text
+    at = text.find(wanted)
+    while at != -1:
+        other = Span(span.passage, at, at + len(wanted))
+        if at != span.start and _says(other, word):
+            return other
+        at = text.find(wanted, at + 1)
+    return None
 
 
 def _says(span: Span, word: str) -> bool:
