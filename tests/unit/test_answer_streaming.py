@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from citeline.answers.citations import SpanIndex, Verifier, verify
-from citeline.answers.relevance import closest, on_question
+from citeline.answers.relevance import closest, heading, on_question
 from citeline.answers.streaming import SentenceStream, preview
-from tests.unit.test_citations import BAKERY, DOC, LIGHTHOUSE, embed
+from tests.unit.test_citations import BAKERY, DOC, LIGHTHOUSE, embed, passage
 
 DRAFT = (
     "The lighthouse was built in 1847 by Maren Tolvik [1]. "
@@ -71,6 +71,29 @@ def test_only_passages_about_the_question_are_read() -> None:
     assert one.passages == [LIGHTHOUSE]
     two = on_question("Who built the lighthouse?", candidates, embed, 0.1, 4, 2)  # type: ignore[arg-type]
     assert two.passages == [LIGHTHOUSE, BAKERY]  # a floor of two
+
+
+def test_a_passage_under_the_heading_asked_is_read_before_one_that_shares_its_words() -> None:
+    extended = "Debian has extended support for non-English users: translated manual pages, "
+    extended += "documentation and installers in many languages. "
+    locales = "The locales package and the task-* packages set up keyboards, fonts and messages."
+    doc = extended + locales
+    users = dataclasses.replace(
+        passage(1, 0, len(extended), doc),
+        heading_path=("Debian FAQ", "15.2. Extended support for non-English users"),
+    )
+    languages = dataclasses.replace(
+        passage(2, len(extended), len(doc), doc),
+        heading_path=("Debian FAQ", "5.9. How does Debian support non-English languages?"),
+    )
+    question = "How does Debian support non-English languages?"
+    vectors = np.asarray(embed([question, users.text, languages.text]), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert vectors[1] @ vectors[0] > vectors[2] @ vectors[0] + 0.1  # the words point elsewhere
+    chosen = on_question(question, [users, languages], embed, 0.1, 4)  # type: ignore[arg-type]
+    assert chosen.passages == [languages] and chosen.set_aside == [users]
+    plain = passage(1, 0, len(doc), "31. Does zlib infringe on any patents?\n\n  No.\n" + doc)
+    assert heading(plain) == "31. Does zlib infringe on any patents?"  # no markup: first line
 
 
 def test_the_preview_passage_is_the_one_whose_stored_vector_is_closest() -> None:

@@ -3,7 +3,7 @@ not_found, and the new latency figures."""
 
 from __future__ import annotations
 
-from citeline.answers.evaluation import Outcome, Question, Report
+from citeline.answers.evaluation import Outcome, Question, Report, on_gold
 
 
 def outcome(kind: str, status: str, precise: list[bool], answerable: bool = True) -> Outcome:
@@ -54,3 +54,15 @@ def test_a_line_names_its_kind() -> None:
     line = '{"question": "Ist zlib threadsicher?", "gold": "Yes.", "kind": "foreign"}'
     assert Question.parse(line, 1).kind == "foreign"
     assert Question.parse('{"question": "x?"}', 2).kind == "unanswerable"
+
+
+def test_a_citation_is_on_a_short_gold_text_when_it_holds_all_of_it() -> None:
+    gold = {"question": "Is zlib Y2K-compliant?", "gold": "Yes. zlib doesn't handle dates."}
+    gold["page"] = "zlib-faq.txt"
+    entry = "3. Is zlib Y2K-compliant?\n\n    Yes.  zlib doesn't handle dates."
+    assert on_gold(entry, "zlib-faq.txt", gold)
+    assert not on_gold(entry, "xz-faq.txt", gold)  # another page
+    assert not on_gold("Yes. zlib doesn't handle files.", "zlib-faq.txt", gold)
+    long = {**gold, "gold": "Run make shared in the source tree to build the library."}
+    assert on_gold("Run make shared in the source tree.", "zlib-faq.txt", long)  # inside it
+    assert not on_gold("Run make static in the source tree to build it.", "zlib-faq.txt", long)

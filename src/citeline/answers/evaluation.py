@@ -3,9 +3,9 @@ precision and coverage, the not-found rate, and where the time goes.
 
 A retrieved passage or a citation counts as on the gold passage when it comes from the gold
 page (if the question names one) and shares a run of words with the gold text: eight words,
-or all of them for a citation span shorter than that. A citation off the gold passage still
-counts as precise when the judge model picks its span over a control passage, in both orders,
-as the one that states the sentence that cites it (`answers/judge.py`).
+or all of them for a citation span or a gold text shorter than that. A citation off the gold
+passage still counts as precise when the judge model picks its span over a control passage,
+in both orders, as the one that states the sentence that cites it (`answers/judge.py`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def on_gold(text: str, source: str | None, question: Mapping[str, Any]) -> bool:
     page = question.get("page")
     if page and source != page:
         return False
-    run = min(RUN, len(words(text)))
-    return run > 0 and bool(shingles(text, run) & shingles(str(question["gold"]), run))
+    gold = str(question["gold"])
+    run = min(RUN, len(words(text)), len(words(gold)))  # "Yes. zlib doesn't handle dates."
+    return run > 0 and bool(shingles(text, run) & shingles(gold, run))
 
 
 # Kinds of question whose right reply may be an answer or an honest not_found.
