@@ -42,6 +42,7 @@ bench: setup
 	.venv/bin/python -m benchmarks.llm_threads
 	.venv/bin/python -m benchmarks.shared_model
 	.venv/bin/python -m benchmarks.agent_tasks
+	.venv/bin/python -m benchmarks.passage_choice
 	.venv/bin/python -m benchmarks.answer_quality
 	.venv/bin/python -m benchmarks.judge_calibration --results benchmarks/results/answers-debian.json
 	.venv/bin/python -m benchmarks.report_exports

@@ -7,8 +7,8 @@ model, best first: a passage about a different question cannot be cited, and the
 less. The heading is the passage's section heading, or its first line when the document had no
 markup (a plain-text FAQ's entry starts with its question): a question is closer to the
 heading it was asked as than to the answer's words. Chosen on the Debian FAQ set (the gold
-passage read first for 116 -> 121 of 140 questions), checked on the tools set (70 -> 78 of
-102; docs/benchmarks.md).
+passage read first for 116 -> 121 of 140 questions), checked on the tools set (71 -> 79 of
+102; `benchmarks/passage_choice.py`).
 """
 
 from __future__ import annotations
