@@ -248,3 +248,18 @@ def test_a_bare_reply_is_checked_against_every_place_its_claim_stands_in_the_pas
     free = verify(answer, [entries], embed, 0.5, question=question)  # type: ignore[arg-type]
     assert free.answer == "Yes. Please read the license in zlib.h [1]."
     assert free.citations[0].span.start == entries.text.find(span.text)
+
+
+def test_a_question_marked_q_is_never_cited_even_where_it_states_something() -> None:
+    entry = faq(
+        "Q:  The default build of liblzma is too big. How can I make it smaller?\n\n"
+        "A:  The xz package can be configured to leave out unneeded encoders.\n"
+        "Q: Is it fast? A: The build takes a minute."
+    )
+    texts = [s.text for s in candidate_spans([entry])]
+    assert not any("too big" in t and "leave out" not in t for t in texts)
+    assert "A:  The xz package can be configured to leave out unneeded encoders." in texts
+    assert not any(t.endswith("Is it fast?") for t in texts)
+    assert any(t.endswith("The build takes a minute.") for t in texts)
+    verified = verify("The default build of liblzma is too big [1].", [entry], embed, 0.5)  # type: ignore[arg-type]
+    assert all("too big" not in c.span.text[-20:] for c in verified.citations)

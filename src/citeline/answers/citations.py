@@ -49,6 +49,8 @@ _BARE_REPLIES = {"yes", "no"}  # words a reply brings that no passage need conta
 _QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|except|nor)\b|n't\b")
 # A negated claim is cited only by a span that negates something too: content words alone
 # would let "X is free" support "X is not free".
+_QUESTION_MARK = re.compile(r"^[ \t]*(?:Q|Question)[ \t]*:", re.MULTILINE)
+_QUESTION_END = re.compile(r"\?(?=\s|$)|\n[ \t]*\n|\n[ \t]*(?:A|Answer)[ \t]*:")
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n't\b")
 # A number in a claim must be in the span that cites it: "110 metres tall" is not supported by
 # "41 metres tall", however similar the two read. A list item's own number is not a claim's.
@@ -179,20 +181,39 @@ def numbers(text: str) -> set[str]:
 
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     """Every sentence and pair of adjacent sentences, except those that end in a question: a
-    question (a FAQ's heading) repeats a claim's words without stating anything."""
+    question (a FAQ's heading) repeats a claim's words without stating anything. A question
+    marked "Q:" is one to its end, whatever its sentences say ("Q: The default build of
+    liblzma is too big. How can I make it smaller?")."""
     spans = []
     for passage in passages:
-        parts = sentences(passage.text)
+        text = passage.text
+        asked = _marked_questions(text)
+        parts = sentences(text)
         for i, part in enumerate(parts):
-            if not _asks(passage.text, part.end):
+            if not _asks(text, part.end, asked):
                 spans.append(Span(passage, part.start, part.end))
-            if i + 1 < len(parts) and not _asks(passage.text, parts[i + 1].end):
+            if i + 1 < len(parts) and not _asks(text, parts[i + 1].end, asked):
                 spans.append(Span(passage, part.start, parts[i + 1].end))
     return spans
 
 
-def _asks(text: str, end: int) -> bool:
+def _asks(text: str, end: int, asked: Sequence[tuple[int, int]]) -> bool:
+    if any(start < end <= stop for start, stop in asked):
+        return True
     return text[:end].rstrip().rstrip("\"')]*_`").endswith("?")
+
+
+def _marked_questions(text: str) -> list[tuple[int, int]]:
+    """Where each "Q:" question runs: to its question mark, or failing one to the blank line
+    or the "A:" line after it."""
+    ranges = []
+    for match in _QUESTION_MARK.finditer(text):
+        end = _QUESTION_END.search(text, match.end())
+        if end is None:
+            ranges.append((match.start(), len(text)))
+        else:
+            ranges.append((match.start(), end.end() if end[0] == "?" else end.start()))
+    return ranges
 
 
 def verify(
