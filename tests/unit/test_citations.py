@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from citeline.answers.citations import candidate_spans, is_claim, numbers, verify
+from citeline.answers.citations import candidate_spans, is_claim, numbers, opening_reply, verify
 from citeline.answers.passages import Passage, pack
 from citeline.answers.text import marker_numbers, sentences, strip_markers
 from citeline.llm.embedders import embedder_for
@@ -263,3 +263,17 @@ def test_a_question_marked_q_is_never_cited_even_where_it_states_something() -> 
     assert any(t.endswith("The build takes a minute.") for t in texts)
     verified = verify("The default build of liblzma is too big [1].", [entry], embed, 0.5)  # type: ignore[arg-type]
     assert all("too big" not in c.span.text[-20:] for c in verified.citations)
+
+
+def test_a_claim_that_opens_with_one_reply_never_cites_a_span_that_opens_with_the_other() -> None:
+    entry = faq(
+        "28. Can I access data randomly in a compressed stream?\n\n"
+        "    No, not without some preparation.  If you have control over the compression\n"
+        "    process, then you can use Z_FULL_FLUSH and keep an index of those locations."
+    )
+    claim = "Yes, you can access data randomly in a compressed stream by using Z_FULL_FLUSH."
+    verified = verify(claim, [entry], embed, 0.3)  # type: ignore[arg-type]
+    assert verified.citations and all("No, not" not in c.span.text for c in verified.citations)
+    assert [opening_reply(t) for t in ("No, sorry.", "A: Yes.", "Is it? no.", "Nobody.")] == [
+        "no", "yes", "no", None,
+    ]  # fmt: skip

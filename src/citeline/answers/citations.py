@@ -51,6 +51,7 @@ _QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|excep
 # would let "X is free" support "X is not free".
 _QUESTION_MARK = re.compile(r"^[ \t]*(?:Q|Question)[ \t]*:", re.MULTILINE)
 _QUESTION_END = re.compile(r"\?(?=\s|$)|\n[ \t]*\n|\n[ \t]*(?:A|Answer)[ \t]*:")
+_OPENING_REPLY = re.compile(r"(?:(?:A|Answer)[ \t]*:[ \t]*)?(yes|no)\b(?!-)", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n't\b")
 # A number in a claim must be in the span that cites it: "110 metres tall" is not supported by
 # "41 metres tall", however similar the two read. A list item's own number is not a claim's.
@@ -179,6 +180,13 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(_LIST_NUMBER.sub("", text, count=1))}
 
 
+def opening_reply(text: str) -> str | None:
+    """ "yes" or "no" when a text opens with that reply, after the question it answers if it
+    holds one ("28. Can I access data randomly? No, not without some preparation.")."""
+    match = _OPENING_REPLY.match(text.rsplit("?", 1)[-1].lstrip())
+    return match[1].lower() if match else None
+
+
 def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     """Every sentence and pair of adjacent sentences, except those that end in a question: a
     question (a FAQ's heading) repeats a claim's words without stating anything. A question
@@ -250,6 +258,7 @@ class SpanIndex:
         self.words = [content_words(span.text) for span in self.spans]
         self.negated = [negates(span.text) for span in self.spans]
         self.numbers = [numbers(span.text) for span in self.spans]
+        self.replies = [opening_reply(span.text) for span in self.spans]
         self._vectors: npt.NDArray[np.float32] | None = None
         self._failure: Exception | None = None
         self._ready = threading.Event()
@@ -292,18 +301,22 @@ class SpanIndex:
         """The span that best supports `claim`, and how well (0-1); with `holding`, only
         among the spans that contain all those words; `negated`, only among the spans that
         negate something; always among those that hold every number of `digits` (by default,
-        the numbers `claim` holds)."""
+        the numbers `claim` holds) and that do not open with the other reply ("No, not
+        without some preparation." never supports "Yes, you can access it randomly")."""
         vectors = self.vectors
         if vectors is None:
             return None
         semantic = vectors @ vector
         words = content_words(claim)
         digits = numbers(claim) if digits is None else digits
+        reply = opening_reply(claim)
         best: tuple[int, float] | None = None
         for column, span in enumerate(self.spans):
             if holding is not None and not holding <= self.words[column]:
                 continue
             if not digits <= self.numbers[column]:
+                continue
+            if reply and self.replies[column] not in (None, reply):
                 continue
             if negated and not self.negated[column]:
                 continue
