@@ -70,7 +70,7 @@ def _question(raw: dict[str, Any], kind: str, gold: Question | None) -> Question
         return Question(raw["question"], None, None, False, kind)
     if gold is None:
         return Question(raw["question"], raw.get("gold"), raw.get("page"), True, kind)
-    return Question(raw["question"], gold.gold, gold.page, True, kind)
+    return Question(raw["question"], gold.gold, gold.page, True, kind, gold.heading)
 
 
 SETS = {"debian": debian_set, "tools": tools_set}

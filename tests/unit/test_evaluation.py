@@ -66,3 +66,16 @@ def test_a_citation_is_on_a_short_gold_text_when_it_holds_all_of_it() -> None:
     long = {**gold, "gold": "Run make shared in the source tree to build the library."}
     assert on_gold("Run make shared in the source tree.", "zlib-faq.txt", long)  # inside it
     assert not on_gold("Run make static in the source tree to build it.", "zlib-faq.txt", long)
+
+
+def test_a_span_that_opens_with_its_own_entry_heading_is_on_that_entry() -> None:
+    gold = {"gold": "Yes. However any library routines that zlib uses must be thread-safe."}
+    own = {**gold, "page": None, "heading": "Is zlib thread-safe?"}
+    assert on_gold("21. Is zlib thread-safe?\n\n    Yes.", None, own)
+    assert not on_gold("22. Can I use zlib in my commercial application? Yes.", None, own)
+    assert not on_gold("21. Is zlib thread-safe?", None, own)  # the heading alone says nothing
+    assert not on_gold("21. Is zlib thread-safe? Yes.", None, {**own, "heading": None})
+    labelled = {"gold": 'BCJ filter is called "x86" in liblzma. BCJ2 is not included.'}
+    assert on_gold('A:  BCJ filter is called "x86" in liblzma.', None, labelled)
+    xz = {"gold": "Nothing. They are just two letters.", "heading": "What do the letters XZ mean?"}
+    assert on_gold("Q:  What do the letters XZ mean?\n\nA:  Nothing.", None, xz)

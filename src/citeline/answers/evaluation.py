@@ -50,10 +50,27 @@ def on_gold(text: str, source: str | None, question: Mapping[str, Any]) -> bool:
     page = question.get("page")
     if page and source != page:
         return False
+    text = _answer_part(text, question.get("heading"))
     gold = str(question["gold"])
     run = min(RUN, len(words(text)), len(words(gold)))  # "Yes. zlib doesn't handle dates."
     return run > 0 and bool(shingles(text, run) & shingles(gold, run))
 
+
+def _answer_part(text: str, heading: str | None) -> str:
+    """A span without the question it opens with, when that question is the gold entry's own
+    heading ("21. Is zlib thread-safe? Yes."), and without an "A:" label: both belong to the
+    gold passage but hold none of the gold answer's words. A span that opens with another
+    question is left whole, and so stays off the gold passage."""
+    if heading and "?" in text:
+        asked, rest = text.split("?", 1)
+        said, wanted = words(asked), words(heading.split("?", 1)[0])
+        lead = said[: len(said) - len(wanted)]
+        if wanted and said[len(lead) :] == wanted and all(w.isdigit() or w == "q" for w in lead):
+            text = rest
+    return _ANSWER_LABEL.sub("", text, count=1)
+
+
+_ANSWER_LABEL = re.compile(r"^\s*(?:A|Answer)\s*:\s*")
 
 # Kinds of question whose right reply may be an answer or an honest not_found.
 EITHER = frozenset({"false_premise", "foreign"})
@@ -66,6 +83,7 @@ class Question:
     page: str | None
     answerable: bool
     kind: str = "heading"  # heading, paraphrased, keyword, foreign, false_premise, unanswerable
+    heading: str | None = None  # the gold entry's own heading, when it has one
 
     @classmethod
     def parse(cls, line: str, number: int) -> Question:
@@ -77,10 +95,17 @@ class Question:
             raise InvalidInput(f"line {number} has no question", field="questions")
         answerable = bool(raw.get("answerable", raw.get("gold") is not None))
         kind = str(raw.get("kind") or ("heading" if answerable else "unanswerable"))
-        return cls(str(raw["question"]), raw.get("gold"), raw.get("page"), answerable, kind)
+        question = str(raw["question"])
+        heading = raw.get("heading") or (question if kind == "heading" and answerable else None)
+        return cls(question, raw.get("gold"), raw.get("page"), answerable, kind, heading)
 
     def as_mapping(self) -> dict[str, Any]:
-        return {"question": self.question, "gold": self.gold or "", "page": self.page}
+        return {
+            "question": self.question,
+            "gold": self.gold or "",
+            "page": self.page,
+            "heading": self.heading,
+        }
 
 
 def load_questions(path: Path, limit: int | None = None) -> list[Question]:
