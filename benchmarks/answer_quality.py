@@ -8,6 +8,7 @@ unanswerable).
 
     .venv/bin/python -m benchmarks.answer_quality [--set debian|tools] [--limit 30]
         [--extra 5] [--threads CORES] [--judge qwen2.5-coder-0.5b] [--out FILE]
+    .venv/bin/python -m benchmarks.answer_quality --set tools --rescore FILE
 
 Sets: `debian` (../shared/eval/debian-faq with benchmarks/data/debian-faq-*.jsonl) and
 `tools` (benchmarks/data/tools-faq: FAQs of zlib, xz, procps and base-files as plain text,
@@ -25,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files
-from citeline.answers.evaluation import Outcome, Question, Report, evaluate, load_questions
+from citeline.answers.evaluation import (
+    Outcome,
+    Question,
+    Report,
+    evaluate,
+    load_questions,
+    on_gold,
+)
 from citeline.llm.llama import cores
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
@@ -84,7 +92,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=cores(), help="llama.cpp threads")
     parser.add_argument("--judge", default=JUDGE, help="bundled model that judges citations")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="score the citations of an earlier results file again, with today's measure",
+    )
     args = parser.parse_args()
+    if args.rescore is not None:
+        print(json.dumps(rescore(args.rescore, args.set), indent=2))
+        return
     files, questions = SETS[args.set](args.limit, args.extra)
     out = args.out or ROOT / "benchmarks" / "results" / f"answers-{args.set}.json"
     with bench_engines() as (base, endpoints):
@@ -120,6 +137,34 @@ def main() -> None:
             resources.close()
     summary = write(out, report, args, settings.llm_model, elapsed)
     print(json.dumps(summary, indent=2))
+
+
+def rescore(path: Path, name: str) -> dict[str, Any]:
+    """Strict precision of a results file as it was written and as `on_gold` scores it now,
+    with every citation whose score changed (no model runs)."""
+    _, questions = SETS[name](None, None)
+    asked = {q.question: q for q in questions}
+    results = json.loads(path.read_text())
+    then = now = 0
+    changed = []
+    for row in results["questions"]:
+        question = asked.get(row["question"])
+        if question is None:
+            raise SystemExit(f"{path}: {row['question']!r} is not a question of the {name} set")
+        for citation, was in zip(row["citations"], row["precise_gold"], strict=True):
+            good = bool(question.gold) and on_gold(
+                citation["text"], citation["source"], question.as_mapping()
+            )
+            then, now = then + was, now + good
+            if good != was:
+                changed.append({"question": row["question"], "span": citation["text"], "now": good})
+    count = sum(len(row["citations"]) for row in results["questions"])
+    return {
+        "citations": count,
+        "strict_precision_written": round(then / count, 3) if count else None,
+        "strict_precision_now": round(now / count, 3) if count else None,
+        "changed": changed,
+    }
 
 
 def write(

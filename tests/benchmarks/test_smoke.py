@@ -30,6 +30,8 @@ SMOKE = {
                     "--max-tokens", "4", "--busy", "0"],
     "passage_choice": ["--sets", "tools", "--limit", "2"],
     "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
+    "answer_quality:rescore": ["--set", "tools", "--rescore",
+                               "tests/data/answer_results_sample.json"],
     "judge_calibration": ["--results", "tests/data/answer_results_sample.json", "--pairs", "1",
                           "--judge", "smollm2-135m"],
     "page_latency": ["--questions", "1"],
@@ -55,7 +57,7 @@ def test_benchmark_runs(name: str) -> None:
     env["PYTHONPATH"] = str(ROOT)
     env["CITELINE_MODELS_DIR"] = str(ROOT / ".cache" / "models")
     done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", *SMOKE[name]],
+        [sys.executable, "-m", f"benchmarks.{name.partition(':')[0]}", *SMOKE[name]],
         cwd=ROOT,
         env=env,
         capture_output=True,
