@@ -4,7 +4,7 @@ each passage's text (before) or to its text or heading, whichever is closer (now
 `answers.relevance.on_question`). No model writes anything: this isolates the choice.
 
     .venv/bin/python -m benchmarks.passage_choice [--sets debian tools] [--limit N]
-        [--margin 0.10]
+        [--extra N] [--margin 0.10]
 
 The margin and the ordering were chosen on `debian`; `tools` is the check.
 """
@@ -41,8 +41,8 @@ def by_text(
     return [i for i in order if similarity[i] >= best - margin][:most]
 
 
-def measure(name: str, limit: int | None, margin: float) -> dict[str, Any]:
-    files, questions = SETS[name](limit, None)
+def measure(name: str, limit: int | None, extra: int | None, margin: float) -> dict[str, Any]:
+    files, questions = SETS[name](limit, extra)
     asked = [q for q in questions if q.answerable and q.gold]
     tally = {m: {"first": 0, "read": 0, "passages": 0} for m in ("text", "heading_or_text")}
     with bench_engines() as (settings, endpoints):
@@ -87,9 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", nargs="+", choices=sorted(SETS), default=["debian", "tools"])
     parser.add_argument("--limit", type=int, default=None, help="heading questions per set")
+    parser.add_argument("--extra", type=int, default=None, help="questions of each other kind")
     parser.add_argument("--margin", type=float, default=0.10)
     args = parser.parse_args()
-    print(json.dumps([measure(name, args.limit, args.margin) for name in args.sets], indent=2))
+    figures = [measure(name, args.limit, args.extra, args.margin) for name in args.sets]
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

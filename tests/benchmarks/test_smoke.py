@@ -28,7 +28,7 @@ SMOKE = {
                   "--ttft-prompt-tokens", "100", "--rss-models"],
     "llm_threads": ["--model", "smollm2-135m", "--requests", "1", "--prompt-words", "30",
                     "--max-tokens", "4", "--busy", "0"],
-    "passage_choice": ["--sets", "tools", "--limit", "2"],
+    "passage_choice": ["--sets", "tools", "--limit", "2", "--extra", "0"],
     "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
     "answer_quality:rescore": ["--set", "tools", "--rescore",
                                "tests/data/answer_results_sample.json"],
