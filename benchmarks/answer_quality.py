@@ -145,7 +145,7 @@ def rescore(path: Path, name: str) -> dict[str, Any]:
     _, questions = SETS[name](None, None)
     asked = {q.question: q for q in questions}
     results = json.loads(path.read_text())
-    then = now = 0
+    count = then = now = 0
     changed = []
     for row in results["questions"]:
         question = asked.get(row["question"])
@@ -155,10 +155,9 @@ def rescore(path: Path, name: str) -> dict[str, Any]:
             good = bool(question.gold) and on_gold(
                 citation["text"], citation["source"], question.as_mapping()
             )
-            then, now = then + was, now + good
+            count, then, now = count + 1, then + was, now + good
             if good != was:
                 changed.append({"question": row["question"], "span": citation["text"], "now": good})
-    count = sum(len(row["citations"]) for row in results["questions"])
     return {
         "citations": count,
         "strict_precision_written": round(then / count, 3) if count else None,

@@ -12,6 +12,7 @@ The margin and the ordering were chosen on `debian`; `tools` is the check.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,13 +33,11 @@ Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 def by_text(
     question: str, passages: Sequence[Passage], embed: Embed, margin: float, most: int
 ) -> list[int]:
-    """The choice before: by the passage's text alone."""
-    vectors = embed([question, *(p.text for p in passages)]).astype(np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-    similarity = vectors[1:] @ vectors[0]
-    order = sorted(range(len(passages)), key=lambda i: -similarity[i])
-    best = similarity[order[0]]
-    return [i for i in order if similarity[i] >= best - margin][:most]
+    """The choice before, by the passage's text alone: `on_question` with each passage's text
+    standing as its heading."""
+    alone = [dataclasses.replace(p, heading_path=(p.text,)) for p in passages]
+    chosen = on_question(question, alone, embed, margin, most)
+    return [alone.index(p) for p in chosen.passages]
 
 
 def measure(name: str, limit: int | None, extra: int | None, margin: float) -> dict[str, Any]:

@@ -47,11 +47,12 @@ REPEAT_WORDS = 0.8  # share of a claim's content words an earlier claim already 
 _BARE_REPLIES = {"yes", "no"}  # words a reply brings that no passage need contain
 # Words that turn a reply around; a reply's must all be in the span it cites.
 _QUALIFIER = re.compile(r"\b(?:not|never|no|none|only|before|after|without|except|nor)\b|n't\b")
-# A negated claim is cited only by a span that negates something too: content words alone
-# would let "X is free" support "X is not free".
+# A question marked "Q:" runs to its question mark, a blank line or an "A:" line.
 _QUESTION_MARK = re.compile(r"^[ \t]*(?:Q|Question)[ \t]*:", re.MULTILINE)
 _QUESTION_END = re.compile(r"\?(?=\s|$)|\n[ \t]*\n|\n[ \t]*(?:A|Answer)[ \t]*:")
 _OPENING_REPLY = re.compile(r"(?:(?:A|Answer)[ \t]*:[ \t]*)?(yes|no)\b(?!-)", re.IGNORECASE)
+# A negated claim is cited only by a span that negates something too: content words alone
+# would let "X is free" support "X is not free".
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n't\b")
 # A number in a claim must be in the span that cites it: "110 metres tall" is not supported by
 # "41 metres tall", however similar the two read. A list item's own number is not a claim's.
