@@ -9,6 +9,7 @@ unanswerable).
     .venv/bin/python -m benchmarks.answer_quality [--set debian|tools] [--limit 30]
         [--extra 5] [--threads CORES] [--judge qwen2.5-coder-0.5b] [--out FILE]
     .venv/bin/python -m benchmarks.answer_quality --set tools --rescore FILE
+    .venv/bin/python -m benchmarks.answer_quality --set tools --reverify FILE
 
 Sets: `debian` (../shared/eval/debian-faq with benchmarks/data/debian-faq-*.jsonl) and
 `tools` (benchmarks/data/tools-faq: FAQs of zlib, xz, procps and base-files as plain text,
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, bench_engines, ingest_files
+from citeline.answers.citations import Embed, SpanIndex, Verified, Verifier
 from citeline.answers.evaluation import (
+    EITHER,
     Outcome,
     Question,
     Report,
@@ -34,9 +37,14 @@ from citeline.answers.evaluation import (
     load_questions,
     on_gold,
 )
+from citeline.answers.passages import Passage
+from citeline.answers.prompt import is_not_found
+from citeline.answers.streaming import SentenceStream
+from citeline.llm.embedders import embedder_for
 from citeline.llm.llama import cores
 from citeline.llm.registry import NewVersion
 from citeline.resources import Resources
+from citeline.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 DEBIAN = ROOT.parent / "shared" / "eval" / "debian-faq"
@@ -98,9 +106,18 @@ def main() -> None:
         default=None,
         help="score the citations of an earlier results file again, with today's measure",
     )
+    parser.add_argument(
+        "--reverify",
+        type=Path,
+        default=None,
+        help="check the drafts of an earlier results file again, with today's citation rules",
+    )
     args = parser.parse_args()
     if args.rescore is not None:
         print(json.dumps(rescore(args.rescore, args.set), indent=2))
+        return
+    if args.reverify is not None:
+        print(json.dumps(reverify(args.reverify, args.set), indent=2))
         return
     files, questions = SETS[args.set](args.limit, args.extra)
     out = args.out or ROOT / "benchmarks" / "results" / f"answers-{args.set}.json"
@@ -166,6 +183,75 @@ def rescore(path: Path, name: str) -> dict[str, Any]:
     }
 
 
+def reverify(path: Path, name: str) -> dict[str, Any]:
+    """Strict precision, coverage and not-found rate of an earlier run's drafts checked again
+    against the passages they were written from, with today's verifier (no model writes; a
+    draft that was not_found before its check stays so)."""
+    _, questions = SETS[name](None, None)
+    asked = {q.question: q for q in questions}
+    settings = Settings()
+    embed = embedder_for(settings).embed
+    results = json.loads(path.read_text())
+    then: list[bool] = []
+    now: list[bool] = []
+    claims = cited = found_then = found_now = answerable = 0
+    changed = []
+    for row in results["questions"]:
+        question = asked[row["question"]]
+        if "draft" not in row:
+            raise SystemExit(f"{path} holds no drafts: it was written before --reverify existed")
+        then += row["precise_gold"]
+        checked = recheck(row["draft"], row["read"], row["question"], embed, settings)
+        spans = [] if checked is None else [c.as_json() for c in checked.citations]
+        marks = [
+            bool(question.gold) and on_gold(c["text"], c["source"], question.as_mapping())
+            for c in spans
+        ]
+        now += marks
+        if question.answerable and question.kind not in EITHER:
+            answerable += 1
+            found_then += row["status"] == "not_found"
+            found_now += not spans
+            if checked is not None:
+                claims += checked.claims
+                cited += sum(bool(s.markers) for s in checked.sentences)
+        before = {c["text"] for c in row["citations"]}
+        after = {c["text"] for c in spans}
+        if before != after:
+            changed.append(
+                {
+                    "question": row["question"],
+                    "lost": sorted(before - after),
+                    "gained": sorted(after - before),
+                    "gold_now": marks,
+                }
+            )
+    return {
+        "citations_then": len(then),
+        "strict_precision_then": round(sum(then) / len(then), 3) if then else None,
+        "citations_now": len(now),
+        "strict_precision_now": round(sum(now) / len(now), 3) if now else None,
+        "coverage_now": round(cited / claims, 3) if claims else None,
+        "not_found_answerable_then": f"{found_then}/{answerable}",
+        "not_found_answerable_now": f"{found_now}/{answerable}",
+        "changed": changed,
+    }
+
+
+def recheck(
+    draft: str, read: list[dict[str, Any]], question: str, embed: Embed, settings: Settings
+) -> Verified | None:
+    """The draft through the pipeline's own sentence stream and verifier; None for a draft
+    that says it found nothing, or that nothing was read for."""
+    if not read or not draft or is_not_found(draft):
+        return None
+    passages = [Passage.from_json(p) for p in read]
+    verifier = Verifier(SpanIndex(passages, embed), settings.answer_support_threshold, question)
+    stream = SentenceStream(verifier, lambda *_: None, lambda: None)
+    stream.add(draft)
+    return stream.finish()
+
+
 def write(
     out: Path, report: Report, args: argparse.Namespace, model: str, elapsed: float | None
 ) -> dict[str, Any]:
@@ -194,6 +280,8 @@ def write(
                         "precise_gold": o.precise_gold,
                         "timings": o.timings,
                         "usage": o.usage,
+                        "draft": o.draft,
+                        "read": o.read,
                     }
                     for o in report.outcomes
                 ],

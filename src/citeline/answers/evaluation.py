@@ -128,6 +128,8 @@ class Outcome:
     answer: str
     error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)  # of the answering model
+    draft: str = ""  # the model's unchecked text
+    read: list[dict[str, Any]] = field(default_factory=list)  # passages given to the model
 
 
 @dataclass
@@ -252,6 +254,8 @@ def _one(
         result["timings"],
         result["answer"],
         usage=result.get("usage") or {},
+        draft=result.get("draft", ""),
+        read=result.get("passages", []) if "draft" in result else [],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from citeline.knowledge.parsing.outline import outline
 from citeline.knowledge.parsing.types import Block, BlockKind, InvalidDocument, ParsedDocument
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
@@ -28,9 +29,7 @@ def decode(data: bytes) -> str:
 
 def parse_text(data: bytes) -> ParsedDocument:
     text = decode(data)
-    blocks = [
-        Block(BlockKind.paragraph, start, end) for start, end in _paragraphs(text, 0, len(text))
-    ]
+    blocks = outline(text)
     if not blocks:
         raise InvalidDocument("the document contains no text")
     return ParsedDocument(text, blocks, title=_first_line(text))
@@ -113,13 +112,6 @@ def parse_markdown(data: bytes) -> ParsedDocument:  # noqa: PLR0915 - one pass o
     if not any(text[b.start : b.end].strip() for b in blocks):
         raise InvalidDocument("the document contains no text")
     return ParsedDocument(text, blocks, title=title or _first_line(text))
-
-
-def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans = []
-    for match in re.finditer(r"(?:[^\n]|\n(?![ \t]*\n))+", text[start:end]):
-        spans.extend(_trimmed(text, start + match.start(), start + match.end()))
-    return spans
 
 
 def _trimmed(text: str, start: int, end: int) -> list[tuple[int, int]]:
