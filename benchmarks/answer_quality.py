@@ -6,15 +6,16 @@ by stage (time to the preview, to the first token, to the first verified sentenc
 kind of question (headings, paraphrased, keyword-only, foreign-language, false-premise,
 unanswerable).
 
-    .venv/bin/python -m benchmarks.answer_quality [--set debian|tools] [--limit 30]
+    .venv/bin/python -m benchmarks.answer_quality [--set debian|tools|check] [--limit 30]
         [--extra 5] [--threads CORES] [--judge qwen2.5-coder-0.5b] [--out FILE]
     .venv/bin/python -m benchmarks.answer_quality --set tools --rescore FILE
     .venv/bin/python -m benchmarks.answer_quality --set tools --reverify FILE
 
 Sets: `debian` (../shared/eval/debian-faq with benchmarks/data/debian-faq-*.jsonl) and
 `tools` (benchmarks/data/tools-faq: FAQs of zlib, xz, procps and base-files as plain text,
-with manuals as distractors). Parameters are chosen on one set and reported on the other.
-Every question runs through the same pipeline `citeline ask` uses, in this process.
+with manuals as distractors), `check` (benchmarks/data/check-faq: FAQs of valgrind, socat and
+lsof as plain text, kept for reporting only). Parameters are chosen on one set and reported
+on the other. Every question runs through the same pipeline `citeline ask` uses, in this process.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from citeline.settings import Settings
 DATA = Path(__file__).parent / "data"
 DEBIAN = ROOT.parent / "shared" / "eval" / "debian-faq"
 TOOLS = DATA / "tools-faq"
+CHECK = DATA / "check-faq"
 JUDGE = "qwen2.5-coder-0.5b"
 
 
@@ -65,16 +67,27 @@ def debian_set(limit: int | None, extra: int | None) -> tuple[list[Path], list[Q
 
 
 def tools_set(limit: int | None, extra: int | None) -> tuple[list[Path], list[Question]]:
-    headings = load_questions(TOOLS / "questions.jsonl")
+    return faq_set(TOOLS, limit, extra)
+
+
+def check_set(limit: int | None, extra: int | None) -> tuple[list[Path], list[Question]]:
+    return faq_set(CHECK, limit, extra)
+
+
+def faq_set(
+    folder: Path, limit: int | None, extra: int | None
+) -> tuple[list[Path], list[Question]]:
+    """A folder's corpus, its questions.jsonl and the kinds of extra.jsonl."""
+    headings = load_questions(folder / "questions.jsonl")
     by_id = {i: q for i, q in enumerate(headings)}
     questions = headings[:limit] if limit else headings
     taken: dict[str, int] = {}
-    for raw in _lines(TOOLS / "extra.jsonl"):
+    for raw in _lines(folder / "extra.jsonl"):
         kind = raw["kind"]
         taken[kind] = taken.get(kind, 0) + 1
         if extra is None or taken[kind] <= extra:
             questions.append(_question(raw, kind, by_id.get(raw.get("id", -1))))
-    return sorted(p for p in (TOOLS / "corpus").iterdir() if p.is_file()), questions
+    return sorted(p for p in (folder / "corpus").iterdir() if p.is_file()), questions
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -89,7 +102,7 @@ def _question(raw: dict[str, Any], kind: str, gold: Question | None) -> Question
     return Question(raw["question"], gold.gold, gold.page, True, kind, gold.heading)
 
 
-SETS = {"debian": debian_set, "tools": tools_set}
+SETS = {"debian": debian_set, "tools": tools_set, "check": check_set}
 
 
 def main() -> None:
