@@ -259,6 +259,7 @@ def test_a_question_marked_q_is_never_cited_even_where_it_states_something() -> 
     texts = [s.text for s in candidate_spans([entry])]
     assert not any("too big" in t and "leave out" not in t for t in texts)
     assert "A:  The xz package can be configured to leave out unneeded encoders." in texts
+    assert not any(t.startswith("How can I make it smaller?") for t in texts)
     assert not any(t.endswith("Is it fast?") for t in texts)
     assert any(t.endswith("The build takes a minute.") for t in texts)
     verified = verify("The default build of liblzma is too big [1].", [entry], embed, 0.5)  # type: ignore[arg-type]

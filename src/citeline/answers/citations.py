@@ -192,13 +192,15 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     """Every sentence and pair of adjacent sentences, except those that end in a question: a
     question (a FAQ's heading) repeats a claim's words without stating anything. A question
     marked "Q:" is one to its end, whatever its sentences say ("Q: The default build of
-    liblzma is too big. How can I make it smaller?")."""
+    liblzma is too big. How can I make it smaller?"), and no span starts inside it."""
     spans = []
     for passage in passages:
         text = passage.text
         asked = _marked_questions(text)
         parts = sentences(text)
         for i, part in enumerate(parts):
+            if any(start < part.start < stop for start, stop in asked):
+                continue  # the second half of a question is not where a quote starts
             if not _asks(text, part.end, asked):
                 spans.append(Span(passage, part.start, part.end))
             if i + 1 < len(parts) and not _asks(text, parts[i + 1].end, asked):
