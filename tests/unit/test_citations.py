@@ -3,9 +3,17 @@ exact, markers the model got wrong corrected, unsupported claims left uncited.""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
-from citeline.answers.citations import candidate_spans, is_claim, numbers, opening_reply, verify
+from citeline.answers.citations import (
+    candidate_spans,
+    heading_end,
+    is_claim,
+    numbers,
+    opening_reply,
+    verify,
+)
 from citeline.answers.passages import Passage, pack
 from citeline.answers.text import marker_numbers, sentences, strip_markers
 from citeline.llm.embedders import embedder_for
@@ -278,3 +286,18 @@ def test_a_claim_that_opens_with_one_reply_never_cites_a_span_that_opens_with_th
     assert [opening_reply(t) for t in ("No, sorry.", "A: Yes.", "Is it? no.", "Nobody.")] == [
         "no", "yes", "no", None,
     ]  # fmt: skip
+
+
+def test_a_passage_s_own_heading_is_not_evidence() -> None:
+    heading = "2.2. When building Valgrind, 'make' fails with this:"
+    text = f"{heading}\n    /usr/bin/ld: cannot find -lc\n\nYou need to install glibc-static."
+    entry = dataclasses.replace(faq(text), heading_path=("2. Compiling", heading))
+    assert heading_end(entry) == len(heading)
+    texts = [s.text for s in candidate_spans([entry])]
+    assert heading not in texts and "You need to install glibc-static." in texts
+    verified = verify("Building Valgrind, make fails [1].", [entry], embed, 0.3)  # type: ignore[arg-type]
+    assert all(c.span.text != heading for c in verified.citations)
+    # A chunk that continues a section does not open with its heading: all of it is quoted.
+    later = dataclasses.replace(faq("You need to install glibc-static."), heading_path=(heading,))
+    assert heading_end(later) == 0
+    assert [s.text for s in candidate_spans([later])] == ["You need to install glibc-static."]

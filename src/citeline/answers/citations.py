@@ -192,20 +192,40 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     """Every sentence and pair of adjacent sentences, except those that end in a question: a
     question (a FAQ's heading) repeats a claim's words without stating anything. A question
     marked "Q:" is one to its end, whatever its sentences say ("Q: The default build of
-    liblzma is too big. How can I make it smaller?"), and no span starts inside it."""
+    liblzma is too big. How can I make it smaller?"), and no span starts inside it. The
+    passage's own heading is not a span either: it names what the passage is about ("When
+    building Valgrind, 'make' fails with this:") and states nothing about it."""
     spans = []
     for passage in passages:
         text = passage.text
         asked = _marked_questions(text)
+        titled = heading_end(passage)
         parts = sentences(text)
         for i, part in enumerate(parts):
             if any(start < part.start < stop for start, stop in asked):
                 continue  # the second half of a question is not where a quote starts
-            if not _asks(text, part.end, asked):
-                spans.append(Span(passage, part.start, part.end))
-            if i + 1 < len(parts) and not _asks(text, parts[i + 1].end, asked):
-                spans.append(Span(passage, part.start, parts[i + 1].end))
+            ends = [part.end] if i + 1 == len(parts) else [part.end, parts[i + 1].end]
+            spans.extend(
+                Span(passage, part.start, end)
+                for end in ends
+                if end > titled and not _asks(text, end, asked)
+            )
     return spans
+
+
+def heading_end(passage: Passage) -> int:
+    """Where the passage's own heading ends, when its text opens with it (a chunk that
+    starts a section); 0 otherwise."""
+    if not passage.heading_path:
+        return 0
+    opening = re.finditer(r"\S+", passage.text)
+    end = 0
+    for word in passage.heading_path[-1].split():
+        match = next(opening, None)
+        if match is None or match[0] != word:
+            return 0
+        end = match.end()
+    return end
 
 
 def _asks(text: str, end: int, asked: Sequence[tuple[int, int]]) -> bool:
