@@ -213,19 +213,20 @@ def reverify(path: Path, name: str) -> dict[str, Any]:
         question = asked[row["question"]]
         if "draft" not in row:
             raise SystemExit(f"{path} holds no drafts: it was written before --reverify existed")
-        then += row["precise_gold"]
         checked = recheck(row["draft"], row["read"], row["question"], embed, settings)
         spans = [] if checked is None else [c.as_json() for c in checked.citations]
         marks = [
             bool(question.gold) and on_gold(c["text"], c["source"], question.as_mapping())
             for c in spans
         ]
-        now += marks
+        if question.gold:
+            then += row["precise_gold"]
+            now += marks
         if question.answerable and question.kind not in EITHER:
             answerable += 1
             found_then += row["status"] == "not_found"
             found_now += not spans
-            if checked is not None:
+            if checked is not None and spans:  # as the run counts them: answers only
                 claims += checked.claims
                 cited += sum(bool(s.markers) for s in checked.sentences)
         before = {c["text"] for c in row["citations"]}

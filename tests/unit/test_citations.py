@@ -295,6 +295,14 @@ def test_a_passage_s_own_heading_is_not_evidence() -> None:
     assert heading_end(entry) == len(heading)
     texts = [s.text for s in candidate_spans([entry])]
     assert heading not in texts and "You need to install glibc-static." in texts
+    wrapped = "30. Is there a simpler version of inflate I can look at to\n    understand it?"
+    puff = dataclasses.replace(
+        faq(f"{wrapped}\n\n    Look in zlib's contrib/puff directory."),
+        heading_path=(" ".join(wrapped.split()),),
+    )
+    texts = [s.text for s in candidate_spans([puff])]
+    assert not any(t.startswith("understand it?") for t in texts)
+    assert "Look in zlib's contrib/puff directory." in texts
     verified = verify("Building Valgrind, make fails [1].", [entry], embed, 0.3)  # type: ignore[arg-type]
     assert all(c.span.text != heading for c in verified.citations)
     # A chunk that continues a section does not open with its heading: all of it is quoted.

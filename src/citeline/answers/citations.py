@@ -193,17 +193,20 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     question (a FAQ's heading) repeats a claim's words without stating anything. A question
     marked "Q:" is one to its end, whatever its sentences say ("Q: The default build of
     liblzma is too big. How can I make it smaller?"), and no span starts inside it. The
-    passage's own heading is not a span either: it names what the passage is about ("When
-    building Valgrind, 'make' fails with this:") and states nothing about it."""
+    passage's own heading is not a span either, nor where one starts: it names what the
+    passage is about ("When building Valgrind, 'make' fails with this:") and states nothing
+    about it."""
     spans = []
     for passage in passages:
         text = passage.text
         asked = _marked_questions(text)
         titled = heading_end(passage)
+        if titled:
+            asked.append((len(text) - len(text.lstrip()), titled))
         parts = sentences(text)
         for i, part in enumerate(parts):
             if any(start < part.start < stop for start, stop in asked):
-                continue  # the second half of a question is not where a quote starts
+                continue  # the second half of a heading is not where a quote starts
             ends = [part.end] if i + 1 == len(parts) else [part.end, parts[i + 1].end]
             spans.extend(
                 Span(passage, part.start, end)
