@@ -32,6 +32,8 @@ SMOKE = {
     "answer_quality": ["--set", "tools", "--limit", "1", "--extra", "0", "--judge", ""],
     "answer_quality:rescore": ["--set", "tools", "--rescore",
                                "tests/data/answer_results_sample.json"],
+    "answer_quality:reverify": ["--set", "tools", "--reverify",
+                                "tests/data/answer_results_sample.json"],
     "judge_calibration": ["--results", "tests/data/answer_results_sample.json", "--pairs", "1",
                           "--judge", "smollm2-135m"],
     "page_latency": ["--questions", "1"],
