@@ -196,7 +196,7 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
     passage's own heading is not a span either, nor where one starts: it names what the
     passage is about ("When building Valgrind, 'make' fails with this:") and states nothing
     about it."""
-    spans = []
+    spans: list[Span] = []
     for passage in passages:
         text = passage.text
         asked = _marked_questions(text)
