@@ -303,6 +303,13 @@ def test_a_passage_s_own_heading_is_not_evidence() -> None:
     texts = [s.text for s in candidate_spans([puff])]
     assert not any(t.startswith("understand it?") for t in texts)
     assert "Look in zlib's contrib/puff directory." in texts
+    # A chunk that opens with its chapter's title, a rule, then its section's heading.
+    chapter = "2. Compiling, installing and configuring"
+    opening = dataclasses.replace(
+        faq(f"{chapter}\n{'-' * 40}\n\n{text}"), heading_path=(chapter, heading)
+    )
+    assert heading_end(opening) == len(opening.text) - len(text) + len(heading)
+    assert heading not in [s.text for s in candidate_spans([opening])]
     verified = verify("Building Valgrind, make fails [1].", [entry], embed, 0.3)  # type: ignore[arg-type]
     assert all(c.span.text != heading for c in verified.citations)
     # A chunk that continues a section does not open with its heading: all of it is quoted.

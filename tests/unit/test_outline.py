@@ -214,3 +214,27 @@ def test_blocks_point_into_the_text_and_entries_get_their_own_chunks() -> None:
 def test_a_file_of_rules_only_is_refused() -> None:
     with pytest.raises(InvalidDocument, match="no text"):
         parse_text(b"-----------\n\n===========\n")
+
+
+def test_a_chunk_that_opens_with_two_headings_is_in_the_deeper_section() -> None:
+    text = """2. Compiling, installing and configuring
+------------------------------------------------------------------------
+
+2.1. When building Valgrind, 'make' dies partway with an assertion
+failure, something like this:
+
+    % make: expand.c:489: allocated_variable_append
+
+It's probably a bug in 'make'.
+"""
+    document = parse_text(text.encode())
+    chunks = chunk_document(
+        document, max_tokens=200, overlap=32, count=lambda ts: [len(t.split()) for t in ts]
+    )
+    assert len(chunks) == 1
+    assert chunks[0].heading_path == (
+        "2. Compiling, installing and configuring",
+        "2.1. When building Valgrind, 'make' dies partway with an assertion failure, "
+        "something like this:",
+    )
+    assert text[chunks[0].start :].startswith("2. Compiling")

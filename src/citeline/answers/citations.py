@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|neither|without)\b|n'
 # A number in a claim must be in the span that cites it: "110 metres tall" is not supported by
 # "41 metres tall", however similar the two read. A list item's own number is not a claim's.
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_RULE_WORD = re.compile(r"^([=\-~*_#])\1{2,}$")  # "-----" between a title and the next
 _LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s+")
 _SOURCES = r"(?:passages?|context|documents?|sources?|texts?|excerpts?|documentation)"
 _FRAME = re.compile(
@@ -217,17 +219,18 @@ def candidate_spans(passages: Sequence[Passage]) -> list[Span]:
 
 
 def heading_end(passage: Passage) -> int:
-    """Where the passage's own heading ends, when its text opens with it (a chunk that
-    starts a section); 0 otherwise."""
-    if not passage.heading_path:
-        return 0
-    opening = re.finditer(r"\S+", passage.text)
-    end = 0
-    for word in passage.heading_path[-1].split():
-        match = next(opening, None)
-        if match is None or match[0] != word:
-            return 0
-        end = match.end()
+    """Where the headings the passage opens with end (a chunk that starts a section may open
+    with its chapter's title too, a rule between them); 0 when it opens with none."""
+    words = [(m[0], m.end()) for m in islice(re.finditer(r"\S+", passage.text), 400)]
+    at = end = 0
+    for heading in passage.heading_path:
+        wanted = heading.split()
+        start = at
+        while start < len(words) and _RULE_WORD.match(words[start][0]):
+            start += 1
+        if wanted and [w for w, _ in words[start : start + len(wanted)]] == wanted:
+            at = start + len(wanted)
+            end = words[at - 1][1]
     return end
 
 

@@ -50,12 +50,16 @@ def chunk_document(
     def flush() -> None:
         if current:
             first, last = current[0], current[-1]
+            # The section its text belongs to: a chunk that opens with a chapter's title and
+            # then its first section's ("2. Compiling" then "2.1. When building ...") is in
+            # that section.
+            body = next((u for u in current if not u.heading), last)
             chunks.append(
                 ChunkSpan(
                     len(chunks),
                     first.start,
                     last.end,
-                    first.path,
+                    body.path,
                     first.page,
                     sum(u.tokens for u in current),
                 )
