@@ -113,13 +113,13 @@ def _heading(
         return asked, level, True
     if after is None:
         return None
-    if _SECTION_START.match(first):
+    if numbered and _SECTION_START.match(first):
         # Its own lines, not the deeper-indented example after them.
         count = next((i for i, line in enumerate(lines) if line.indent > lines[0].indent), None)
         head = lines[: count or len(lines)]
         listed = any(_marked(line) for line in head[1:])  # a table of contents
         if len(head) <= MAX_QUESTION_LINES and _chars(head) <= MAX_HEADING_CHARS and not listed:
-            return len(head), _depth(first.split()[0].rstrip(".")), False
+            return len(head), _depth(numbered[1]), False
     if len(lines) > 1 or len(first) > MAX_HEADING_CHARS:
         return None
     if numbered and not _in_list(numbered[1], before, after):
